@@ -1,0 +1,1 @@
+"""The management API: users, workspaces, members, invitations, API keys, usage."""

@@ -1,0 +1,207 @@
+"""The `eventplane` command: run the stack, migrate, and bootstrap workspaces and keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asyncpg
+import orjson
+
+from eventplane import db, scopes, servers, tenants
+from eventplane.queue import Keys
+from eventplane.redis_client import connect_redis
+from eventplane.settings import Settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _resolved(args: argparse.Namespace) -> Settings:
+    resolved = servers.resolve(Settings.from_env())
+    for name in resolved.started:
+        print(f"started embedded {name} under {resolved.settings.data_dir} "
+              "(stop it with `eventplane servers stop`)", file=sys.stderr)  # fmt: skip
+    return resolved.settings
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+# Commands ------------------------------------------------------------------------------------------
+def cmd_env(args: argparse.Namespace) -> int:
+    settings = _resolved(args)
+    print(f"DATABASE_URL={settings.database_url}")
+    print(f"REDIS_URL={settings.redis_url}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _resolved(args)
+    created = asyncio.run(db.migrate(settings.dsn))
+    print(f"schema applied; {created} new event partitions")
+    return 0
+
+
+async def _workspace_create(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        workspace = await tenants.create_workspace(conn, name=args.name, slug=args.slug, plan=args.plan)
+    except asyncpg.UniqueViolationError:
+        return _fail(f"a workspace with slug '{args.slug}' exists already")
+    except asyncpg.CheckViolationError:
+        return _fail("name must be 1-100 characters; slug 1-50 of a-z, 0-9 and '-'")
+    finally:
+        await conn.close()
+    _print_json(workspace)
+    return 0
+
+
+async def _key_create(settings: Settings, args: argparse.Namespace) -> int:
+    names = [s for part in args.scopes for s in part.split(",") if s]
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        workspace = await tenants.workspace_by_slug(conn, args.workspace)
+        if workspace is None:
+            return _fail(f"no workspace with slug '{args.workspace}'")
+        expires = dt.datetime.fromisoformat(args.expires_at) if args.expires_at else None
+        record, plaintext = await tenants.create_api_key(
+            conn, workspace_id=workspace["id"], name=args.name, scope_names=names, expires_at=expires
+        )
+    except scopes.UnknownScope as exc:
+        return _fail(f"unknown scope '{exc.name}'; use {sorted(scopes.SCOPES | set(scopes.BUNDLES))}")
+    finally:
+        await conn.close()
+    _print_json({**record, "key": plaintext})
+    return 0
+
+
+async def _key_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
+    redis = connect_redis(settings.redis_dsn)
+    try:
+        found = await tenants.revoke_api_key(pool, redis, Keys(settings.redis_prefix), args.key_id)
+    finally:
+        await pool.close()
+        await redis.aclose()
+    if not found:
+        return _fail(f"no API key with id {args.key_id}")
+    _print_json({"id": args.key_id, "revoked": True})
+    return 0
+
+
+def _async(
+    fn: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]],
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        return asyncio.run(fn(_resolved(args), args))
+
+    return run
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings.from_env()
+    uvicorn.run(
+        "ingest.app:app", host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
+        http="httptools", access_log=False, log_level="info", timeout_graceful_shutdown=20,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings.from_env()
+    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, loop="uvloop",
+                http="httptools", log_level="info", timeout_graceful_shutdown=20)  # fmt: skip
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.main import build_worker
+
+    settings = _resolved(args)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    build_worker(settings).run()
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from eventplane.dev import Supervisor
+
+    resolved = servers.resolve(Settings.from_env())
+    settings = resolved.settings
+    try:
+        asyncio.run(db.migrate(settings.dsn))
+        env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": settings.redis_dsn}
+        me = [sys.executable, "-m", "eventplane.cli"]
+        commands = {"ingest": [*me, "ingest"], "api": [*me, "api"], "worker": [*me, "worker"]}
+        print(f"EventPlane dev: ingest http://{settings.ingest_host}:{settings.ingest_port}  "
+              f"api http://{settings.api_host}:{settings.api_port}  (Ctrl-C stops)", flush=True)  # fmt: skip
+        asyncio.run(Supervisor(commands, env).run())
+    finally:
+        if resolved.started:
+            servers.stop(settings.data_dir, resolved.started)
+            print(f"stopped embedded {', '.join(resolved.started)}", flush=True)
+    return 0
+
+
+def cmd_servers_stop(args: argparse.Namespace) -> int:
+    servers.stop(Settings.from_env().data_dir)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eventplane", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="run ingest, api and a worker (and embedded servers)").set_defaults(fn=cmd_dev)
+    sub.add_parser("env", help="print DATABASE_URL and REDIS_URL in use").set_defaults(fn=cmd_env)
+    sub.add_parser("migrate", help="apply schema.sql (idempotent)").set_defaults(fn=cmd_migrate)
+    sub.add_parser("ingest", help="run the edge (EVENTPLANE_INGEST_PORT)").set_defaults(fn=cmd_ingest)
+    sub.add_parser("api", help="run the management API (EVENTPLANE_API_PORT)").set_defaults(fn=cmd_api)
+    sub.add_parser("worker", help="run one arq worker").set_defaults(fn=cmd_worker)
+
+    srv = sub.add_parser("servers", help="embedded servers").add_subparsers(dest="action", required=True)
+    srv.add_parser("stop", help="stop the embedded Postgres and Valkey").set_defaults(fn=cmd_servers_stop)
+
+    ws = sub.add_parser("workspace", help="workspaces").add_subparsers(dest="action", required=True)
+    wc = ws.add_parser("create", help="create a workspace; prints JSON")
+    wc.add_argument("--name", required=True)
+    wc.add_argument("--slug", required=True)
+    wc.add_argument("--plan", default="free", choices=["free", "pro", "enterprise"])
+    wc.set_defaults(fn=_async(_workspace_create))
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
+    kc = key.add_parser("create", help="create a key; prints JSON with the key (shown only here)")
+    kc.add_argument("--workspace", required=True, help="workspace slug")
+    kc.add_argument("--scopes", nargs="+", default=["write"], help="scopes or bundles, e.g. track:write or write")
+    kc.add_argument("--name", default="cli")
+    kc.add_argument("--expires-at", help="ISO 8601 time after which the key stops working")
+    kc.set_defaults(fn=_async(_key_create))
+    kr = key.add_parser("revoke", help="revoke a key (edges refuse it within a second)")
+    kr.add_argument("key_id")
+    kr.set_defaults(fn=_async(_key_revoke))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: int = args.fn(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

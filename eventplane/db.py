@@ -1,0 +1,44 @@
+"""Postgres: pools, applying schema.sql, and keeping event partitions ahead of time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+PARTITION_DAYS_BEHIND = 1
+PARTITION_DAYS_AHEAD = 7
+# A connection, whether direct or borrowed from a pool.
+Conn = asyncpg.Connection | PoolConnectionProxy
+_MIGRATE_LOCK = 0x45504D47  # "EPMG": one migrator at a time
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **kwargs)
+    assert pool is not None
+    return pool
+
+
+async def ensure_partitions(conn: Conn, around: dt.date | None = None) -> int:
+    """Create the daily `events` partitions from a day behind to a week ahead of `around` (default today)."""
+    day = around or dt.datetime.now(dt.UTC).date()
+    first = day - dt.timedelta(days=PARTITION_DAYS_BEHIND)
+    last = day + dt.timedelta(days=PARTITION_DAYS_AHEAD)
+    created: int = await conn.fetchval("SELECT ensure_event_partitions($1, $2)", first, last)
+    return created
+
+
+async def migrate(dsn: str) -> int:
+    """Apply schema.sql (idempotent) and make partitions ahead. Returns how many partitions were created."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
+            await conn.execute(SCHEMA_PATH.read_text())
+        return await ensure_partitions(conn)
+    finally:
+        await conn.close()

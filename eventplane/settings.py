@@ -1,0 +1,92 @@
+"""Settings, read from the environment once at process start into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class Secret(str):
+    """A string whose repr never shows its value (kept out of logs and tracebacks)."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process may be configured with. Hot code receives this object; it never reads os.environ."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".eventplane")
+    redis_prefix: str = "ep:"
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = 8000
+    api_host: str = "127.0.0.1"
+    api_port: int = 8001
+    # Edge limits (bytes / counts); see README "Event format".
+    max_body_bytes: int = 500 * 1024
+    max_event_bytes: int = 32 * 1024
+    max_batch_events: int = 2500
+    # Queue: the edge refuses new events (503) while more than this many are queued and not yet stored.
+    queue_high_water: int = 2_000_000
+    # The edge never puts more than this many events into one arq job.
+    job_max_events: int = 5000
+    retry_after_seconds: int = 5
+    # Key cache: local entries live this long; pub/sub invalidation removes them sooner.
+    key_cache_ttl: float = 300.0
+    negative_key_cache_ttl: float = 30.0
+    worker_max_jobs: int = 4
+    worker_poll_delay: float = 0.05
+    admin_token: Secret | None = field(default=None, repr=False)
+    max_workspaces_per_user: int = 20
+    jwt_secret: Secret = field(default=Secret("dev-only-change-me"), repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        admin = env.get("ADMIN_TOKEN") or None
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=Path(env.get("EVENTPLANE_DATA_DIR") or ".eventplane").resolve(),
+            redis_prefix=env.get("EVENTPLANE_REDIS_PREFIX") or "ep:",
+            ingest_host=env.get("EVENTPLANE_INGEST_HOST") or "127.0.0.1",
+            ingest_port=_int(env, "EVENTPLANE_INGEST_PORT", 8000),
+            api_host=env.get("EVENTPLANE_API_HOST") or "127.0.0.1",
+            api_port=_int(env, "EVENTPLANE_API_PORT", 8001),
+            queue_high_water=_int(env, "EVENTPLANE_QUEUE_HIGH_WATER", 2_000_000),
+            job_max_events=_int(env, "EVENTPLANE_JOB_MAX_EVENTS", 5000),
+            key_cache_ttl=_float(env, "EVENTPLANE_KEY_CACHE_TTL", 300.0),
+            worker_max_jobs=_int(env, "EVENTPLANE_WORKER_MAX_JOBS", 4),
+            worker_poll_delay=_float(env, "EVENTPLANE_WORKER_POLL_DELAY", 0.05),
+            admin_token=Secret(admin) if admin else None,
+            max_workspaces_per_user=_int(env, "MAX_WORKSPACES_PER_USER", 20),
+            jwt_secret=Secret(env.get("EVENTPLANE_JWT_SECRET") or "dev-only-change-me"),
+        )
+
+    def with_urls(self, database_url: str, redis_url: str) -> Settings:
+        return replace(self, database_url=database_url, redis_url=redis_url)
+
+    @property
+    def dsn(self) -> str:
+        assert self.database_url, "database_url is resolved at start-up (eventplane.servers.resolve)"
+        return self.database_url
+
+    @property
+    def redis_dsn(self) -> str:
+        assert self.redis_url, "redis_url is resolved at start-up (eventplane.servers.resolve)"
+        return self.redis_url

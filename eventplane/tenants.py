@@ -1,0 +1,80 @@
+"""Workspace and API-key records: the operations the CLI and the management API share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from eventplane import apikeys, keys, scopes
+from eventplane.queue import Keys
+
+WORKSPACE_COLUMNS = "id::text, name, slug, description, plan, is_active, created_at, updated_at"
+KEY_COLUMNS = "id::text, workspace_id::text, name, key_prefix, scopes, is_active, created_at, last_used_at, expires_at"
+
+
+async def create_workspace(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    name: str,
+    slug: str,
+    description: str | None = None,
+    plan: str = "free",
+) -> dict[str, Any]:
+    """Insert a workspace. Raises asyncpg.UniqueViolationError when the slug is taken."""
+    row = await conn.fetchrow(
+        f"INSERT INTO workspaces (name, slug, description, plan) VALUES ($1, $2, $3, $4) RETURNING {WORKSPACE_COLUMNS}",
+        name,
+        slug,
+        description,
+        plan,
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def workspace_by_slug(conn: asyncpg.Connection | asyncpg.Pool, slug: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE slug = $1", slug)
+    return None if row is None else dict(row)
+
+
+async def create_api_key(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    workspace_id: str,
+    name: str,
+    scope_names: list[str],
+    expires_at: dt.datetime | None = None,
+    created_by: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Insert a key; returns its record and the plaintext, which exists only in this return value."""
+    granted = scopes.validate(scope_names)
+    plaintext = keys.generate()
+    row = await conn.fetchrow(
+        f"INSERT INTO api_keys (workspace_id, name, key_hash, key_prefix, scopes, expires_at, created_by) "
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {KEY_COLUMNS}",
+        workspace_id,
+        name,
+        keys.hash_key(plaintext),
+        keys.display_prefix(plaintext),
+        granted,
+        expires_at,
+        created_by,
+    )
+    assert row is not None
+    return dict(row), plaintext
+
+
+async def revoke_api_key(pool: asyncpg.Pool | asyncpg.Connection, redis: Redis, redis_keys: Keys, key_id: str) -> bool:
+    """Revoke a key and push the change to every edge. False when there is no such key."""
+    key_hash = await pool.fetchval(
+        "UPDATE api_keys SET is_active = false, revoked_at = coalesce(revoked_at, now()) "
+        "WHERE id = $1 RETURNING key_hash",
+        key_id,
+    )
+    if key_hash is None:
+        return False
+    await apikeys.refresh(pool, redis, redis_keys, [key_hash])
+    return True

@@ -1,0 +1,1 @@
+"""The edge: authenticates, validates and enqueues tracking events. Never writes to Postgres."""

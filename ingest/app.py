@@ -1,0 +1,199 @@
+"""The edge's ASGI app. The two tracking routes are plain ASGI (no Request/Response objects, no
+middleware); Starlette serves the rest (health, 404s) and runs the lifespan that owns every pool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from eventplane import db, keys, scopes, servers
+from eventplane.errors import ApiError
+from eventplane.queue import Keys
+from eventplane.redis_client import connect_redis
+from eventplane.settings import Settings
+from ingest.asgi import Receive, Scope, Send, header, respond
+from ingest.auth import KeyCache, extract_key
+from ingest.batcher import Batcher
+from ingest.body import ClientDisconnected, read_body
+from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_row
+
+log = logging.getLogger("eventplane.ingest")
+TRACK = "/api/v1/tracking/track"
+BATCH = "/api/v1/tracking/batch"
+ACCEPTED_CONTENT_TYPES = (b"application/json", b"text/plain")  # text/plain: browsers' sendBeacon
+
+
+@dataclass
+class Edge:
+    settings: Settings
+    redis: Redis
+    pool: asyncpg.Pool
+    key_cache: KeyCache
+    batcher: Batcher
+    limits: Limits
+    tasks: list[asyncio.Task[None]]
+
+
+def _auth_error(message: str) -> ApiError:
+    return ApiError(401, "AUTH_ERROR", message, None, {"www-authenticate": "Bearer"})
+
+
+class IngestApp:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+        self.edge: Edge | None = None
+        self._rest = Starlette(
+            routes=[Route("/healthz", self._healthz), Route("/readyz", self._readyz)],
+            lifespan=self._lifespan,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in (TRACK, BATCH):
+            await self._tracking(scope, receive, send)
+        else:
+            await self._rest(scope, receive, send)
+
+    async def _tracking(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self.edge
+        assert edge is not None, "lifespan has not run"
+        try:
+            accepted = await self._accept(edge, scope, receive)
+        except ApiError as error:
+            await respond(send, error.status, error.body(), error.headers)
+        except ClientDisconnected:
+            return
+        except Exception:
+            log.exception("unexpected error on %s", scope["path"])
+            error = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
+            await respond(send, 500, error.body())
+        else:
+            await respond(send, 202, orjson.dumps({"accepted": accepted}))
+
+    async def _accept(self, edge: Edge, scope: Scope, receive: Receive) -> int:
+        if scope["method"] != "POST":
+            raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
+        workspace_id, key_id = await self._authenticate(edge, scope)
+        refusal = edge.batcher.refusal()
+        if refusal is not None:
+            raise refusal
+        body = await read_body(
+            receive,
+            limit=edge.settings.max_body_bytes,
+            content_length=_content_length(scope),
+            gzipped=_gzipped(scope),
+        )
+        parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
+        received_us = time.time_ns() // 1000
+        rows = [to_row(event, workspace_id, received_us, parsed.sent_at) for event in parsed.events]
+        await edge.batcher.submit(rows)
+        edge.key_cache.touch(key_id)
+        return len(rows)
+
+    async def _authenticate(self, edge: Edge, scope: Scope) -> tuple[str, str]:
+        key = extract_key(scope)
+        if not key:
+            raise _auth_error("Missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'")
+        if not keys.well_formed(key):
+            raise _auth_error("API key is malformed (check that it was copied whole)")
+        info = await edge.key_cache.get(keys.hash_key(key))
+        if not info.usable(time.time()):
+            raise _auth_error("API key is unknown, revoked or expired")
+        if not info.workspace_active:
+            raise ApiError(403, "WORKSPACE_ARCHIVED", "This key's workspace is archived; restore it to send events")
+        if scopes.TRACK_WRITE not in info.scopes:
+            raise ApiError(
+                403,
+                "INSUFFICIENT_SCOPE",
+                f"API key lacks the scope '{scopes.TRACK_WRITE}' (or a bundle containing it: write, admin)",
+                {"required_scope": scopes.TRACK_WRITE},
+            )
+        return info.workspace_id, info.key_id
+
+    async def _healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _readyz(self, request: Request) -> Response:
+        assert self.edge is not None
+        checks = {"redis": False, "postgres": False}
+        with contextlib.suppress(Exception):
+            checks["redis"] = bool(await self.edge.redis.ping())
+        with contextlib.suppress(Exception):
+            checks["postgres"] = await self.edge.pool.fetchval("SELECT true", timeout=2) is True
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        settings = self._settings or servers.resolve(Settings.from_env()).settings
+        redis = connect_redis(settings.redis_dsn)
+        pool = await db.create_pool(settings.dsn, min_size=1, max_size=4)
+        redis_keys = Keys(settings.redis_prefix)
+        key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
+        batcher = Batcher(
+            redis,
+            redis_keys,
+            job_max_events=settings.job_max_events,
+            high_water=settings.queue_high_water,
+            retry_after=settings.retry_after_seconds,
+        )
+        tasks = [
+            asyncio.create_task(coro)
+            for coro in (
+                batcher.run(),
+                batcher.watch_depth(),
+                key_cache.listen(),
+                key_cache.flush_last_used(),
+            )
+        ]
+        limits = Limits(settings.max_event_bytes, settings.max_batch_events)
+        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, tasks)
+        try:
+            yield
+        finally:
+            await batcher.drain()
+            await key_cache.write_last_used()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await pool.close()
+            await redis.aclose()
+            self.edge = None
+
+
+def _content_length(scope: Scope) -> int | None:
+    raw = header(scope, b"content-length")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "INVALID_HEADER", "Content-Length is not a number") from None
+
+
+def _gzipped(scope: Scope) -> bool:
+    content_type = header(scope, b"content-type")
+    if content_type is not None and content_type.split(b";")[0].strip().lower() not in ACCEPTED_CONTENT_TYPES:
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as JSON with 'Content-Type: application/json'")
+    encoding = (header(scope, b"content-encoding") or b"identity").strip().lower()
+    if encoding not in (b"gzip", b"identity"):
+        raise ApiError(415, "UNSUPPORTED_ENCODING", "Content-Encoding must be gzip or absent")
+    return encoding == b"gzip"
+
+
+def create_app(settings: Settings | None = None) -> IngestApp:
+    return IngestApp(settings)
+
+
+app = create_app()

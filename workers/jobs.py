@@ -1,0 +1,100 @@
+"""The arq job that stores a batch, and the once-a-minute maintenance job."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+import asyncpg
+from arq import Retry
+from redis.exceptions import RedisError
+
+from eventplane import db, queue
+from eventplane.queue import Keys
+from workers.store import Writer, dump_row
+
+log = logging.getLogger("eventplane.workers")
+MAX_TRIES = 10_000  # with backoff capped at 30 s: days of Postgres outage before arq would give up
+GIVE_UP_ON_BUGS_AFTER = 5  # tries of an unexpected error before the batch is parked in dead_letters
+
+# "Not now": Postgres or the network is down or busy. The batch is retried later, never dropped.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    RedisError,
+)
+
+
+def backoff_seconds(job_try: int) -> float:
+    return float(min(30.0, 0.25 * 2 ** min(job_try - 1, 10)) * random.uniform(0.8, 1.2))
+
+
+async def store_events(ctx: dict[str, Any], rows: list[list[Any]]) -> int:
+    """Store one queued batch. Acknowledged (returns) only after the commit."""
+    writer: Writer = ctx["writer"]
+    keys: Keys = ctx["keys"]
+    job_try: int = ctx.get("job_try", 1)
+    try:
+        stored = await writer.store(rows)
+        await queue.mark_stored(ctx["redis"], keys, ctx["job_id"])
+    except TRANSIENT as exc:
+        delay = backoff_seconds(job_try)
+        log.warning("batch of %d: %s, retry %d in %.1fs", len(rows), type(exc).__name__, job_try, delay)
+        raise Retry(defer=delay) from exc
+    except Exception as exc:
+        if job_try < GIVE_UP_ON_BUGS_AFTER:
+            log.exception("batch of %d failed unexpectedly; retry %d", len(rows), job_try)
+            raise Retry(defer=backoff_seconds(job_try)) from exc
+        await _park(ctx, rows, exc)
+        return 0
+    log.info("stored %d of %d events (try %d)", stored, len(rows), job_try)
+    return stored
+
+
+async def _park(ctx: dict[str, Any], rows: list[list[Any]], exc: BaseException) -> None:
+    """After repeated unexpected failures, keep the whole batch in dead_letters rather than drop it."""
+    log.error("batch of %d parked in dead_letters after %d tries: %r", len(rows), ctx.get("job_try"), exc)
+    pool: asyncpg.Pool = ctx["pool"]
+    reason = f"unexpected {type(exc).__name__}: {exc}"[:2000]
+    await pool.executemany(
+        "INSERT INTO dead_letters (workspace_id, message_id, payload, reason) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (workspace_id, message_id) DO NOTHING",
+        [(str(row[0]), str(row[1]), dump_row(row), reason) for row in rows],
+    )
+    await queue.mark_stored(ctx["redis"], ctx["keys"], ctx["job_id"])
+
+
+async def maintain(ctx: dict[str, Any]) -> None:
+    """Every minute: partitions a week ahead, and keys' last_used_at from what the edges reported."""
+    pool: asyncpg.Pool = ctx["pool"]
+    async with pool.acquire() as conn:
+        await db.ensure_partitions(conn)
+    await fold_last_used(ctx["redis"], ctx["keys"], pool)
+
+
+async def fold_last_used(redis: Any, keys: Keys, pool: asyncpg.Pool) -> int:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hgetall(keys.key_last_used)
+        pipe.delete(keys.key_last_used)
+        used, _ = await pipe.execute()
+    if not used:
+        return 0
+    ids = [k.decode() for k in used]
+    stamps = [float(v) for v in used.values()]
+    await pool.execute(
+        "UPDATE api_keys SET last_used_at = greatest(last_used_at, to_timestamp(u.ts)) "
+        "FROM unnest($1::uuid[], $2::float8[]) AS u(id, ts) WHERE api_keys.id = u.id",
+        ids,
+        stamps,
+    )
+    return len(ids)

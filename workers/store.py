@@ -1,0 +1,139 @@
+"""Writing a batch of queued rows to Postgres, exactly once.
+
+One transaction per batch: binary COPY into a session-local staging table, then one statement that
+claims each (workspace_id, message_id) in the `event_ids` ledger and inserts only the rows it claimed,
+and bumps the usage counters for exactly those rows. Running a batch twice, or receiving an SDK's retry
+in a later batch, therefore stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from eventplane import db
+
+log = logging.getLogger("eventplane.workers.store")
+COLUMNS = (
+    "workspace_id", "message_id", "event_type", "user_id", "anonymous_id",
+    "value", "properties", "timestamp", "received_at",
+)  # fmt: skip
+# Postgres counts timestamps in microseconds from 2000-01-01; rows carry them from 1970-01-01.
+PG_EPOCH_US = 946_684_800_000_000
+
+_STAGE = "CREATE TEMP TABLE IF NOT EXISTS ep_stage (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+_COLS = ", ".join(f'"{c}"' for c in COLUMNS)
+_STORE = f"""
+WITH fresh AS (
+    INSERT INTO event_ids (workspace_id, message_id)
+    SELECT DISTINCT workspace_id, message_id FROM ep_stage ORDER BY 1, 2
+    ON CONFLICT DO NOTHING
+    RETURNING workspace_id, message_id
+), stored AS (
+    INSERT INTO events ({_COLS})
+    SELECT DISTINCT ON (s.workspace_id, s.message_id) {", ".join(f's."{c}"' for c in COLUMNS)}
+    FROM ep_stage s JOIN fresh USING (workspace_id, message_id)
+    RETURNING workspace_id, event_type, received_at
+), counted AS (
+    INSERT INTO usage_daily (workspace_id, day, event_type, events)
+    SELECT workspace_id, (received_at AT TIME ZONE 'UTC')::date, event_type, count(*)
+    FROM stored GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (workspace_id, day, event_type) DO UPDATE SET events = usage_daily.events + excluded.events
+    RETURNING 1
+)
+SELECT count(*) FROM stored
+"""
+_DEAD_LETTER = """
+INSERT INTO dead_letters (workspace_id, message_id, payload, reason, sqlstate)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, message_id) DO NOTHING
+"""
+
+# Errors that mean "this row can never be stored" (bad data), as opposed to "not now" (see jobs.py).
+REJECTED: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    UnicodeEncodeError,
+    ValueError,
+    TypeError,
+)
+
+
+async def init_connection(conn: db.Conn) -> None:
+    """Codecs that let rows go to COPY as they come off the queue: JSON text, integer microseconds."""
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary",
+        encoder=lambda text: b"\x01" + text, decoder=lambda data: data[1:],
+    )  # fmt: skip
+    await conn.set_type_codec(
+        "timestamptz", schema="pg_catalog", format="tuple",
+        encoder=lambda us: (us - PG_EPOCH_US,), decoder=lambda t: t[0] + PG_EPOCH_US,
+    )  # fmt: skip
+
+
+def _is_missing_partition(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.CheckViolationError) and "no partition" in str(exc)
+
+
+def _days(rows: Sequence[Sequence[Any]]) -> set[dt.date]:
+    return {dt.datetime.fromtimestamp(row[8] / 1e6, dt.UTC).date() for row in rows}
+
+
+class Writer:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, connections: int) -> Writer:
+        return cls(await db.create_pool(dsn, min_size=1, max_size=connections, init=init_connection))
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def store(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Store a batch; returns how many rows were new. Rows Postgres refuses go to dead_letters."""
+        async with self._pool.acquire() as conn:
+            try:
+                return await self._store_with_partitions(conn, rows)
+            except REJECTED as exc:
+                log.warning("batch of %d refused (%s); storing row by row", len(rows), type(exc).__name__)
+            stored = 0
+            for row in rows:
+                try:
+                    stored += await self._store_with_partitions(conn, [row])
+                except REJECTED as exc:
+                    await self._dead_letter(conn, row, exc)
+            return stored
+
+    async def _store_with_partitions(self, conn: db.Conn, rows: Sequence[Sequence[Any]]) -> int:
+        try:
+            return await self._store(conn, rows)
+        except asyncpg.CheckViolationError as exc:
+            if not _is_missing_partition(exc):
+                raise
+        for day in _days(rows):  # a day the maintenance job has not reached yet: make it, then retry
+            await db.ensure_partitions(conn, around=day)
+        return await self._store(conn, rows)
+
+    async def _store(self, conn: db.Conn, rows: Sequence[Sequence[Any]]) -> int:
+        async with conn.transaction():
+            await conn.execute(_STAGE)
+            await conn.copy_records_to_table("ep_stage", records=rows, columns=COLUMNS)
+            stored: int = await conn.fetchval(_STORE)
+            return stored
+
+    async def _dead_letter(self, conn: db.Conn, row: Sequence[Any], exc: BaseException) -> None:
+        sqlstate = getattr(exc, "sqlstate", None)
+        log.warning("event refused by Postgres (%s %s); kept in dead_letters", sqlstate, type(exc).__name__)
+        await conn.execute(_DEAD_LETTER, row[0], row[1], dump_row(row), f"{type(exc).__name__}: {exc}"[:2000], sqlstate)
+
+
+def dump_row(row: Sequence[Any]) -> bytes:
+    """A queued row as JSON (properties inlined as text), for a human reading dead_letters."""
+    record = dict(zip(COLUMNS, row, strict=False))
+    record["properties"] = bytes(record["properties"]).decode("utf-8", "backslashreplace")
+    return orjson.dumps(record, default=repr, option=orjson.OPT_NON_STR_KEYS)
