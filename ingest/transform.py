@@ -45,7 +45,7 @@ def _join(prefix: str, path: str) -> str:
 
 
 def _schema_error(exc: msgspec.MsgspecError, prefix: str) -> ApiError:
-    if isinstance(exc, msgspec.DecodeError):
+    if not isinstance(exc, msgspec.ValidationError):  # ValidationError subclasses DecodeError
         return ApiError(400, "INVALID_JSON", f"Body is not valid JSON: {exc}", None)
     m = _MSGSPEC_PATH.match(str(exc))
     assert m is not None  # the pattern matches any string
