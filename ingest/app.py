@@ -76,8 +76,8 @@ class IngestApp:
             return
         except Exception:
             log.exception("unexpected error on %s", scope["path"])
-            error = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
-            await respond(send, 500, error.body())
+            failure = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
+            await respond(send, 500, failure.body())
         else:
             await respond(send, 202, orjson.dumps({"accepted": accepted}))
 
