@@ -101,6 +101,27 @@ async def _key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _events(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        workspace = await tenants.workspace_by_slug(conn, args.workspace)
+        if workspace is None:
+            return _fail(f"no workspace with slug '{args.workspace}'")
+        rows = await conn.fetch(
+            "SELECT message_id, event_type, user_id, anonymous_id, value, properties::text AS properties, "
+            '"timestamp", received_at FROM events WHERE workspace_id = $1 ORDER BY received_at DESC LIMIT $2',
+            workspace["id"],
+            args.limit,
+        )
+    finally:
+        await conn.close()
+    for row in rows:
+        record = dict(row)
+        record["properties"] = orjson.loads(record["properties"])
+        sys.stdout.write(orjson.dumps(record).decode() + "\n")
+    return 0
+
+
 def _async(
     fn: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]],
 ) -> Callable[[argparse.Namespace], int]:
@@ -191,6 +212,11 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", default="cli")
     kc.add_argument("--expires-at", help="ISO 8601 time after which the key stops working")
     kc.set_defaults(fn=_async(_key_create))
+    ev = sub.add_parser("events", help="print a workspace's latest stored events, one JSON object a line")
+    ev.add_argument("--workspace", required=True, help="workspace slug")
+    ev.add_argument("--limit", type=int, default=10)
+    ev.set_defaults(fn=_async(_events))
+
     kr = key.add_parser("revoke", help="revoke a key (edges refuse it within a second)")
     kr.add_argument("key_id")
     kr.set_defaults(fn=_async(_key_revoke))

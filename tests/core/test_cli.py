@@ -11,6 +11,7 @@ import uuid
 import httpx
 
 from eventplane.settings import Settings
+from tests.conftest import drain
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,6 +40,11 @@ async def test_workspace_and_key_create_then_revoke(settings: Settings, edge: ht
     event = {"event_type": "cli", "user_id": "u"}
     r = await edge.post("/api/v1/tracking/track", json=event, headers={"X-API-Key": key["key"]})
     assert r.status_code == 202
+    await drain(settings)
+    shown = _cli(settings, "events", "--workspace", slug)
+    assert shown.returncode == 0, shown.stderr
+    (line,) = shown.stdout.splitlines()
+    assert json.loads(line)["event_type"] == "cli"
 
     revoked = _cli(settings, "key", "revoke", key["id"])
     assert revoked.returncode == 0, revoked.stderr
