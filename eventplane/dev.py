@@ -34,15 +34,20 @@ class Supervisor:
             label = f"{COLORS.get(name, '')}{label}{RESET}"
         print(f"{label} | {line}", flush=True)
 
+    def stop(self) -> None:
+        self._stopping.set()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stopping.set)
+            loop.add_signal_handler(sig, self.stop)
         tasks = [asyncio.create_task(self._keep_running(name, argv)) for name, argv in self._commands.items()]
         await self._stopping.wait()
         self.say("dev", "stopping...")
         await asyncio.gather(*(self._stop(name) for name in list(self._procs)))
         await asyncio.gather(*tasks, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
     async def _keep_running(self, name: str, argv: list[str]) -> None:
         backoff = 1.0
