@@ -1,0 +1,244 @@
+"""`make bench`: the ingestion path and its references, measured in one run on this machine.
+
+    python -m loadtests.bench            # full run, about 4 minutes; writes loadtests/results/<UTC>.json/.png
+    python -m loadtests.bench --smoke    # seconds per row: proves the harness works, measures nothing
+
+Servers (edge, worker, naive app, Postgres, Valkey) run on core 0 and the load generator on core 1, so
+each figure is "what one core serves"; ratios to the references taken in the same run are what to
+compare across runs, because absolute numbers drift on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loadtests import loadgen, payloads, pipeline, profile, report, targets
+from loadtests.provision import all_keys, provision
+from loadtests.rss import PeakRss
+from loadtests.stack import (
+    SERVER_CORE,
+    Env,
+    Procs,
+    install_signal_handlers,
+    python,
+    reset_events,
+    reset_queue,
+    servers_for_run,
+    wait_http,
+)
+
+TRACK = "/api/v1/tracking/track"
+BATCH = "/api/v1/tracking/batch"
+RESULTS = Path(__file__).resolve().parent / "results"
+UVICORN = ["uvicorn", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    seconds: float  # each closed-loop row
+    warmup: float
+    latency_seconds: float
+    probe_seconds: float
+    pipeline_seconds: float
+    pipeline_fraction: float  # of the saturated store rate, offered during the sustained phase
+    pipeline_high_water: int
+    workspaces: int
+
+
+FULL = Plan(10, 2, 15, 15, 60, 0.8, 100_000, 20)
+SMOKE = Plan(1, 0.5, 2, 2, 3, 0.5, 100_000, 3)
+
+
+@dataclass(frozen=True)
+class Files:
+    keys: Path
+    single: Path
+    batch: Path
+    single_bodies: list[bytes]
+    batch_bodies: list[bytes]
+    key_list: list[str]
+
+    def senders(self, bodies: list[bytes], count: int = 4) -> list[tuple[bytes, str]]:
+        return [(bodies[i % len(bodies)], self.key_list[i % len(self.key_list)]) for i in range(count)]
+
+
+def prepare(env: Env, plan: Plan) -> Files:
+    made = asyncio.run(provision(env.database_url, plan.workspaces, 2))
+    keys = all_keys(made)
+    single, batch = payloads.single_bodies(200), payloads.batch_bodies(20)
+    d = env.work_dir
+    return Files(
+        loadgen.write_lines(d / "keys.txt", keys),
+        loadgen.write_lines(d / "single.txt", single),
+        loadgen.write_lines(d / "batch.txt", batch),
+        single,
+        batch,
+        keys,
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(procs: Procs, name: str, argv: list[str], env: dict[str, str], health: str = "/healthz") -> tuple[Any, int]:
+    """Start an HTTP server on a free port (`--port` for uvicorn, EVENTPLANE_INGEST_PORT for the edge)."""
+    port = free_port()
+    argv = [*argv, "--port", str(port)] if "uvicorn" in argv else argv
+    proc = procs.start(name, argv, {**env, "EVENTPLANE_INGEST_PORT": str(port)})
+    try:
+        wait_http(port, health, proc=proc)
+    except RuntimeError:
+        print(procs.log_tail(name), file=sys.stderr)
+        raise
+    return proc, port
+
+
+class Bench:
+    def __init__(self, env: Env, procs: Procs, plan: Plan, files: Files, rss: PeakRss, profile_dir: Path | None):
+        self.env, self.procs, self.plan, self.files, self.rss = env, procs, plan, files, rss
+        self.profile_dir = profile_dir
+        self.figures: dict[str, float | None] = {}
+        self.raw: dict[str, Any] = {}
+
+    def closed(self, name: str, port: int, path: str, bodies: Path, per_request: int = 1) -> loadgen.Closed:
+        url = f"http://127.0.0.1:{port}{path}"
+        result = loadgen.wrk(url, self.files.keys, bodies, self.plan.seconds)
+        self.figures[name] = result.ok_per_second * per_request
+        self.raw[name] = asdict(result)
+        print(f"  {name}: {self.figures[name]:,.0f}/s ({result.errors} errors)", flush=True)
+        return result
+
+    def warm(self, port: int, path: str, bodies: Path) -> None:
+        loadgen.wrk(f"http://127.0.0.1:{port}{path}", self.files.keys, bodies, self.plan.warmup)
+
+    def noop(self) -> None:
+        proc, port = serve(self.procs, "noop", [*python(), *UVICORN, "loadtests.noop:app"], self.env.process_env(), "/")
+        self.warm(port, TRACK, self.files.single)
+        self.closed("noop", port, TRACK, self.files.single)
+        self.procs.stop(proc)
+
+    def edge(self) -> None:
+        env = self.env.process_env(EVENTPLANE_QUEUE_HIGH_WATER=str(10**9))  # no worker here: let the queue grow
+        proc, port = serve(self.procs, "edge", [*python(), "eventplane.cli", "ingest"], env)
+        self.rss.watch("edge", proc.pid)
+        self.warm(port, TRACK, self.files.single)
+        single = self.closed("edge_single", port, TRACK, self.files.single)
+        reset_queue(self.env)
+        self.closed("edge_batch", port, BATCH, self.files.batch, payloads.BATCH_SIZE)
+        reset_queue(self.env)
+        self.latency(port, single.ok_per_second / 2)
+        reset_queue(self.env)
+        if self.profile_dir is not None:
+            self.raw["profiles"] = profile.edge(proc.pid, port, self.files, self.plan.seconds, self.profile_dir)
+            reset_queue(self.env)
+        self.procs.stop(proc)
+
+    def latency(self, port: int, rate: float) -> None:
+        url = f"http://127.0.0.1:{port}{TRACK}"
+        result = loadgen.constant(url, self.files.senders(self.files.single_bodies), rate, self.plan.latency_seconds)
+        self.raw["latency"] = asdict(result)
+        self.figures.update(latency_rate=result.offered_rps, latency_p50=result.p50_ms)
+        self.figures.update(latency_p99=result.p99_ms, latency_p999=result.p999_ms)
+        print(f"  latency at {result.offered_rps:,.0f}/s: p50 {result.p50_ms:.2f} p99 {result.p99_ms:.2f} "
+              f"p99.9 {result.p999_ms:.2f} ms ({result.failed} failed)", flush=True)  # fmt: skip
+
+    def naive(self) -> None:
+        proc, port = serve(self.procs, "naive", [*python(), *UVICORN, "loadtests.naive:app"], self.env.process_env())
+        self.warm(port, TRACK, self.files.single)
+        self.closed("naive", port, TRACK, self.files.single)
+        self.procs.stop(proc)
+        reset_events(self.env)
+
+    def copy_ceiling(self) -> None:
+        argv = ["taskset", "-c", str(SERVER_CORE), *python(), "loadtests.copy_ceiling", str(self.plan.seconds)]
+        out = subprocess.run(argv, env=self.env.process_env(), check=True, capture_output=True, text=True).stdout
+        data = orjson.loads(out.splitlines()[-1])
+        self.figures["copy_ceiling"] = data["rows"] / data["seconds"]
+        self.raw["copy_ceiling"] = data
+        print(f"  copy_ceiling: {self.figures['copy_ceiling']:,.0f} rows/s", flush=True)
+        reset_events(self.env)
+
+    def pipeline(self) -> None:
+        env = self.env.process_env(EVENTPLANE_QUEUE_HIGH_WATER=str(self.plan.pipeline_high_water))
+        edge, port = serve(self.procs, "edge-pipeline", [*python(), "eventplane.cli", "ingest"], env)
+        worker = self.procs.start("worker", [*python(), "eventplane.cli", "worker"], env)
+        self.rss.watch("edge", edge.pid)
+        self.rss.watch("worker", worker.pid)
+        url = f"http://127.0.0.1:{port}{BATCH}"
+        probe = pipeline.probe(self.env, url, self.files.keys, self.files.batch, self.plan.probe_seconds, 100)
+        self.figures["pipeline_saturated"] = probe.stored_per_s
+        self.raw["pipeline_probe"] = asdict(probe)
+        print(f"  pipeline probe: stored {probe.stored_per_s:,.0f}/s while accepting "
+              f"{probe.accepted_per_s:,.0f}/s", flush=True)  # fmt: skip
+        self.raw["pipeline_probe_drain_s"] = pipeline.drain(self.env)
+        rate = max(payloads.BATCH_SIZE, probe.stored_per_s * self.plan.pipeline_fraction)
+        senders = self.files.senders(self.files.batch_bodies)
+        result = pipeline.sustained(self.env, url, senders, rate, self.plan.pipeline_seconds, payloads.BATCH_SIZE)
+        self.raw["pipeline"] = {**asdict(result), "bounded": result.bounded}
+        self.figures.update(pipeline=result.stored_per_s, lag_p50=result.lag_p50_s, lag_p99=result.lag_p99_s)
+        self.figures["queue_max_depth"] = result.max_depth
+        print(f"  pipeline: offered {result.offered_events_per_s:,.0f}/s, stored {result.stored_per_s:,.0f}/s "
+              f"for {result.seconds:.0f} s, max depth {result.max_depth:,}, lag p50 {result.lag_p50_s} "
+              f"p99 {result.lag_p99_s} s", flush=True)  # fmt: skip
+        self.procs.stop(edge)
+        self.procs.stop(worker)
+
+
+def run(plan: Plan, out_dir: Path, profile_dir: Path | None, mode: str) -> Path:
+    loadgen.ensure_tools()
+    started = time.monotonic()
+    with servers_for_run() as env, Procs(env.work_dir / "logs") as procs, PeakRss() as rss:
+        files = prepare(env, plan)
+        bench = Bench(env, procs, plan, files, rss, profile_dir)
+        for step in (bench.noop, bench.edge, bench.naive, bench.copy_ceiling, bench.pipeline):
+            print(f"{step.__name__} ...", flush=True)
+            step()
+        bench.figures["edge_rss_mb"] = rss.peak_mb.get("edge")
+        bench.figures["worker_rss_mb"] = rss.peak_mb.get("worker")
+    lines = targets.lines(bench.figures, bench.raw)
+    print("\n" + report.table(lines))
+    stamp = report.timestamp()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out_dir / f"{stamp}.json", out_dir / f"{stamp}.png"
+    meta = {"started_utc": stamp, "mode": mode, "plan": asdict(plan), "seconds": time.monotonic() - started}
+    meta["placement"] = "servers on core 0 (taskset -c 0), load generators on core 1"
+    report.write_json(json_path, lines, {**meta, "figures": bench.figures}, bench.raw)
+    git = report.git_state()
+    title = f"EventPlane bench {stamp}  {git['commit'][:10]}{' (dirty)' if git['dirty'] else ''}"
+    report.chart(png_path, bench.figures, targets.UNITS, title)
+    print(f"\nwrote {json_path} and {png_path.name} ({time.monotonic() - started:.0f} s)")
+    return json_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--smoke", action="store_true", help="a few seconds per row; checks the harness only")
+    p.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON and PNG")
+    p.add_argument("--profile", type=Path, metavar="DIR", help="also profile the edge with py-spy into DIR")
+    args = p.parse_args(argv)
+    install_signal_handlers()
+    try:
+        run(SMOKE if args.smoke else FULL, args.out, args.profile, "smoke" if args.smoke else "full")
+    except KeyboardInterrupt:
+        print("interrupted; every process the bench started has been stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The storage ceiling: binary COPY of the rows the edge would queue, in one connection, in batches.
+
+`python -m loadtests.copy_ceiling SECONDS` (DATABASE_URL set) prints `{"rows": N, "seconds": S}`. Rows
+come from the bench's batch bodies through the edge's own transform, and go straight into `events`
+(same indexes, no deduplication ledger) with the worker's codecs, one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+import asyncpg
+import orjson
+
+from eventplane.queue import Row
+from ingest.transform import Limits, parse_batch, to_row
+from loadtests import payloads
+from workers.store import COLUMNS, init_connection
+
+BATCH_ROWS = 5000  # the edge's default job size (Settings.job_max_events)
+
+
+def make_batches(count: int) -> list[list[Row]]:
+    limits = Limits(max_event_bytes=32 * 1024, max_batch_events=BATCH_ROWS)
+    body = payloads.batch_bodies(1, size=BATCH_ROWS)[0]
+    workspaces = [f"00000000-0000-4000-8000-{i:012d}" for i in range(count)]
+    received = time.time_ns() // 1000
+    parsed = parse_batch(body, limits)
+    return [[to_row(e, ws, received, parsed.sent_at) for e in parsed.events] for ws in workspaces]
+
+
+async def run(dsn: str, seconds: float) -> dict[str, float]:
+    batches = make_batches(4)
+    conn = await asyncpg.connect(dsn)
+    await init_connection(conn)
+    rows, i, start = 0, 0, time.monotonic()
+    try:
+        while time.monotonic() - start < seconds:
+            async with conn.transaction():
+                await conn.copy_records_to_table("events", records=batches[i % len(batches)], columns=COLUMNS)
+            rows += BATCH_ROWS
+            i += 1
+        return {"rows": rows, "seconds": time.monotonic() - start}
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    result = asyncio.run(run(os.environ["DATABASE_URL"], float(sys.argv[1])))
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()
