@@ -119,3 +119,35 @@ $$;
 
 -- A job that is run twice records a refused event once.
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message ON dead_letters (workspace_id, message_id);
+
+-- Management API (api/) -----------------------------------------------------------------------------
+-- A login session. The access token (a JWT) names its session, so logout ends it at once; the refresh
+-- token is rotated on every use, and presenting the one it replaced (a stolen copy) ends the session.
+CREATE TABLE IF NOT EXISTS sessions (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id       uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    refresh_hash  text NOT NULL UNIQUE,                 -- sha256 hex of the current refresh token
+    previous_hash text,                                 -- the refresh token this one replaced
+    expires_at    timestamptz NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    revoked_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+CREATE INDEX IF NOT EXISTS sessions_previous ON sessions (previous_hash) WHERE previous_hash IS NOT NULL;
+
+-- A pending invitation; deleted when declined or replaced, kept (accepted_at set) once used.
+CREATE TABLE IF NOT EXISTS invitations (
+    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    workspace_id uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    email        text NOT NULL,
+    role         text NOT NULL CHECK (role IN ('OWNER', 'ADMIN', 'DEVELOPER', 'VIEWER')),
+    token_hash   text NOT NULL UNIQUE,                  -- sha256 hex of the token; never the token itself
+    invited_by   uuid REFERENCES users (id) ON DELETE SET NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL,
+    accepted_at  timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS invitations_pending ON invitations (workspace_id, lower(email))
+    WHERE accepted_at IS NULL;
+CREATE INDEX IF NOT EXISTS invitations_email ON invitations (lower(email)) WHERE accepted_at IS NULL;
+CREATE INDEX IF NOT EXISTS workspace_members_workspace ON workspace_members (workspace_id, created_at, id);

@@ -1,18 +1,36 @@
-"""The management API's Starlette app."""
+"""The management API's Starlette app: the lifespan that owns the pools, and the route table."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from importlib import metadata
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api import auth, errors, invitations, keys, members, openapi, sessions, usage, workspaces
+from api.logs import redact_access_log
+from api.routing import Endpoint
+from api.state import Services
 from eventplane import db, servers
+from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
+
+log = logging.getLogger("eventplane.api")
+ENDPOINTS: list[Endpoint] = [
+    *auth.ENDPOINTS,
+    *workspaces.ENDPOINTS,
+    *members.ENDPOINTS,
+    *invitations.ENDPOINTS,
+    *keys.ENDPOINTS,
+    *usage.ENDPOINTS,
+]
+DEV_JWT_SECRET = "dev-only-change-me"
 
 
 async def healthz(request: Request) -> Response:
@@ -20,29 +38,50 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    svc: Services = request.app.state.services
     checks = {"redis": False, "postgres": False}
     with contextlib.suppress(Exception):
-        checks["redis"] = bool(await request.app.state.redis.ping())
+        checks["redis"] = bool(await svc.redis.ping())
     with contextlib.suppress(Exception):
-        checks["postgres"] = await request.app.state.pool.fetchval("SELECT true", timeout=2) is True
+        checks["postgres"] = await svc.pool.fetchval("SELECT true", timeout=2) is True
     ready = all(checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("eventplane")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+OPENAPI = openapi.document(ENDPOINTS, _version())
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         resolved = settings or servers.resolve(Settings.from_env()).settings
+        if str(resolved.jwt_secret) == DEV_JWT_SECRET:
+            log.warning("EVENTPLANE_JWT_SECRET is not set: access tokens are signed with a public dev secret")
+        pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
+        redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved
-        app.state.pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
-        app.state.redis = connect_redis(resolved.redis_dsn)
+        app.state.services = Services(resolved, pool, redis, Keys(resolved.redis_prefix), sessions.hasher(resolved))
         try:
             yield
         finally:
-            await app.state.pool.close()
-            await app.state.redis.aclose()
+            await pool.close()
+            await redis.aclose()
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)], lifespan=lifespan)
+    redact_access_log()
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/openapi.json", openapi_json)]
+    routes += [e.route() for e in ENDPOINTS]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)
 
 
 app = create_app()

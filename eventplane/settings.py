@@ -54,6 +54,19 @@ class Settings:
     admin_token: Secret | None = field(default=None, repr=False)
     max_workspaces_per_user: int = 20
     jwt_secret: Secret = field(default=Secret("dev-only-change-me"), repr=False)
+    # Management API (api/): sessions, invitations, rate limits, password hashing.
+    access_token_ttl: int = 1800
+    refresh_token_ttl: int = 30 * 24 * 3600
+    invitation_ttl: int = 7 * 24 * 3600
+    login_limit_per_email: int = 10  # attempts per login_window_seconds
+    login_limit_per_ip: int = 100
+    login_window_seconds: int = 300
+    invite_limit_per_workspace: int = 50  # invitations per invite_window_seconds
+    invite_window_seconds: int = 3600
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
+    password_time_cost: int = 3
+    password_memory_kib: int = 65536
+    api_max_body_bytes: int = 64 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +89,9 @@ class Settings:
             admin_token=Secret(admin) if admin else None,
             max_workspaces_per_user=_int(env, "MAX_WORKSPACES_PER_USER", 20),
             jwt_secret=Secret(env.get("EVENTPLANE_JWT_SECRET") or "dev-only-change-me"),
+            login_limit_per_email=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_EMAIL", 10),
+            login_limit_per_ip=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_IP", 100),
+            invite_limit_per_workspace=_int(env, "EVENTPLANE_INVITE_LIMIT_PER_WORKSPACE", 50),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

@@ -1,0 +1,138 @@
+"""Who is calling, and what they may do in a workspace.
+
+A caller is a user with a session (`Authorization: Bearer <access token>`) or an API key
+(`X-API-Key`, or `Authorization: Bearer ep_live_...`). A workspace the caller does not belong to is
+404, exactly as if it did not exist; a workspace they belong to without the permission is 403.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.requests import Request
+
+from api import sessions
+from api.errors import auth_error, forbidden, not_found
+from api.permissions import Role, allows, key_allows
+from api.state import services
+from eventplane import apikeys, keys
+from eventplane.errors import ApiError
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str
+    name: str
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Key:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Membership:
+    member_id: uuid.UUID
+    user: User
+    role: Role
+    workspace: asyncpg.Record
+
+
+def _credential(request: Request) -> tuple[str, bool]:
+    """(credential, is_api_key)."""
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return api_key.strip(), True
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise auth_error("Send 'Authorization: Bearer <access token>' (POST /api/v1/auth/login gives one)")
+    value = value.strip()
+    return value, value.startswith(keys.PREFIX)
+
+
+async def caller(request: Request) -> User | Key:
+    credential, is_key = _credential(request)
+    return await _key(request, credential) if is_key else await _user(request, credential)
+
+
+async def user(request: Request) -> User:
+    """The logged-in user; an API key is refused (member, invitation and key management are session-only)."""
+    credential, is_key = _credential(request)
+    if is_key:
+        raise ApiError(403, "API_KEY_NOT_ALLOWED", "This route needs a user session, not an API key")
+    return await _user(request, credential)
+
+
+async def _user(request: Request, token: str) -> User:
+    svc = services(request)
+    try:
+        claims = sessions.decode_access(svc.settings, token)
+    except sessions.BadToken as exc:
+        raise auth_error(exc.reason) from None
+    row = await svc.pool.fetchrow(
+        "SELECT u.id, u.email, u.name FROM sessions s JOIN users u ON u.id = s.user_id "
+        "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
+        claims.session_id,
+        claims.user_id,
+    )
+    if row is None:
+        raise auth_error("Session has ended; log in again")
+    return User(row["id"], row["email"], row["name"], claims.session_id)
+
+
+async def _key(request: Request, plaintext: str) -> Key:
+    svc = services(request)
+    if not keys.well_formed(plaintext):
+        raise auth_error("API key is malformed (check that it was copied whole)")
+    info = await apikeys.load(svc.pool, keys.hash_key(plaintext))
+    if not info.usable(time.time()):
+        raise auth_error("API key is unknown, revoked or expired")
+    if not info.workspace_active:
+        raise ApiError(403, "WORKSPACE_ARCHIVED", "This key's workspace is archived")
+    return Key(uuid.UUID(info.key_id), uuid.UUID(info.workspace_id), info.scopes)
+
+
+_MEMBERSHIP = """
+SELECT m.id AS member_id, m.role, w.*
+FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id
+WHERE m.workspace_id = $1 AND m.user_id = $2
+"""
+
+
+async def membership(request: Request, workspace_id: uuid.UUID, permission: str, who: User | None = None) -> Membership:
+    """The session user's membership of the workspace, which must grant `permission`."""
+    who = who or await user(request)
+    row = await services(request).pool.fetchrow(_MEMBERSHIP, workspace_id, who.id)
+    if row is None:
+        raise not_found("workspace")
+    role = Role(row["role"])
+    if not allows(role, permission):
+        raise forbidden(f"Your role ({role.value}) lacks the permission '{permission}'", {"required": permission})
+    return Membership(row["member_id"], who, role, row)
+
+
+async def workspace(request: Request, workspace_id: uuid.UUID, permission: str) -> asyncpg.Record:
+    """The workspace row, for a member with `permission` or an API key of this workspace whose scopes grant it."""
+    who = await caller(request)
+    if isinstance(who, User):
+        return (await membership(request, workspace_id, permission, who)).workspace
+    if who.workspace_id != workspace_id:
+        raise not_found("workspace")
+    require_key_permission(who, permission)
+    row = await services(request).pool.fetchrow("SELECT * FROM workspaces WHERE id = $1", workspace_id)
+    if row is None:
+        raise not_found("workspace")
+    return row
+
+
+def require_key_permission(key: Key, permission: str) -> None:
+    if not key_allows(key.scopes, permission):
+        raise ApiError(403, "INSUFFICIENT_SCOPE", f"API key's scopes do not allow '{permission}'",
+                       {"required": permission})  # fmt: skip

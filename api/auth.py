@@ -1,0 +1,88 @@
+"""Users and sessions: sign up, log in, refresh, log out, me."""
+
+from __future__ import annotations
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import access, ratelimit, sessions
+from api.errors import auth_error, conflict
+from api.rest import body, convert, no_content, optional_body, reply
+from api.routing import Endpoint
+from api.state import services
+from api.wire import LoginIn, RefreshIn, SignupIn, TokensOut, UserOut
+
+USER_COLUMNS = "id, email, name, created_at"
+
+
+async def signup(request: Request) -> Response:
+    data = await body(request, SignupIn)
+    svc = services(request)
+    password_hash = await sessions.hash_password(svc.hasher, data.password)
+    try:
+        row = await svc.pool.fetchrow(
+            f"INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}",
+            data.email.strip(),
+            data.name.strip(),
+            password_hash,
+        )
+    except asyncpg.UniqueViolationError:
+        raise conflict("An account with this email exists already") from None
+    return reply(convert(row, UserOut), 201)
+
+
+async def login(request: Request) -> Response:
+    data = await body(request, LoginIn)
+    svc = services(request)
+    s = svc.settings
+    client = request.client.host if request.client else "unknown"
+    window = s.login_window_seconds
+    await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "login-ip", client), s.login_limit_per_ip, window)
+    email = data.email.strip().lower()
+    await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "login-email", email), s.login_limit_per_email,
+                        window)  # fmt: skip
+    row = await svc.pool.fetchrow("SELECT id, password_hash FROM users WHERE lower(email) = $1", email)
+    ok = await sessions.verify_password(svc.hasher, row["password_hash"] if row else None, data.password)
+    if row is None or not ok:
+        raise auth_error("Email or password is wrong")
+    return reply(await sessions.open_session(svc.pool, s, row["id"]))
+
+
+async def refresh(request: Request) -> Response:
+    data = await body(request, RefreshIn)
+    svc = services(request)
+    tokens = await sessions.rotate_refresh(svc.pool, svc.settings, data.refresh_token)
+    if tokens is None:
+        raise auth_error("Refresh token is invalid, used or expired; log in again")
+    return reply(tokens)
+
+
+async def logout(request: Request) -> Response:
+    """Ends the session of the refresh token in the body, or else of the access token presented."""
+    data = await optional_body(request, RefreshIn)
+    svc = services(request)
+    if data is not None:
+        await sessions.close_by_refresh(svc.pool, data.refresh_token)
+    else:
+        await sessions.close(svc.pool, (await access.user(request)).session_id)
+    return no_content()
+
+
+async def me(request: Request) -> Response:
+    who = await access.user(request)
+    row = await services(request).pool.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", who.id)
+    return reply(convert(row, UserOut))
+
+
+ENDPOINTS = [
+    Endpoint("POST", "/api/v1/auth/signup", signup, "Create a user account", SignupIn, UserOut, 201, "none",
+             errors=(400, 409)),
+    Endpoint("POST", "/api/v1/auth/login", login, "Log in: an access token (30 min) and a refresh token",
+             LoginIn, TokensOut, auth="none", errors=(400, 401, 429)),
+    Endpoint("POST", "/api/v1/auth/refresh", refresh, "Trade a refresh token for new tokens (it stops working)",
+             RefreshIn, TokensOut, auth="none", errors=(400, 401)),
+    Endpoint("POST", "/api/v1/auth/logout", logout, "End a session (body: its refresh token; else the bearer's)",
+             RefreshIn, None, 204, "none", errors=(400, 401)),
+    Endpoint("GET", "/api/v1/me", me, "The logged-in user", None, UserOut, errors=(401, 403)),
+]  # fmt: skip

@@ -1,0 +1,187 @@
+"""Invitations: invite by email (token shown once), list, accept by the invited user, decline or cancel.
+
+Tokens are random, stored as SHA-256, single use, and expire (7 days by default). Re-inviting an email
+replaces its pending invitation.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import access, limits, members, ratelimit, sessions, workspaces
+from api import permissions as p
+from api.errors import conflict, forbidden, not_found
+from api.permissions import Role
+from api.rest import after, body, cursor, next_cursor, no_content, page_limit, path_uuid, reply
+from api.routing import Endpoint
+from api.state import services
+from api.wire import AcceptedOut, InvitationOut, InviteCreatedOut, InviteIn, Page
+from eventplane.errors import ApiError
+
+TOKEN_PREFIX = "epi_"
+SELECT = (
+    "SELECT i.id, i.workspace_id, w.name AS workspace_name, i.email, i.role, i.created_at, i.expires_at "
+    "FROM invitations i JOIN workspaces w ON w.id = i.workspace_id"
+)
+
+
+def out(row: Any) -> InvitationOut:
+    return InvitationOut(id=row["id"], workspace_id=row["workspace_id"], workspace_name=row["workspace_name"],
+                         email=row["email"], role=Role(row["role"]), created_at=row["created_at"],
+                         expires_at=row["expires_at"])  # fmt: skip
+
+
+async def create(request: Request) -> Response:
+    workspace_id = path_uuid(request, "workspace_id")
+    actor = await access.membership(request, workspace_id, p.MEMBERS_INVITE)
+    data = await body(request, InviteIn)
+    members.check_grant(actor.role, data.role)
+    svc = services(request)
+    s = svc.settings
+    await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "invite", str(workspace_id)),
+                        s.invite_limit_per_workspace, s.invite_window_seconds)  # fmt: skip
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
+        await limits.check_member_room(conn, plan, workspace_id)
+        if await conn.fetchval(
+            "SELECT true FROM workspace_members m JOIN users u ON u.id = m.user_id "
+            "WHERE m.workspace_id = $1 AND lower(u.email) = lower($2)",
+            workspace_id,
+            data.email,
+        ):
+            raise conflict("A user with this email is a member already")
+        await conn.execute(
+            "DELETE FROM invitations WHERE workspace_id = $1 AND lower(email) = lower($2) AND accepted_at IS NULL",
+            workspace_id,
+            data.email,
+        )
+        invitation_id = await conn.fetchval(
+            "INSERT INTO invitations (workspace_id, email, role, token_hash, invited_by, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
+            workspace_id,
+            data.email.strip(),
+            data.role.value,
+            sessions.token_hash(token),
+            actor.user.id,
+            s.invitation_ttl,
+        )
+        row = await conn.fetchrow(f"{SELECT} WHERE i.id = $1", invitation_id)
+    return reply(InviteCreatedOut(**_fields(out(row)), token=token), 201)
+
+
+def _fields(invitation: InvitationOut) -> dict[str, Any]:
+    return {f: getattr(invitation, f) for f in invitation.__struct_fields__}
+
+
+async def list_for_workspace(request: Request) -> Response:
+    workspace_id = path_uuid(request, "workspace_id")
+    await access.membership(request, workspace_id, p.MEMBERS_READ)
+    limit = page_limit(request)
+    rows = await services(request).pool.fetch(
+        f"{SELECT} WHERE i.workspace_id = $1 AND i.accepted_at IS NULL AND (i.created_at, i.id) > ($2, $3) "
+        "ORDER BY i.created_at, i.id LIMIT $4",
+        workspace_id,
+        *after(cursor(request)),
+        limit + 1,
+    )
+    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
+
+
+async def list_mine(request: Request) -> Response:
+    who = await access.user(request)
+    limit = page_limit(request)
+    rows = await services(request).pool.fetch(
+        f"{SELECT} WHERE lower(i.email) = lower($1) AND i.accepted_at IS NULL AND i.expires_at > now() "
+        "AND (i.created_at, i.id) > ($2, $3) ORDER BY i.created_at, i.id LIMIT $4",
+        who.email,
+        *after(cursor(request)),
+        limit + 1,
+    )
+    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
+
+
+async def accept(request: Request) -> Response:
+    who = await access.user(request)
+    svc = services(request)
+    token_hash = sessions.token_hash(str(request.path_params["token"]))
+    invitation = await svc.pool.fetchrow(
+        "SELECT id, workspace_id, email, role, expires_at < now() AS expired FROM invitations "
+        "WHERE token_hash = $1 AND accepted_at IS NULL",
+        token_hash,
+    )
+    if invitation is None:
+        raise not_found("invitation")
+    if invitation["expired"]:
+        raise ApiError(410, "INVITATION_EXPIRED", "This invitation has expired; ask for a new one")
+    if invitation["email"].lower() != who.email.lower():
+        raise forbidden("This invitation is for another email address")
+    workspace_id = invitation["workspace_id"]
+    async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
+        # Single use: only one request can flip accepted_at, even when two race.
+        if not await conn.fetchval(
+            "UPDATE invitations SET accepted_at = now() WHERE id = $1 AND accepted_at IS NULL RETURNING true",
+            invitation["id"],
+        ):
+            raise not_found("invitation")
+        if await conn.fetchval(
+            "SELECT true FROM workspace_members WHERE workspace_id = $1 AND user_id = $2", workspace_id, who.id
+        ):
+            raise conflict("You are a member of this workspace already")
+        await limits.check_member_room(conn, plan, workspace_id)
+        await limits.check_workspace_room(conn, who.id, svc.settings.max_workspaces_per_user)
+        member_id = await conn.fetchval(
+            "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3) RETURNING id",
+            workspace_id,
+            who.id,
+            invitation["role"],
+        )
+        member = await members.member_row(conn, workspace_id, member_id)
+        workspace = await conn.fetchrow("SELECT * FROM workspaces WHERE id = $1", workspace_id)
+    return reply(AcceptedOut(workspace=workspaces.out(workspace), member=members.out(member)))
+
+
+async def delete(request: Request) -> Response:
+    """Cancel (a member who may invite) or decline (the invited user). 404 for anyone else."""
+    who = await access.user(request)
+    invitation_id = path_uuid(request, "invitation_id")
+    pool = services(request).pool
+    row = await pool.fetchrow(
+        "SELECT i.email, m.role FROM invitations i "
+        "LEFT JOIN workspace_members m ON m.workspace_id = i.workspace_id AND m.user_id = $2 "
+        "WHERE i.id = $1 AND i.accepted_at IS NULL",
+        invitation_id,
+        who.id,
+    )
+    invited = row is not None and row["email"].lower() == who.email.lower()
+    may_cancel = row is not None and row["role"] is not None and p.allows(Role(row["role"]), p.MEMBERS_INVITE)
+    if not (invited or may_cancel):
+        if row is not None and row["role"] is not None:
+            raise forbidden(f"Your role lacks the permission '{p.MEMBERS_INVITE}'", {"required": p.MEMBERS_INVITE})
+        raise not_found("invitation")
+    await pool.execute("DELETE FROM invitations WHERE id = $1 AND accepted_at IS NULL", invitation_id)
+    return no_content()
+
+
+WS = "/api/v1/workspaces/{workspace_id:uuid}"
+_E = (400, 401, 403, 404)
+_ACCEPT = "Accept an invitation (the logged-in user's email must match)"
+ENDPOINTS = [
+    Endpoint("POST", f"{WS}/invites", create, "Invite by email; the token is shown once", InviteIn,
+             InviteCreatedOut, 201, errors=(*_E, 409, 429)),
+    Endpoint("POST", f"{WS}/members/invite", create, "Alias of POST .../invites", InviteIn, InviteCreatedOut, 201,
+             errors=(*_E, 409, 429)),
+    Endpoint("GET", f"{WS}/invites", list_for_workspace, "Pending invitations of a workspace", None,
+             Page[InvitationOut], query=("limit", "cursor"), errors=_E),
+    Endpoint("GET", "/api/v1/workspaces/invitations/pending", list_mine, "Invitations pending for my email", None,
+             Page[InvitationOut], query=("limit", "cursor"), errors=(400, 401, 403)),
+    Endpoint("POST", "/api/v1/workspaces/invites/{token}/accept", accept, _ACCEPT, None, AcceptedOut,
+             errors=(*_E, 409, 410)),
+    Endpoint("POST", "/api/v1/workspaces/invitations/{token}/accept", accept, _ACCEPT, None, AcceptedOut,
+             errors=(*_E, 409, 410)),
+    Endpoint("DELETE", "/api/v1/workspaces/invitations/{invitation_id:uuid}", delete,
+             "Cancel (inviter side) or decline (invited user) an invitation", None, None, 204, errors=_E),
+]  # fmt: skip

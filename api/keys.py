@@ -1,0 +1,282 @@
+"""API keys of a workspace: create (plaintext shown once), list, read, rename/re-scope, revoke, rotate.
+
+Also served under /api/v1/api-keys (the older style), where the workspace comes from `workspace_id` in
+the body or query, or is the caller's only workspace. Every change reaches every edge within a second
+(`eventplane.apikeys.refresh`). Keys with the `admin` scope are created and managed only by ADMIN and OWNER.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import access, limits, workspaces
+from api import permissions as p
+from api.errors import conflict, forbidden, not_found
+from api.permissions import Role
+from api.rest import after, body, cursor, next_cursor, no_content, page_limit, path_uuid, query_uuid, reply
+from api.routing import Endpoint
+from api.state import services
+from api.wire import (
+    KeyCreatedOut,
+    KeyIn,
+    KeyOut,
+    KeyPatch,
+    LegacyKeyIn,
+    LegacyKeyPatch,
+    LegacyRotateIn,
+    Page,
+    RotatedOut,
+    RotateIn,
+)
+from eventplane import apikeys, scopes, tenants
+from eventplane.errors import validation
+
+SELECT = (
+    "SELECT id, workspace_id, name, key_prefix, scopes, created_at, last_used_at, expires_at, key_hash, "
+    f"({limits.ACTIVE_KEY}) AS active FROM api_keys"
+)
+
+
+def out(row: Any) -> KeyOut:
+    return KeyOut(id=row["id"], workspace_id=row["workspace_id"], name=row["name"], key_prefix=row["key_prefix"],
+                  scopes=list(row["scopes"]), created_at=row["created_at"], last_used_at=row["last_used_at"],
+                  expires_at=row["expires_at"], is_active=row["active"])  # fmt: skip
+
+
+def _check_scopes(role: Role, names: list[str]) -> list[str]:
+    try:
+        valid = scopes.validate(names)
+    except scopes.UnknownScope as exc:
+        allowed = sorted(scopes.SCOPES | set(scopes.BUNDLES))
+        raise validation(f"Unknown scope '{exc.name}'; use one of {', '.join(allowed)}", "scopes") from None
+    _check_admin_scope(role, valid)
+    return valid
+
+
+def _check_admin_scope(role: Role, names: list[str]) -> None:
+    if scopes.ADMIN in names and not role.at_least(Role.ADMIN):
+        raise forbidden("Only an ADMIN or OWNER manages keys with the 'admin' scope", {"scope": scopes.ADMIN})
+
+
+async def _key_row(conn: Any, workspace_id: uuid.UUID, key_id: uuid.UUID, lock: bool = False) -> Any:
+    row = await conn.fetchrow(
+        f"{SELECT} WHERE id = $1 AND workspace_id = $2{' FOR UPDATE' if lock else ''}", key_id, workspace_id
+    )
+    if row is None:
+        raise not_found("API key")
+    return row
+
+
+def _conn(conn: limits.Conn) -> asyncpg.Connection:
+    # tenants.* annotate Connection | Pool; a pooled connection's proxy behaves the same.
+    return cast(asyncpg.Connection, conn)
+
+
+# Operations (shared by both URL styles) ------------------------------------------------------------------
+async def _create(request: Request, workspace_id: uuid.UUID, data: KeyIn) -> Response:
+    actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
+    names = _check_scopes(actor.role, data.scopes)
+    if data.expires_at is not None and data.expires_at <= dt.datetime.now(dt.UTC):
+        raise validation("'expires_at' must be in the future", "expires_at")
+    async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, plan):
+        await limits.check_key_room(conn, plan, workspace_id)
+        record, plaintext = await tenants.create_api_key(_conn(conn), workspace_id=str(workspace_id), name=data.name,
+                                                         scope_names=names, expires_at=data.expires_at,
+                                                         created_by=str(actor.user.id))  # fmt: skip
+    return reply(_created(record, plaintext), 201)
+
+
+def _created(record: dict[str, Any], plaintext: str) -> KeyCreatedOut:
+    return KeyCreatedOut(id=uuid.UUID(record["id"]), workspace_id=uuid.UUID(record["workspace_id"]),
+                         name=record["name"], key=plaintext, key_prefix=record["key_prefix"],
+                         scopes=list(record["scopes"]), created_at=record["created_at"],
+                         expires_at=record["expires_at"])  # fmt: skip
+
+
+async def _list(request: Request, workspace_id: uuid.UUID) -> Response:
+    await access.membership(request, workspace_id, p.API_KEYS_READ)
+    limit = page_limit(request)
+    rows = await services(request).pool.fetch(
+        f"{SELECT} WHERE workspace_id = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4",
+        workspace_id,
+        *after(cursor(request)),
+        limit + 1,
+    )
+    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
+
+
+async def _get(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID) -> Response:
+    await access.membership(request, workspace_id, p.API_KEYS_READ)
+    return reply(out(await _key_row(services(request).pool, workspace_id, key_id)))
+
+
+async def _update(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, data: KeyPatch) -> Response:
+    actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
+    svc = services(request)
+    row = await _key_row(svc.pool, workspace_id, key_id)
+    _check_admin_scope(actor.role, list(row["scopes"]))
+    name = row["name"] if data.name is msgspec.UNSET else data.name
+    names = list(row["scopes"]) if data.scopes is msgspec.UNSET else _check_scopes(actor.role, data.scopes)
+    row = await svc.pool.fetchrow(
+        f"WITH u AS (UPDATE api_keys SET name = $3, scopes = $4 WHERE id = $1 AND workspace_id = $2 RETURNING id) "
+        f"{SELECT} WHERE id = (SELECT id FROM u)",
+        key_id,
+        workspace_id,
+        name,
+        names,
+    )
+    if row is None:
+        raise not_found("API key")
+    await apikeys.refresh(svc.pool, svc.redis, svc.keys, [row["key_hash"]])
+    return reply(out(row))
+
+
+async def _revoke(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID) -> Response:
+    actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
+    svc = services(request)
+    row = await _key_row(svc.pool, workspace_id, key_id)
+    _check_admin_scope(actor.role, list(row["scopes"]))
+    await tenants.revoke_api_key(svc.pool, svc.redis, svc.keys, str(key_id))
+    return no_content()
+
+
+async def _rotate(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, data: RotateIn) -> Response:
+    """A new key with the same name, scopes and expiry; the old one stops now or after `grace_seconds`."""
+    actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
+    svc = services(request)
+    async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):
+        old = await _key_row(conn, workspace_id, key_id, lock=True)
+        _check_admin_scope(actor.role, list(old["scopes"]))
+        if not old["active"]:
+            raise conflict("This key is revoked or expired; create a new one instead")
+        record, plaintext = await tenants.create_api_key(_conn(conn), workspace_id=str(workspace_id), name=old["name"],
+                                                         scope_names=list(old["scopes"]), expires_at=old["expires_at"],
+                                                         created_by=str(actor.user.id))  # fmt: skip
+        stops_at = await conn.fetchval(
+            "UPDATE api_keys SET "
+            "revoked_at = CASE WHEN $2 = 0 THEN now() END, is_active = $2 > 0, "
+            "expires_at = CASE WHEN $2 = 0 THEN expires_at "
+            "  ELSE least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $2)) END "
+            "WHERE id = $1 RETURNING coalesce(revoked_at, expires_at)",
+            key_id,
+            data.grace_seconds,
+        )
+    await apikeys.refresh(svc.pool, svc.redis, svc.keys, [old["key_hash"]])
+    created = _created(record, plaintext)
+    fields = {f: getattr(created, f) for f in created.__struct_fields__}
+    return reply(RotatedOut(**fields, replaced_key_id=key_id, replaced_key_expires_at=stops_at))
+
+
+# Workspace-scoped routes ---------------------------------------------------------------------------------
+def _ids(request: Request) -> tuple[uuid.UUID, uuid.UUID]:
+    return path_uuid(request, "workspace_id"), path_uuid(request, "key_id")
+
+
+async def create(request: Request) -> Response:
+    return await _create(request, path_uuid(request, "workspace_id"), await body(request, KeyIn))
+
+
+async def list_keys(request: Request) -> Response:
+    return await _list(request, path_uuid(request, "workspace_id"))
+
+
+async def get(request: Request) -> Response:
+    return await _get(request, *_ids(request))
+
+
+async def update(request: Request) -> Response:
+    return await _update(request, *_ids(request), await body(request, KeyPatch))
+
+
+async def revoke(request: Request) -> Response:
+    return await _revoke(request, *_ids(request))
+
+
+async def rotate(request: Request) -> Response:
+    return await _rotate(request, *_ids(request), await body(request, RotateIn))
+
+
+# Older-style routes: /api/v1/api-keys ---------------------------------------------------------------------
+async def _workspace_of(request: Request, given: uuid.UUID | None) -> uuid.UUID:
+    who = await access.user(request)
+    return await workspaces.only_workspace(services(request), who.id, given or query_uuid(request, "workspace_id"))
+
+
+async def _workspace_of_key(request: Request, key_id: uuid.UUID, given: uuid.UUID | None) -> uuid.UUID:
+    """The workspace of a key the caller can see (a member of its workspace); 404 otherwise."""
+    who = await access.user(request)
+    given = given or query_uuid(request, "workspace_id")
+    workspace_id: uuid.UUID | None = await services(request).pool.fetchval(
+        "SELECT k.workspace_id FROM api_keys k "
+        "JOIN workspace_members m ON m.workspace_id = k.workspace_id AND m.user_id = $2 WHERE k.id = $1",
+        key_id,
+        who.id,
+    )
+    if workspace_id is None or (given is not None and given != workspace_id):
+        raise not_found("API key")
+    return workspace_id
+
+
+async def legacy_create(request: Request) -> Response:
+    data = await body(request, LegacyKeyIn)
+    return await _create(request, await _workspace_of(request, data.workspace_id), data)
+
+
+async def legacy_list(request: Request) -> Response:
+    return await _list(request, await _workspace_of(request, None))
+
+
+async def legacy_get(request: Request) -> Response:
+    key_id = path_uuid(request, "key_id")
+    return await _get(request, await _workspace_of_key(request, key_id, None), key_id)
+
+
+async def legacy_update(request: Request) -> Response:
+    key_id = path_uuid(request, "key_id")
+    data = await body(request, LegacyKeyPatch)
+    return await _update(request, await _workspace_of_key(request, key_id, data.workspace_id), key_id, data)
+
+
+async def legacy_revoke(request: Request) -> Response:
+    key_id = path_uuid(request, "key_id")
+    return await _revoke(request, await _workspace_of_key(request, key_id, None), key_id)
+
+
+async def legacy_rotate(request: Request) -> Response:
+    key_id = path_uuid(request, "key_id")
+    data = await body(request, LegacyRotateIn)
+    return await _rotate(request, await _workspace_of_key(request, key_id, data.workspace_id), key_id, data)
+
+
+WS = "/api/v1/workspaces/{workspace_id:uuid}/api-keys"
+OLD = "/api/v1/api-keys"
+KEY = "/{key_id:uuid}"
+_E = (400, 401, 403, 404)
+_PAGE = ("limit", "cursor")
+_OLD_Q = ("workspace_id",)
+ENDPOINTS = [
+    Endpoint("POST", WS, create, "Create a key; the plaintext is shown once", KeyIn, KeyCreatedOut, 201, errors=_E),
+    Endpoint("GET", WS, list_keys, "A workspace's keys (no secrets)", None, Page[KeyOut], query=_PAGE, errors=_E),
+    Endpoint("GET", WS + KEY, get, "One key (no secret)", None, KeyOut, errors=_E),
+    Endpoint("PUT", WS + KEY, update, "Rename a key or change its scopes", KeyPatch, KeyOut, errors=_E),
+    Endpoint("DELETE", WS + KEY, revoke, "Revoke a key (edges refuse it within 1 s)", None, None, 204, errors=_E),
+    Endpoint("POST", WS + KEY + "/rotate", rotate, "Replace a key; the old one stops now or after a grace period",
+             RotateIn, RotatedOut, errors=(*_E, 409)),
+    Endpoint("POST", OLD, legacy_create, "Create a key (workspace from body, or my only one)", LegacyKeyIn,
+             KeyCreatedOut, 201, query=_OLD_Q, errors=_E),
+    Endpoint("GET", OLD, legacy_list, "List keys (workspace from query, or my only one)", None, Page[KeyOut],
+             query=(*_OLD_Q, *_PAGE), errors=_E),
+    Endpoint("GET", OLD + KEY, legacy_get, "One key", None, KeyOut, query=_OLD_Q, errors=_E),
+    Endpoint("PUT", OLD + KEY, legacy_update, "Rename or re-scope a key", LegacyKeyPatch, KeyOut, query=_OLD_Q,
+             errors=_E),
+    Endpoint("DELETE", OLD + KEY, legacy_revoke, "Revoke a key", None, None, 204, query=_OLD_Q, errors=_E),
+    Endpoint("POST", OLD + KEY + "/rotate", legacy_rotate, "Rotate a key", LegacyRotateIn, RotatedOut,
+             query=_OLD_Q, errors=(*_E, 409)),
+]  # fmt: skip

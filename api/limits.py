@@ -1,0 +1,56 @@
+"""Plan and per-user limits, checked under row locks so that concurrent requests cannot both pass.
+
+Lock order, everywhere: the workspace row, then the user row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from api.errors import not_found, plan_limit
+from eventplane import plans
+from eventplane.errors import ApiError
+
+Conn = asyncpg.Connection | PoolConnectionProxy
+
+
+@contextlib.asynccontextmanager
+async def locked_workspace(pool: asyncpg.Pool, workspace_id: uuid.UUID) -> AsyncIterator[tuple[Conn, plans.Plan]]:
+    """A transaction holding the workspace row's lock, and the workspace's plan."""
+    async with pool.acquire() as conn, conn.transaction():
+        plan = await conn.fetchval("SELECT plan FROM workspaces WHERE id = $1 FOR UPDATE", workspace_id)
+        if plan is None:
+            raise not_found("workspace")
+        yield conn, plans.get(plan)
+
+
+async def check_member_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
+    count = await conn.fetchval("SELECT count(*) FROM workspace_members WHERE workspace_id = $1", workspace_id)
+    if count >= plan.max_members:
+        raise plan_limit("max_members", plan.max_members)
+
+
+async def check_workspace_room(conn: Conn, user_id: uuid.UUID, maximum: int) -> None:
+    """The user may join one more workspace (locks the user row until the transaction ends)."""
+    await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+    count = await conn.fetchval("SELECT count(*) FROM workspace_members WHERE user_id = $1", user_id)
+    if count >= maximum:
+        raise ApiError(403, "WORKSPACE_LIMIT", f"A user may belong to at most {maximum} workspaces",
+                       {"limit": "max_workspaces_per_user", "max": maximum})  # fmt: skip
+
+
+ACTIVE_KEY = "is_active AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+
+
+async def check_key_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
+    if not plan.api_access:
+        raise ApiError(403, "PLAN_FEATURE_UNAVAILABLE", "The workspace's plan does not include API access",
+                       {"feature": "api_access"})  # fmt: skip
+    count = await conn.fetchval(f"SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND {ACTIVE_KEY}", workspace_id)
+    if count >= plan.max_api_keys:
+        raise plan_limit("max_api_keys", plan.max_api_keys)

@@ -1,0 +1,172 @@
+"""Reading requests and writing responses: JSON bodies through msgspec, query parameters, cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+import uuid
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.state import services
+from eventplane.errors import ApiError, validation
+
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_FIELD = re.compile(r"field `([^`]*)`")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+_decoders: dict[Any, Any] = {}
+
+
+def _decoder(type_: type[T]) -> msgspec.json.Decoder[T]:
+    """One decoder per request type, built on first use and kept."""
+    decoder: msgspec.json.Decoder[T] | None = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
+    return decoder
+
+
+def validation_error(exc: msgspec.ValidationError) -> ApiError:
+    """A 400 naming the field path and the rule that failed, from msgspec's message."""
+    message = str(exc)
+    path = _PATH.search(message)
+    field = _FIELD.search(message)
+    where = path.group(1) if path else (field.group(1) if field else None)
+    rule = _PATH.sub("", message)
+    return ApiError(400, "VALIDATION_ERROR", message, {"field": where or None, "rule": rule})
+
+
+async def _read(request: Request) -> bytes:
+    limit = services(request).settings.api_max_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def body(request: Request, type_: type[T]) -> T:
+    """The request body decoded and validated as `type_` (an empty body counts as `{}`)."""
+    raw = await _read(request)
+    try:
+        return _decoder(type_).decode(raw if raw.strip() else b"{}")
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+    except msgspec.DecodeError:
+        raise validation("Request body is not valid JSON") from None
+
+
+async def optional_body(request: Request, type_: type[T]) -> T | None:
+    """Like `body`, but None when the request has no body."""
+    raw = await _read(request)
+    if not raw.strip():
+        return None
+    try:
+        return _decoder(type_).decode(raw)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+    except msgspec.DecodeError:
+        raise validation("Request body is not valid JSON") from None
+
+
+def convert(row: Any, type_: type[T]) -> T:
+    """A database row as a wire type (the row must exist: callers check for None when it may not)."""
+    assert row is not None
+    return msgspec.convert(dict(row), type_)
+
+
+def reply(obj: Any, status: int = 200) -> Response:
+    return Response(_encoder.encode(obj), status_code=status, media_type="application/json")
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise validation(f"'{name}' must be an integer", name) from None
+    if not lo <= value <= hi:
+        raise validation(f"'{name}' must be between {lo} and {hi}", name)
+    return value
+
+
+def query_uuid(request: Request, name: str) -> uuid.UUID | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise validation(f"'{name}' must be a UUID", name) from None
+
+
+def query_date(request: Request, name: str) -> dt.date | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise validation(f"'{name}' must be a date (YYYY-MM-DD)", name) from None
+
+
+def path_uuid(request: Request, name: str) -> uuid.UUID:
+    value = request.path_params[name]
+    assert isinstance(value, uuid.UUID), "routes declare ids with the :uuid convertor"
+    return value
+
+
+# Cursors ---------------------------------------------------------------------------------------------
+# A cursor is the (created_at, id) of the last item returned, opaque to clients; lists are ordered by it.
+Cursor = tuple[dt.datetime, uuid.UUID]
+
+
+def page_limit(request: Request) -> int:
+    return query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+
+
+def encode_cursor(created_at: dt.datetime, id_: uuid.UUID | str) -> str:
+    raw = _encoder.encode([created_at.isoformat(), str(id_)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor(request: Request) -> Cursor | None:
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        stamp, id_ = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), type=tuple[str, str])
+        return dt.datetime.fromisoformat(stamp), uuid.UUID(id_)
+    except (binascii.Error, msgspec.DecodeError, ValueError):
+        raise validation("'cursor' is not one this API returned", "cursor") from None
+
+
+def after(position: Cursor | None) -> tuple[dt.datetime, uuid.UUID]:
+    """SQL arguments for `(created_at, id) > ($n, $n+1)`: the start of time when there is no cursor."""
+    return position or (dt.datetime.min.replace(tzinfo=dt.UTC), uuid.UUID(int=0))
+
+
+def next_cursor(rows: list[Any], limit: int, stamp: str = "created_at") -> str | None:
+    """Given `limit + 1` fetched rows, the cursor to the next page (None on the last page)."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(last[stamp], last["id"])

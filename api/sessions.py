@@ -1,0 +1,149 @@
+"""Passwords, access tokens (JWT) and refresh tokens (rows in `sessions`).
+
+An access token lives 30 minutes and names its session (`sid`); every request checks that the session
+is still open, so logout takes effect at once. A refresh token is random, stored as its SHA-256, and
+replaced on every use; presenting the replaced one again (someone kept a copy) closes the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from api.wire import TokensOut
+from eventplane.settings import Settings
+
+ISSUER = "eventplane"
+AUDIENCE = "eventplane-api"
+ALGORITHM = "HS256"
+REFRESH_PREFIX = "ept_"
+
+
+def hasher(settings: Settings) -> PasswordHasher:
+    return PasswordHasher(time_cost=settings.password_time_cost, memory_cost=settings.password_memory_kib)
+
+
+async def hash_password(ph: PasswordHasher, password: str) -> str:
+    # argon2 takes tens of milliseconds of CPU on purpose; keep it off the event loop.
+    return await asyncio.to_thread(ph.hash, password)
+
+
+async def verify_password(ph: PasswordHasher, password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the user exists: an unknown email is checked against a dummy hash."""
+    target = password_hash or _dummy_hash(ph)
+    try:
+        await asyncio.to_thread(ph.verify, target, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return password_hash is not None
+
+
+_dummy: dict[tuple[int, int], str] = {}
+
+
+def _dummy_hash(ph: PasswordHasher) -> str:
+    params = (ph.time_cost, ph.memory_cost)
+    if params not in _dummy:
+        _dummy[params] = ph.hash(secrets.token_urlsafe(16))
+    return _dummy[params]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+
+
+def access_token(settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "sid": str(session_id),
+              "iat": now, "exp": now + settings.access_token_ttl}  # fmt: skip
+    return jwt.encode(claims, str(settings.jwt_secret), algorithm=ALGORITHM)
+
+
+class BadToken(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_access(settings: Settings, token: str) -> AccessClaims:
+    """The claims of a valid, unexpired access token; raises BadToken otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            str(settings.jwt_secret),
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "sid"]},
+        )
+        return AccessClaims(uuid.UUID(str(claims["sub"])), uuid.UUID(str(claims["sid"])))
+    except jwt.ExpiredSignatureError:
+        raise BadToken("Access token has expired; refresh it") from None
+    except (jwt.InvalidTokenError, ValueError):
+        raise BadToken("Access token is invalid") from None
+
+
+async def open_session(conn: asyncpg.Connection | asyncpg.Pool, settings: Settings, user_id: uuid.UUID) -> TokensOut:
+    refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
+    session_id: uuid.UUID = await conn.fetchval(
+        "INSERT INTO sessions (user_id, refresh_hash, expires_at) "
+        "VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING id",
+        user_id,
+        token_hash(refresh),
+        settings.refresh_token_ttl,
+    )
+    return _tokens(settings, user_id, session_id, refresh)
+
+
+def _tokens(settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID, refresh: str) -> TokensOut:
+    return TokensOut(
+        access_token=access_token(settings, user_id, session_id),
+        refresh_token=refresh,
+        expires_in=settings.access_token_ttl,
+    )
+
+
+async def rotate_refresh(pool: asyncpg.Pool, settings: Settings, refresh: str) -> TokensOut | None:
+    """New tokens for a valid refresh token (which stops working); None when it is not valid."""
+    old = token_hash(refresh)
+    new = REFRESH_PREFIX + secrets.token_urlsafe(32)
+    row = await pool.fetchrow(
+        "UPDATE sessions SET refresh_hash = $2, previous_hash = $1, "
+        "expires_at = now() + make_interval(secs => $3) "
+        "WHERE refresh_hash = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING id, user_id",
+        old,
+        token_hash(new),
+        settings.refresh_token_ttl,
+    )
+    if row is None:
+        # A replaced token presented again: the session's tokens have leaked; end it.
+        await pool.execute(
+            "UPDATE sessions SET revoked_at = now() WHERE previous_hash = $1 AND revoked_at IS NULL", old
+        )
+        return None
+    return _tokens(settings, row["user_id"], row["id"], new)
+
+
+async def close_by_refresh(pool: asyncpg.Pool, refresh: str) -> None:
+    await pool.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE refresh_hash = $1 AND revoked_at IS NULL", token_hash(refresh)
+    )
+
+
+async def close(pool: asyncpg.Pool, session_id: uuid.UUID) -> None:
+    await pool.execute("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id)

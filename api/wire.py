@@ -1,0 +1,245 @@
+"""The API's request and response types. They validate requests and generate /openapi.json.
+
+Request types forbid unknown fields: a body naming `role`, `owner` or `workspace_id` where the caller may
+not set them is refused (400 VALIDATION_ERROR naming the field), never silently half-applied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from api.permissions import Role
+from eventplane.plans import Plan
+
+T = TypeVar("T")
+
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+Password = Annotated[str, Meta(min_length=8, max_length=256)]
+AnyPassword = Annotated[str, Meta(max_length=256)]
+PersonName = Annotated[str, Meta(max_length=100)]
+Name = Annotated[str, Meta(min_length=1, max_length=100)]
+Slug = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9-]+$")]
+Description = Annotated[str, Meta(max_length=1000)]
+PlanName = Literal["free", "pro", "enterprise"]
+Token = Annotated[str, Meta(min_length=1, max_length=512)]
+ScopeList = Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(min_length=1, max_length=16)]
+AwareDatetime = Annotated[dt.datetime, Meta(tz=True)]
+GraceSeconds = Annotated[int, Meta(ge=0, le=7 * 24 * 3600)]
+
+
+class Input(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of request bodies."""
+
+
+# Auth ---------------------------------------------------------------------------------------------------
+class SignupIn(Input):
+    email: Email
+    password: Password
+    name: PersonName = ""
+
+
+class LoginIn(Input):
+    email: Annotated[str, Meta(max_length=254)]
+    password: AnyPassword
+
+
+class RefreshIn(Input):
+    refresh_token: Token
+
+
+class UserOut(Struct, kw_only=True):
+    id: uuid.UUID
+    email: str
+    name: str
+    created_at: dt.datetime
+
+
+class TokensOut(Struct, kw_only=True):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+# Workspaces ---------------------------------------------------------------------------------------------
+class WorkspaceIn(Input):
+    name: Name
+    slug: Slug
+    description: Description | None = None
+    plan: PlanName = "free"
+
+
+class WorkspacePatch(Input):
+    name: Name | UnsetType = UNSET
+    slug: Slug | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+    plan: PlanName | UnsetType = UNSET  # OWNER only, and with x-admin-token when ADMIN_TOKEN is set
+
+
+class WorkspaceOut(Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    slug: str
+    description: str | None
+    plan: str
+    is_active: bool
+    limits: Plan
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Page(Struct, Generic[T], kw_only=True):
+    """One page of a list; pass `next_cursor` back as `cursor` for the next (null: last page)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+# Members ------------------------------------------------------------------------------------------------
+class MemberIn(Input):
+    user_id: uuid.UUID
+    role: Role
+
+
+class MemberPatch(Input):
+    role: Role
+
+
+class TransferIn(Input):
+    member_id: uuid.UUID
+
+
+class MemberOut(Struct, kw_only=True):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    joined_at: dt.datetime
+
+
+# Invitations --------------------------------------------------------------------------------------------
+class InviteIn(Input):
+    email: Email
+    role: Role = Role.VIEWER
+
+
+class InvitationOut(Struct, kw_only=True):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    workspace_name: str
+    email: str
+    role: Role
+    created_at: dt.datetime
+    expires_at: dt.datetime
+
+
+class InviteCreatedOut(InvitationOut, kw_only=True):
+    token: str  # shown only in this response
+
+
+class AcceptedOut(Struct, kw_only=True):
+    workspace: WorkspaceOut
+    member: MemberOut
+
+
+# API keys -----------------------------------------------------------------------------------------------
+class KeyIn(Input):
+    name: Name
+    scopes: ScopeList
+    expires_at: AwareDatetime | None = None
+
+
+class LegacyKeyIn(KeyIn):
+    workspace_id: uuid.UUID | None = None
+
+
+class KeyPatch(Input):
+    name: Name | UnsetType = UNSET
+    scopes: ScopeList | UnsetType = UNSET
+
+
+class LegacyKeyPatch(KeyPatch):
+    workspace_id: uuid.UUID | None = None
+
+
+class RotateIn(Input):
+    grace_seconds: GraceSeconds = 0
+
+
+class LegacyRotateIn(RotateIn):
+    workspace_id: uuid.UUID | None = None
+
+
+class KeyOut(Struct, kw_only=True):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    name: str
+    key_prefix: str
+    scopes: list[str]
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    is_active: bool
+
+
+class KeyCreatedOut(Struct, kw_only=True):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    name: str
+    key: str  # shown only in this response
+    key_prefix: str
+    scopes: list[str]
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+
+
+class RotatedOut(KeyCreatedOut, kw_only=True):
+    replaced_key_id: uuid.UUID
+    replaced_key_expires_at: dt.datetime  # when the old key stops (now, or after the grace period)
+
+
+# Usage and billing --------------------------------------------------------------------------------------
+class UsageDay(Struct, kw_only=True):
+    day: dt.date
+    events: int
+    by_type: dict[str, int]
+
+
+class UsageOut(Struct, kw_only=True):
+    workspace_id: uuid.UUID
+    from_: dt.date = msgspec.field(name="from")
+    to: dt.date
+    total: int
+    days: list[UsageDay]
+
+
+class BillingUsage(Struct, kw_only=True):
+    events: int
+    members: int
+    active_api_keys: int
+
+
+class BillingOut(Struct, kw_only=True):
+    workspace_id: uuid.UUID
+    plan: str
+    limits: Plan
+    period_start: dt.date
+    period_end: dt.date  # exclusive
+    usage: BillingUsage
+
+
+# Errors -------------------------------------------------------------------------------------------------
+class ErrorBody(Struct, kw_only=True):
+    code: str
+    message: str
+    details: Any
+
+
+class ErrorOut(Struct, kw_only=True):
+    error: ErrorBody

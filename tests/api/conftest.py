@@ -1,0 +1,128 @@
+"""The management API in process (httpx over ASGI, lifespan run for real) against the suite's real
+Postgres and Redis, plus helpers that make users, workspaces and members through the API itself."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from starlette.applications import Starlette
+
+from api.app import create_app
+from eventplane.settings import Secret, Settings
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api_settings(settings: Settings) -> Settings:
+    # Cheap argon2 parameters keep a suite of hundreds of sign-ups fast; production uses the defaults.
+    return replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)), password_time_cost=1,
+                   password_memory_kib=8 * 1024)  # fmt: skip
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api_app(api_settings: Settings) -> AsyncIterator[Starlette]:
+    app = create_app(api_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def client_for(app: Starlette, ip: str | None = None) -> httpx.AsyncClient:
+    """A client for the in-process app; each gets its own source address (login limits count per IP)."""
+    ip = ip or f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://api.test")
+
+
+@pytest_asyncio.fixture
+async def api(api_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(api_app) as client:
+        yield client
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def unique_email(tag: str = "user") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:12]}@example.test"
+
+
+def unique_slug(tag: str = "ws") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:12]}"
+
+
+async def new_account(api: httpx.AsyncClient, email: str | None = None, name: str = "Test User") -> Account:
+    email = email or unique_email()
+    r = await api.post("/api/v1/auth/signup", json={"email": email, "password": PASSWORD, "name": name})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
+    r = await api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    tokens = r.json()
+    return Account(user_id, email, tokens["access_token"], tokens["refresh_token"])
+
+
+async def new_workspace(api: httpx.AsyncClient, owner: Account, **fields: Any) -> dict[str, Any]:
+    slug = unique_slug()
+    r = await api.post("/api/v1/workspaces", json={"name": slug, "slug": slug, **fields}, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    workspace: dict[str, Any] = r.json()
+    return workspace
+
+
+async def add_member(api: httpx.AsyncClient, owner: Account, workspace_id: str, user: Account, role: str) -> str:
+    """Adds `user` with `role`; returns the member id."""
+    r = await api.post(f"/api/v1/workspaces/{workspace_id}/members", json={"user_id": user.id, "role": role},
+                       headers=owner.headers)  # fmt: skip
+    assert r.status_code == 201, r.text
+    member_id: str = r.json()["id"]
+    return member_id
+
+
+@dataclass
+class Team:
+    """A workspace with one member of each role."""
+
+    workspace_id: str
+    owner: Account
+    admin: Account
+    developer: Account
+    viewer: Account
+    member_ids: dict[str, str]
+
+    def by_role(self, role: str) -> Account:
+        account: Account = getattr(self, role.lower())
+        return account
+
+
+async def new_team(api: httpx.AsyncClient, plan: str = "pro") -> Team:
+    owner = await new_account(api)
+    workspace = await new_workspace(api, owner, plan=plan)
+    wid = workspace["id"]
+    accounts = {role: await new_account(api) for role in ("ADMIN", "DEVELOPER", "VIEWER")}
+    ids = {role: await add_member(api, owner, wid, account, role) for role, account in accounts.items()}
+    r = await api.get(f"/api/v1/workspaces/{wid}/members", headers=owner.headers)
+    ids["OWNER"] = next(m["id"] for m in r.json()["items"] if m["role"] == "OWNER")
+    return Team(wid, owner, accounts["ADMIN"], accounts["DEVELOPER"], accounts["VIEWER"], ids)
+
+
+def error_code(response: httpx.Response) -> str:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    code: str = body["error"]["code"]
+    return code
