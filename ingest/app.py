@@ -138,7 +138,8 @@ class IngestApp:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         settings = self._settings or servers.resolve(Settings.from_env()).settings
         redis = connect_redis(settings.redis_dsn)
-        pool = await db.create_pool(settings.dsn, min_size=1, max_size=4)
+        # min_size=0: the edge starts, and serves cached keys, while Postgres is down.
+        pool = await db.create_pool(settings.dsn, min_size=0, max_size=4)
         redis_keys = Keys(settings.redis_prefix)
         key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
         batcher = Batcher(

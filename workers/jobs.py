@@ -17,6 +17,7 @@ from workers.store import Writer, dump_row
 
 log = logging.getLogger("eventplane.workers")
 MAX_TRIES = 10_000  # with backoff capped at 30 s: days of Postgres outage before arq would give up
+STORE_DEADLINE_SECONDS = 15.0  # a 5,000-event batch takes about 0.2 s; see JOB_TIMEOUT_SECONDS
 GIVE_UP_ON_BUGS_AFTER = 5  # tries of an unexpected error before the batch is parked in dead_letters
 
 # "Not now": Postgres or the network is down or busy. The batch is retried later, never dropped.
@@ -45,7 +46,9 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]]) -> int:
     keys: Keys = ctx["keys"]
     job_try: int = ctx.get("job_try", 1)
     try:
-        stored = await writer.store(rows)
+        # Our own deadline, inside arq's: arq treats its timeout as a failure and drops the job.
+        async with asyncio.timeout(STORE_DEADLINE_SECONDS):
+            stored = await writer.store(rows)
         await queue.mark_stored(ctx["redis"], keys, ctx["job_id"])
     except TRANSIENT as exc:
         delay = backoff_seconds(job_try)

@@ -14,7 +14,9 @@ from eventplane.settings import Settings
 from workers import jobs
 from workers.store import Writer
 
-JOB_TIMEOUT_SECONDS = 60  # a batch takes well under a second; a killed worker's job re-runs ~70 s later
+# Must exceed jobs.STORE_DEADLINE_SECONDS. A killed worker's job is run again by another worker once
+# arq's in-progress mark expires: JOB_TIMEOUT_SECONDS + 10 s after it started.
+JOB_TIMEOUT_SECONDS = 20
 
 
 def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
