@@ -29,3 +29,9 @@ test: lint
 clean:
 	-$(BIN)/eventplane servers stop
 	rm -rf $(VENV) .eventplane
+
+bench: setup
+	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
+
+loadtest: setup
+	$(BIN)/python -m loadtests.loadtest $(LOADTEST_ARGS)

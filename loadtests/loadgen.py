@@ -82,14 +82,16 @@ def wrk(url: str, keys_file: Path, bodies_file: Path, seconds: float, connection
     return Closed(data["requests"], data["duration_us"] / 1e6, errors, data["p50"] / 1e3, data["p99"] / 1e3)
 
 
-def h2load_argv(url: str, body_file: Path, key: str, rate: float, seconds: float, log: Path) -> list[str]:
+def h2load_argv(url: str, body_file: Path, key: str, rate: float, seconds: float, log: Path) -> tuple[list[str], float]:
+    """The h2load command for `rate` requests/s, and the rate it will actually offer (whole rps per connection)."""
     connections = max(1, math.ceil(rate / PER_CONNECTION_RPS))
     per_connection = max(1, round(rate / connections))
-    return [
+    argv = [
         "taskset", "-c", str(LOAD_CORE), "h2load", "--h1", "-t1", f"-c{connections}", f"--rps={per_connection}",
         f"-D{max(1, round(seconds))}", "--warm-up-time=1", "-d", str(body_file),
         "-H", "Content-Type: application/json", "-H", f"X-API-Key: {key}", f"--log-file={log}", url,
     ]  # fmt: skip
+    return argv, float(connections * per_connection)
 
 
 def constant(url: str, senders: list[tuple[bytes, str]], rate: float, seconds: float) -> Constant:
@@ -101,9 +103,9 @@ def constant(url: str, senders: list[tuple[bytes, str]], rate: float, seconds: f
             for i, (body, key) in enumerate(senders):
                 body_file, log = Path(tmp, f"body{i}.json"), Path(tmp, f"requests{i}.tsv")
                 body_file.write_bytes(body)
-                argv = h2load_argv(url, body_file, key, rate / len(senders), seconds, log)
+                argv, offered = h2load_argv(url, body_file, key, rate / len(senders), seconds, log)
                 proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                runs.append((proc, log, _offered(argv)))
+                runs.append((proc, log, offered))
             for proc, _, _ in runs:
                 if proc.wait(timeout=seconds + 60) != 0:
                     raise RuntimeError(f"h2load exited with {proc.returncode}")
@@ -113,11 +115,6 @@ def constant(url: str, senders: list[tuple[bytes, str]], rate: float, seconds: f
                     proc.kill()
                     proc.wait()
         return _read_logs([log for _, log, _ in runs], offered=sum(offered for _, _, offered in runs))
-
-
-def _offered(argv: list[str]) -> float:
-    connections = int(next(a for a in argv if a.startswith("-c"))[2:])
-    return connections * float(next(a for a in argv if a.startswith("--rps="))[6:])
 
 
 def _read_logs(logs: list[Path], offered: float) -> Constant:

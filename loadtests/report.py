@@ -105,6 +105,10 @@ LATENCY = (("latency_p50", "p50"), ("latency_p99", "p99"), ("latency_p999", "p99
 LAG = (("lag_p50", "p50"), ("lag_p99", "p99"))
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
 def chart(path: Path, figures: dict[str, float | None], units: dict[str, str], title: str) -> None:
     import matplotlib
 
@@ -121,22 +125,18 @@ def chart(path: Path, figures: dict[str, float | None], units: dict[str, str], t
     for bar, name, value in zip(bars, names, values, strict=True):
         left.text(value, bar.get_y() + bar.get_height() / 2, f" {value:,.0f} {units.get(name, '')}", va="center")
     left.set_xlim(right=max(values or [1]) * 20)
-    groups = [("edge, constant rate", LATENCY), ("pipeline lag", LAG)]
-    x = 0.0
-    for label, keys in groups:
-        for key, pct in keys:
-            figure = figures.get(key)
-            if figure is not None:
-                ms = figure * (1000 if key.startswith("lag") else 1)
-                right.bar(x, ms, color="#1f77b4" if label.startswith("edge") else "#2ca02c")
-                right.text(x, ms, f"{ms:,.1f}", ha="center", va="bottom", fontsize=8)
-            right.text(x, 0.0, pct, ha="center", va="top", fontsize=8, transform=right.get_xaxis_transform())
-            x += 1
-        x += 0.6
+    bars_at: list[tuple[str, float | None, str]] = [
+        *((f"edge {pct}", figures.get(key), "#1f77b4") for key, pct in LATENCY),
+        *((f"lag {pct}", _ms(figures.get(key)), "#2ca02c") for key, pct in LAG),
+    ]
+    for x, (_, ms, color) in enumerate(bars_at):
+        if ms is not None:
+            right.bar(x, ms, color=color)
+            right.text(x, ms, f"{ms:,.1f}", ha="center", va="bottom", fontsize=8)
+    right.set_xticks(range(len(bars_at)), [label for label, _, _ in bars_at], fontsize=8)
     right.set_yscale("log")
     right.set_ylabel("milliseconds (log scale)")
-    right.set_xticks([1.0, 5.1], [label for label, _ in groups])
-    right.tick_params(axis="x", pad=14)
+    right.set_xlabel("edge: constant rate at half its peak; lag: received_at to commit")
     right.set_title("latency percentiles")
     fig.suptitle(title)
     fig.tight_layout()
