@@ -152,11 +152,11 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from workers.main import build_worker
+    from workers.main import serve
 
     settings = _resolved(args)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    build_worker(settings).run()
+    asyncio.run(serve(settings))
     return 0
 
 

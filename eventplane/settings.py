@@ -51,6 +51,9 @@ class Settings:
     negative_key_cache_ttl: float = 30.0
     worker_max_jobs: int = 4
     worker_poll_delay: float = 0.05
+    # arq's limit on one job. A killed worker's batch is run again by another worker once arq's
+    # in-progress mark expires, job_timeout + 10 s after it started.
+    job_timeout: float = 20.0
     admin_token: Secret | None = field(default=None, repr=False)
     max_workspaces_per_user: int = 20
     jwt_secret: Secret = field(default=Secret("dev-only-change-me"), repr=False)
@@ -86,6 +89,7 @@ class Settings:
             key_cache_ttl=_float(env, "EVENTPLANE_KEY_CACHE_TTL", 300.0),
             worker_max_jobs=_int(env, "EVENTPLANE_WORKER_MAX_JOBS", 4),
             worker_poll_delay=_float(env, "EVENTPLANE_WORKER_POLL_DELAY", 0.05),
+            job_timeout=_float(env, "EVENTPLANE_JOB_TIMEOUT", 20.0),
             admin_token=Secret(admin) if admin else None,
             max_workspaces_per_user=_int(env, "MAX_WORKSPACES_PER_USER", 20),
             jwt_secret=Secret(env.get("EVENTPLANE_JWT_SECRET") or "dev-only-change-me"),

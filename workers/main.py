@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from eventplane import db, queue
 from eventplane.queue import Keys
@@ -14,9 +18,7 @@ from eventplane.settings import Settings
 from workers import jobs
 from workers.store import Writer
 
-# Must exceed jobs.STORE_DEADLINE_SECONDS. A killed worker's job is run again by another worker once
-# arq's in-progress mark expires: JOB_TIMEOUT_SECONDS + 10 s after it started.
-JOB_TIMEOUT_SECONDS = 20
+log = logging.getLogger("eventplane.workers")
 
 
 def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -27,6 +29,7 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         ctx["pool"] = pool
         ctx["writer"] = await Writer.connect(settings.dsn, settings.worker_max_jobs)
         ctx["keys"] = keys
+        ctx["deadline"] = settings.job_timeout * jobs.DEADLINE_SHARE
         async with pool.acquire() as conn:
             await db.ensure_partitions(conn)
 
@@ -47,7 +50,8 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         job_deserializer=queue.deserialize,
         max_jobs=settings.worker_max_jobs,
         poll_delay=settings.worker_poll_delay,
-        job_timeout=JOB_TIMEOUT_SECONDS,
+        job_timeout=settings.job_timeout,
+        job_completion_wait=int(settings.job_timeout),  # on SIGTERM, finish running batches first
         keep_result=0,
         max_tries=jobs.MAX_TRIES,
         handle_signals=True,
@@ -58,3 +62,25 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
     return Worker(**worker_kwargs(settings, **overrides))
+
+
+async def serve(settings: Settings) -> None:
+    """Run a worker until SIGINT/SIGTERM. arq's worker exits when Redis drops; this one starts again.
+
+    A batch interrupted that way rolls back and is run again (and deduplicated) later.
+    """
+    delay = 1.0
+    while True:
+        worker = build_worker(settings)
+        try:
+            await worker.async_run()
+            return
+        except asyncio.CancelledError:  # arq's signal handler cancels its main task
+            return
+        except (RedisError, OSError) as exc:
+            log.warning("lost Redis (%s); starting the worker again in %.0f s", type(exc).__name__, delay)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await worker.close()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)

@@ -44,7 +44,14 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
     rows = [row(tenant, f"m{i}") for i in range(50)]
     (job_id,) = await queue.enqueue(redis, keys, [rows])
     assert await queue.queued_events(redis, keys) == 50
-    ctx: dict[str, Any] = {"writer": writer, "redis": redis, "keys": keys, "job_id": job_id, "job_try": 1}
+    ctx: dict[str, Any] = {
+        "writer": writer,
+        "redis": redis,
+        "keys": keys,
+        "job_id": job_id,
+        "job_try": 1,
+        "deadline": 10.0,
+    }
     as_queued: list[list[Any]] = queue.deserialize(queue.serialize(rows))  # what arq hands the job
     assert await jobs.store_events(ctx, as_queued) == 50
     # The worker died before arq recorded the result, so arq runs the same job again.
