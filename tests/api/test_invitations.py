@@ -1,0 +1,183 @@
+"""Invitations: token shown once and stored hashed, single use, expiry, email match, limits, aliases."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+import asyncpg
+import httpx
+
+from api.app import create_app
+from eventplane.settings import Settings
+from tests.api.conftest import add_member, client_for, error_code, new_account, new_team, new_workspace, unique_email
+
+WS = "/api/v1/workspaces"
+
+
+async def invite(api: httpx.AsyncClient, headers: dict[str, str], workspace_id: str, email: str,
+                 role: str = "DEVELOPER", alias: bool = False) -> httpx.Response:  # fmt: skip
+    path = "members/invite" if alias else "invites"
+    return await api.post(f"{WS}/{workspace_id}/{path}", json={"email": email, "role": role}, headers=headers)
+
+
+async def test_invite_and_accept(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    team = await new_team(api)
+    guest = await new_account(api)
+    r = await invite(api, team.admin.headers, team.workspace_id, guest.email.upper())
+    assert r.status_code == 201
+    created = r.json()
+    token = created["token"]
+    assert set(created) == {"id", "workspace_id", "workspace_name", "email", "role", "created_at", "expires_at",
+                            "token"}  # fmt: skip
+    stored = await pool.fetchval("SELECT token_hash FROM invitations WHERE id = $1", created["id"])
+    assert stored == hashlib.sha256(token.encode()).hexdigest()
+
+    listed = (await api.get(f"{WS}/{team.workspace_id}/invites", headers=team.viewer.headers)).json()["items"]
+    assert [i["id"] for i in listed] == [created["id"]] and "token" not in listed[0]
+    pending = (await api.get(f"{WS}/invitations/pending", headers=guest.headers)).json()["items"]
+    assert [i["id"] for i in pending] == [created["id"]] and "token" not in pending[0]
+
+    r = await api.post(f"{WS}/invites/{token}/accept", headers=guest.headers)
+    assert r.status_code == 200
+    assert (r.json()["workspace"]["id"], r.json()["member"]["role"]) == (team.workspace_id, "DEVELOPER")
+    assert (await api.get(f"{WS}/{team.workspace_id}", headers=guest.headers)).status_code == 200
+    # Single use.
+    r = await api.post(f"{WS}/invitations/{token}/accept", headers=guest.headers)
+    assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
+    assert (await api.get(f"{WS}/invitations/pending", headers=guest.headers)).json()["items"] == []
+
+
+async def test_alias_routes(api: httpx.AsyncClient) -> None:
+    owner = await new_account(api)
+    ws = await new_workspace(api, owner)
+    guest = await new_account(api)
+    r = await invite(api, owner.headers, ws["id"], guest.email, "VIEWER", alias=True)
+    assert r.status_code == 201
+    r = await api.post(f"{WS}/invitations/{r.json()['token']}/accept", headers=guest.headers)
+    assert (r.status_code, r.json()["member"]["role"]) == (200, "VIEWER")
+
+
+async def test_only_the_invited_email_may_accept(api: httpx.AsyncClient) -> None:
+    owner = await new_account(api)
+    ws = await new_workspace(api, owner)
+    token = (await invite(api, owner.headers, ws["id"], unique_email())).json()["token"]
+    intruder = await new_account(api)
+    r = await api.post(f"{WS}/invites/{token}/accept", headers=intruder.headers)
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+    r = await api.post(f"{WS}/invites/not-a-token/accept", headers=intruder.headers)
+    assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
+    r = await api.post(f"{WS}/invites/{token}/accept")
+    assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")
+
+
+async def test_expired_invitation_is_410(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    owner = await new_account(api)
+    ws = await new_workspace(api, owner)
+    guest = await new_account(api)
+    created = (await invite(api, owner.headers, ws["id"], guest.email)).json()
+    expires = await pool.fetchval("SELECT expires_at - created_at FROM invitations WHERE id = $1", created["id"])
+    assert expires.days == 7
+    await pool.execute("UPDATE invitations SET expires_at = now() - interval '1 second' WHERE id = $1", created["id"])
+    r = await api.post(f"{WS}/invites/{created['token']}/accept", headers=guest.headers)
+    assert (r.status_code, error_code(r)) == (410, "INVITATION_EXPIRED")
+    assert (await api.get(f"{WS}/invitations/pending", headers=guest.headers)).json()["items"] == []
+
+
+async def test_nobody_invites_above_their_role_and_viewers_not_at_all(api: httpx.AsyncClient) -> None:
+    team = await new_team(api)
+    r = await invite(api, team.admin.headers, team.workspace_id, unique_email(), "OWNER")
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+    assert (await invite(api, team.admin.headers, team.workspace_id, unique_email(), "ADMIN")).status_code == 201
+    assert (await invite(api, team.owner.headers, team.workspace_id, unique_email(), "OWNER")).status_code == 201
+    for who in (team.developer, team.viewer):
+        r = await invite(api, who.headers, team.workspace_id, unique_email(), "VIEWER")
+        assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+
+
+async def test_reinviting_replaces_the_pending_invitation(api: httpx.AsyncClient) -> None:
+    owner = await new_account(api)
+    ws = await new_workspace(api, owner)
+    guest = await new_account(api)
+    first = (await invite(api, owner.headers, ws["id"], guest.email, "VIEWER")).json()
+    second = (await invite(api, owner.headers, ws["id"], guest.email.upper(), "DEVELOPER")).json()
+    listed = (await api.get(f"{WS}/{ws['id']}/invites", headers=owner.headers)).json()["items"]
+    assert [i["id"] for i in listed] == [second["id"]]
+    r = await api.post(f"{WS}/invites/{first['token']}/accept", headers=guest.headers)
+    assert r.status_code == 404
+    r = await api.post(f"{WS}/invites/{second['token']}/accept", headers=guest.headers)
+    assert (r.status_code, r.json()["member"]["role"]) == (200, "DEVELOPER")
+
+
+async def test_inviting_or_accepting_as_a_member_is_409(api: httpx.AsyncClient) -> None:
+    team = await new_team(api)
+    r = await invite(api, team.owner.headers, team.workspace_id, team.viewer.email)
+    assert (r.status_code, error_code(r)) == (409, "CONFLICT")
+    guest = await new_account(api)
+    token = (await invite(api, team.owner.headers, team.workspace_id, guest.email)).json()["token"]
+    await add_member(api, team.owner, team.workspace_id, guest, "VIEWER")  # added directly meanwhile
+    r = await api.post(f"{WS}/invites/{token}/accept", headers=guest.headers)
+    assert (r.status_code, error_code(r)) == (409, "CONFLICT")
+
+
+async def test_accept_checks_the_member_limit(api: httpx.AsyncClient) -> None:
+    owner = await new_account(api)
+    ws = await new_workspace(api, owner)  # free: 5 members
+    guest = await new_account(api)
+    token = (await invite(api, owner.headers, ws["id"], guest.email)).json()["token"]
+    for _ in range(4):
+        await add_member(api, owner, ws["id"], await new_account(api), "VIEWER")
+    r = await api.post(f"{WS}/invites/{token}/accept", headers=guest.headers)
+    assert (r.status_code, error_code(r)) == (403, "PLAN_LIMIT")
+    r = await invite(api, owner.headers, ws["id"], unique_email())
+    assert (r.status_code, error_code(r)) == (403, "PLAN_LIMIT")
+
+
+async def test_accept_checks_the_workspaces_per_user_limit(api_settings: Settings) -> None:
+    app = create_app(replace(api_settings, max_workspaces_per_user=1))
+    async with app.router.lifespan_context(app), client_for(app) as api:
+        owner, guest = await new_account(api), await new_account(api)
+        ws = await new_workspace(api, owner)
+        await new_workspace(api, guest)
+        token = (await invite(api, owner.headers, ws["id"], guest.email)).json()["token"]
+        r = await api.post(f"{WS}/invites/{token}/accept", headers=guest.headers)
+        assert (r.status_code, error_code(r)) == (403, "WORKSPACE_LIMIT")
+
+
+async def test_cancel_and_decline(api: httpx.AsyncClient) -> None:
+    team = await new_team(api)
+    guest = await new_account(api)
+    first = (await invite(api, team.admin.headers, team.workspace_id, guest.email)).json()
+    r = await api.delete(f"{WS}/invitations/{first['id']}", headers=team.viewer.headers)
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+    outsider = await new_account(api)
+    r = await api.delete(f"{WS}/invitations/{first['id']}", headers=outsider.headers)
+    assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
+    assert (await api.delete(f"{WS}/invitations/{first['id']}", headers=team.admin.headers)).status_code == 204
+    assert (await api.post(f"{WS}/invites/{first['token']}/accept", headers=guest.headers)).status_code == 404
+
+    second = (await invite(api, team.admin.headers, team.workspace_id, guest.email)).json()
+    assert (await api.delete(f"{WS}/invitations/{second['id']}", headers=guest.headers)).status_code == 204
+    assert (await api.get(f"{WS}/{team.workspace_id}/invites", headers=team.admin.headers)).json()["items"] == []
+
+
+async def test_invites_are_rate_limited_per_workspace(api_settings: Settings) -> None:
+    app = create_app(replace(api_settings, invite_limit_per_workspace=3))
+    async with app.router.lifespan_context(app), client_for(app) as api:
+        owner = await new_account(api)
+        ws, other = await new_workspace(api, owner, plan="pro"), await new_workspace(api, owner, plan="pro")
+        for _ in range(3):
+            assert (await invite(api, owner.headers, ws["id"], unique_email())).status_code == 201
+        r = await invite(api, owner.headers, ws["id"], unique_email())
+        assert (r.status_code, error_code(r)) == (429, "RATE_LIMITED")
+        assert int(r.headers["retry-after"]) > 0
+        assert (await invite(api, owner.headers, other["id"], unique_email())).status_code == 201
+
+
+async def test_invite_validation(api: httpx.AsyncClient) -> None:
+    owner = await new_account(api)
+    ws = await new_workspace(api, owner)
+    for payload in ({"email": "nope"}, {"email": unique_email(), "role": "GOD"}, {"email": unique_email(),
+                    "workspace_id": ws["id"]}):  # fmt: skip
+        r = await api.post(f"{WS}/{ws['id']}/invites", json=payload, headers=owner.headers)
+        assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR"), payload
