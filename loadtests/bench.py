@@ -28,6 +28,7 @@ from loadtests.stack import (
     SERVER_CORE,
     Env,
     Procs,
+    free_port,
     install_signal_handlers,
     python,
     reset_events,
@@ -55,7 +56,7 @@ class Plan:
 
 
 FULL = Plan(10, 2, 15, 15, 60, 0.8, 100_000, 20)
-SMOKE = Plan(1, 0.5, 2, 2, 3, 0.5, 100_000, 3)
+SMOKE = Plan(1, 0, 1, 2, 3, 0.5, 100_000, 3)
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,6 @@ def prepare(env: Env, plan: Plan) -> Files:
         batch,
         keys,
     )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(procs: Procs, name: str, argv: list[str], env: dict[str, str], health: str = "/healthz") -> tuple[Any, int]:
@@ -123,7 +116,9 @@ class Bench:
         return result
 
     def warm(self, port: int, path: str, bodies: Path) -> None:
-        loadgen.wrk(f"http://127.0.0.1:{port}{path}", self.files.keys, bodies, self.plan.warmup)
+        """Start connections, fill the edge's key cache, let uvicorn settle (not measured)."""
+        if self.plan.warmup > 0:
+            loadgen.wrk(f"http://127.0.0.1:{port}{path}", self.files.keys, bodies, self.plan.warmup)
 
     def noop(self) -> None:
         proc, port = serve(self.procs, "noop", [*python(), *UVICORN, "loadtests.noop:app"], self.env.process_env(), "/")

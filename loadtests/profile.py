@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +33,8 @@ def top_self(folded: Path, top: int = TOP) -> list[dict[str, Any]]:
 
 
 def record(pid: int, seconds: float, out: Path) -> None:
-    spy = shutil.which("py-spy")
+    beside = Path(sys.executable).parent / "py-spy"  # installed into the venv, which may not be on PATH
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy is not installed (pip install py-spy)")
     argv = [spy, "record", "-p", str(pid), "-d", str(max(1, round(seconds))), "-r", "200", "-f", "raw", "-o", str(out)]

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -173,12 +174,12 @@ class Procs:
         self.stop_all()
 
     def start(
-        self, name: str, argv: list[str], env: dict[str, str], core: int = SERVER_CORE
+        self, name: str, argv: list[str], env: dict[str, str], core: int | None = SERVER_CORE
     ) -> subprocess.Popen[bytes]:
+        """Start `argv` (pinned to `core` unless None), its output in the log directory."""
         log = open(self._log_dir / f"{name}.log", "ab")  # noqa: SIM115  (closed in stop())
-        proc = subprocess.Popen(
-            ["taskset", "-c", str(core), *argv], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        pinned = ["taskset", "-c", str(core), *argv] if core is not None else argv
+        proc = subprocess.Popen(pinned, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self._running.append((proc, log))
         return proc
 
@@ -214,6 +215,12 @@ def install_signal_handlers() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, raise_interrupt)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def python() -> list[str]:
