@@ -38,10 +38,11 @@ from api.wire import (
 from eventplane import apikeys, scopes, tenants
 from eventplane.errors import validation
 
-SELECT = (
-    "SELECT id, workspace_id, name, key_prefix, scopes, created_at, last_used_at, expires_at, key_hash, "
-    f"({limits.ACTIVE_KEY}) AS active FROM api_keys"
+COLUMNS = (
+    "id, workspace_id, name, key_prefix, scopes, created_at, last_used_at, expires_at, key_hash, "
+    f"({limits.ACTIVE_KEY}) AS active"
 )
+SELECT = f"SELECT {COLUMNS} FROM api_keys"
 
 
 def out(row: Any) -> KeyOut:
@@ -125,8 +126,7 @@ async def _update(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, 
     name = row["name"] if data.name is msgspec.UNSET else data.name
     names = list(row["scopes"]) if data.scopes is msgspec.UNSET else _check_scopes(actor.role, data.scopes)
     row = await svc.pool.fetchrow(
-        f"WITH u AS (UPDATE api_keys SET name = $3, scopes = $4 WHERE id = $1 AND workspace_id = $2 RETURNING id) "
-        f"{SELECT} WHERE id = (SELECT id FROM u)",
+        f"UPDATE api_keys SET name = $3, scopes = $4 WHERE id = $1 AND workspace_id = $2 RETURNING {COLUMNS}",
         key_id,
         workspace_id,
         name,
