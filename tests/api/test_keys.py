@@ -57,6 +57,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(api: httpx.Asy
     assert set(created) == {"id", "workspace_id", "name", "key", "key_prefix", "scopes", "created_at", "expires_at"}
     assert created["scopes"] == ["track:write", "read"]
     row = await pool.fetchrow("SELECT key_hash, created_by FROM api_keys WHERE id = $1", created["id"])
+    assert row is not None
     assert row["key_hash"] == key_format.hash_key(created["key"]) and str(row["created_by"]) == team.developer.id
 
     r = await api.get(keys_url(team.workspace_id), headers=team.viewer.headers)
