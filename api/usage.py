@@ -64,7 +64,7 @@ async def billing(request: Request) -> Response:
     workspace = await access.workspace(request, workspace_id, p.BILLING_READ)
     start, end = _period(dt.datetime.now(dt.UTC).date())
     row = await services(request).pool.fetchrow(
-        "SELECT (SELECT coalesce(sum(events), 0) FROM usage_daily "
+        "SELECT (SELECT coalesce(sum(events), 0)::bigint FROM usage_daily "
         "        WHERE workspace_id = $1 AND day >= $2 AND day < $3) AS events, "
         "       (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members, "
         f"      (SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND {limits.ACTIVE_KEY}) AS keys",

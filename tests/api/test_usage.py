@@ -1,0 +1,83 @@
+"""Usage (from the workers' usage_daily counters) and billing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+import httpx
+
+from tests.api.conftest import error_code, new_team
+from tests.conftest import make_tenant
+
+WS = "/api/v1/workspaces"
+
+
+async def seed(pool: asyncpg.Pool, workspace_id: str, rows: list[tuple[dt.date, str, int]]) -> None:
+    await pool.executemany(
+        "INSERT INTO usage_daily (workspace_id, day, event_type, events) VALUES ($1, $2, $3, $4)",
+        [(workspace_id, day, event_type, n) for day, event_type, n in rows],
+    )
+
+
+async def test_usage_per_day_and_type(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    team = await new_team(api)
+    d1, d2, d3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
+    await seed(pool, team.workspace_id, [(d1, "click", 3), (d1, "view", 2), (d2, "click", 5), (d3, "click", 7)])
+    r = await api.get(f"{WS}/{team.workspace_id}/usage", params={"from": "2026-01-01", "to": "2026-01-02"},
+                      headers=team.viewer.headers)  # fmt: skip
+    assert r.status_code == 200
+    assert r.json() == {
+        "workspace_id": team.workspace_id,
+        "from": "2026-01-01",
+        "to": "2026-01-02",
+        "total": 10,
+        "days": [
+            {"day": "2026-01-01", "events": 5, "by_type": {"click": 3, "view": 2}},
+            {"day": "2026-01-02", "events": 5, "by_type": {"click": 5}},
+        ],
+    }
+
+
+async def test_usage_defaults_to_the_last_30_days_and_validates(api: httpx.AsyncClient) -> None:
+    team = await new_team(api)
+    r = await api.get(f"{WS}/{team.workspace_id}/usage", headers=team.owner.headers)
+    body = r.json()
+    today = dt.datetime.now(dt.UTC).date()
+    assert (body["from"], body["to"], body["total"], body["days"]) == (
+        str(today - dt.timedelta(days=29)),
+        str(today),
+        0,
+        [],
+    )
+    for params in ({"from": "2026-02-01", "to": "2026-01-01"}, {"from": "yesterday"}, {"from": "2020-01-01",
+                   "to": "2026-01-01"}):  # fmt: skip
+        r = await api.get(f"{WS}/{team.workspace_id}/usage", params=params, headers=team.owner.headers)
+        assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR"), params
+
+
+async def test_usage_with_an_api_key(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    tenant = await make_tenant(pool, scopes=["read"])
+    r = await api.get(f"{WS}/{tenant.workspace_id}/usage", headers={"X-API-Key": tenant.key})
+    assert r.status_code == 200
+    track_only = await make_tenant(pool, scopes=["track:write"])
+    r = await api.get(f"{WS}/{track_only.workspace_id}/usage", headers={"X-API-Key": track_only.key})
+    assert (r.status_code, error_code(r)) == (403, "INSUFFICIENT_SCOPE")
+
+
+async def test_billing(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    team = await new_team(api)
+    today = dt.datetime.now(dt.UTC).date()
+    month_start = today.replace(day=1)
+    last_month = month_start - dt.timedelta(days=1)
+    await seed(pool, team.workspace_id, [(month_start, "a", 4), (today, "b", 6), (last_month, "a", 100)])
+    await api.post(f"{WS}/{team.workspace_id}/api-keys", json={"name": "k", "scopes": ["read"]},
+                   headers=team.owner.headers)  # fmt: skip
+    r = await api.get(f"{WS}/{team.workspace_id}/billing", headers=team.admin.headers)
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["plan"], body["limits"]["max_members"]) == ("pro", 50)
+    assert body["period_start"] == str(month_start) and body["period_end"] > str(today)
+    assert body["usage"] == {"events": 10, "members": 4, "active_api_keys": 1}
+    r = await api.get(f"{WS}/{team.workspace_id}/billing", headers=team.developer.headers)
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
