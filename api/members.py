@@ -59,6 +59,14 @@ async def _check_not_last_owner(conn: Conn, workspace_id: uuid.UUID, target: Any
         raise ApiError(400, "LAST_OWNER", "A workspace keeps at least one OWNER; transfer ownership first")
 
 
+async def _role_now(conn: Conn, actor: access.Membership) -> Role:
+    """The actor's role read again under the workspace lock (it may have changed since the request began)."""
+    role = await conn.fetchval("SELECT role FROM workspace_members WHERE id = $1", actor.member_id)
+    if role is None:
+        raise not_found("workspace")
+    return Role(role)
+
+
 async def list_members(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     await access.membership(request, workspace_id, p.MEMBERS_READ)
@@ -103,12 +111,13 @@ async def update_role(request: Request) -> Response:
     actor = await access.membership(request, workspace_id, p.MEMBERS_UPDATE_ROLES)
     data = await body(request, MemberPatch)
     async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, _):
+        role = await _role_now(conn, actor)
         target = await member_row(conn, workspace_id, member_id)
         if target["user_id"] == actor.user.id:
             raise forbidden("Nobody changes their own role")
-        if not actor.role.at_least(Role(target["role"])):
-            raise forbidden(f"A {actor.role.value} cannot edit a {target['role']}")
-        check_grant(actor.role, data.role)
+        if not p.allows(role, p.MEMBERS_UPDATE_ROLES) or not role.at_least(Role(target["role"])):
+            raise forbidden(f"A {role.value} cannot edit a {target['role']}")
+        check_grant(role, data.role)
         if data.role is not Role.OWNER:
             await _check_not_last_owner(conn, workspace_id, target)
         await conn.execute("UPDATE workspace_members SET role = $2 WHERE id = $1", member_id, data.role.value)
@@ -121,13 +130,14 @@ async def remove(request: Request) -> Response:
     workspace_id, member_id = path_uuid(request, "workspace_id"), path_uuid(request, "member_id")
     actor = await access.membership(request, workspace_id, p.WORKSPACE_READ)
     async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, _):
+        role = await _role_now(conn, actor)
         target = await member_row(conn, workspace_id, member_id)
         if target["user_id"] != actor.user.id:
-            if not p.allows(actor.role, p.MEMBERS_REMOVE):
-                raise forbidden(f"Your role ({actor.role.value}) lacks the permission '{p.MEMBERS_REMOVE}'",
+            if not p.allows(role, p.MEMBERS_REMOVE):
+                raise forbidden(f"Your role ({role.value}) lacks the permission '{p.MEMBERS_REMOVE}'",
                                 {"required": p.MEMBERS_REMOVE})  # fmt: skip
-            if not actor.role.at_least(Role(target["role"])):
-                raise forbidden(f"A {actor.role.value} cannot remove a {target['role']}")
+            if not role.at_least(Role(target["role"])):
+                raise forbidden(f"A {role.value} cannot remove a {target['role']}")
         await _check_not_last_owner(conn, workspace_id, target)
         await conn.execute("DELETE FROM workspace_members WHERE id = $1", member_id)
     return no_content()
@@ -139,6 +149,8 @@ async def transfer(request: Request) -> Response:
     actor = await access.membership(request, workspace_id, p.WORKSPACE_TRANSFER)
     data = await body(request, TransferIn)
     async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, _):
+        if not p.allows(await _role_now(conn, actor), p.WORKSPACE_TRANSFER):
+            raise forbidden("Only an OWNER transfers ownership")
         target = await member_row(conn, workspace_id, data.member_id)
         if target["user_id"] == actor.user.id:
             raise ApiError(400, "VALIDATION_ERROR", "You own this workspace already", {"field": "member_id"})

@@ -28,8 +28,13 @@ def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
     refs, components = msgspec.json.schema_components(types, ref_template=REF)
     ref_of = dict(zip(types, refs, strict=True))
     paths: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     for e in endpoints:
-        paths.setdefault(_PARAM.sub(r"{\1}", e.path), {})[e.method.lower()] = _operation(e, ref_of)
+        op = _operation(e, ref_of)
+        while op["operationId"] in seen:  # an alias route: same handler, another path
+            op["operationId"] += "_alias"
+        seen.add(op["operationId"])
+        paths.setdefault(_PARAM.sub(r"{\1}", e.path), {})[e.method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "EventPlane management API", "version": version},
@@ -45,7 +50,7 @@ def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
 
 
 def _operation(e: Endpoint, ref_of: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": e.summary, "operationId": f"{e.method.lower()}_{e.handler.__name__}"}
+    op: dict[str, Any] = {"summary": e.summary, "operationId": _operation_id(e)}
     params = [{"name": m.group(1), "in": "path", "required": True, "schema": _path_schema(m.group(2))}
               for m in _PARAM.finditer(e.path)]  # fmt: skip
     params += [{"name": q, "in": "query", "schema": _QUERY_SCHEMAS.get(q, {"type": "string"})} for q in e.query]
@@ -63,6 +68,11 @@ def _operation(e: Endpoint, ref_of: dict[Any, dict[str, Any]]) -> dict[str, Any]
     if e.auth != "none":
         op["security"] = [{"session": []}] + ([{"apiKey": []}] if e.auth == "session_or_key" else [])
     return op
+
+
+def _operation_id(e: Endpoint) -> str:
+    module = e.handler.__module__.rpartition(".")[2]
+    return f"{module}_{e.handler.__name__}"
 
 
 def _path_schema(convertor: str | None) -> dict[str, str]:

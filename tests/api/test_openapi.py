@@ -24,6 +24,8 @@ async def test_every_route_is_documented(api: httpx.AsyncClient, api_app: Starle
         for method in (route.methods or set()) - {"HEAD"}
     }
     assert documented == served
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
 
 
 async def test_request_schemas_are_the_validating_types(api: httpx.AsyncClient) -> None:
