@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -55,7 +56,7 @@ class Plan:
     workspaces: int
 
 
-FULL = Plan(10, 2, 15, 15, 60, 0.8, 100_000, 20)
+FULL = Plan(10, 2, 15, 20, 60, 0.8, 100_000, 20)
 SMOKE = Plan(1, 0, 1, 2, 3, 0.5, 100_000, 3)
 
 
@@ -181,8 +182,8 @@ class Bench:
               f"{probe.accepted_per_s:,.0f}/s", flush=True)  # fmt: skip
         self.raw["pipeline_probe_drain_s"] = pipeline.drain(self.env)
         rate = max(payloads.BATCH_SIZE, probe.stored_per_s * self.plan.pipeline_fraction)
-        senders = self.files.senders(self.files.batch_bodies)
-        result = pipeline.sustained(self.env, url, senders, rate, self.plan.pipeline_seconds, payloads.BATCH_SIZE)
+        files = (self.files.keys, self.files.batch)
+        result = pipeline.sustained(self.env, url, files, rate, self.plan.pipeline_seconds, payloads.BATCH_SIZE)
         self.raw["pipeline"] = {**asdict(result), "bounded": result.bounded}
         self.figures.update(pipeline=result.stored_per_s, lag_p50=result.lag_p50_s, lag_p99=result.lag_p99_s)
         self.figures["queue_max_depth"] = result.max_depth
@@ -195,7 +196,7 @@ class Bench:
 
 def run(plan: Plan, out_dir: Path, profile_dir: Path | None, mode: str) -> Path:
     loadgen.ensure_tools()
-    started = time.monotonic()
+    started, loadavg = time.monotonic(), os.getloadavg()
     with servers_for_run() as env, Procs(env.work_dir / "logs") as procs, PeakRss() as rss:
         files = prepare(env, plan)
         bench = Bench(env, procs, plan, files, rss, profile_dir)
@@ -210,6 +211,7 @@ def run(plan: Plan, out_dir: Path, profile_dir: Path | None, mode: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / f"{stamp}.json", out_dir / f"{stamp}.png"
     meta = {"started_utc": stamp, "mode": mode, "plan": asdict(plan), "seconds": time.monotonic() - started}
+    meta["loadavg_at_start"] = loadavg
     meta["placement"] = "servers on core 0 (taskset -c 0), load generators on core 1"
     report.write_json(json_path, lines, {**meta, "figures": bench.figures}, bench.raw)
     git = report.git_state()

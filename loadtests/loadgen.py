@@ -1,10 +1,12 @@
 """The compiled load generators, pinned to the load core: wrk (closed loop) and h2load (constant rate).
 
 wrk keeps `connections` requests in flight and sends the next as soon as one is answered: it finds the
-peak. h2load `--rps` sends at a fixed rate per connection whether or not the server keeps up, so its
+peak. Paced by post.lua, it also offers the pipeline a fixed rate with a fresh message id per event.
+h2load `--rps` sends at a fixed rate per connection whether or not the server keeps up, so its
 latencies are those of a server at that load (a closed loop would slow down with the server and hide
 queueing: "coordinated omission"). Each h2load connection is given at most PER_CONNECTION_RPS so that a
-request is almost never still in flight when its successor is due.
+request is almost never still in flight when its successor is due; h2load's per-request log gives
+every latency, from which the percentiles are computed exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +75,14 @@ def write_lines(path: Path, lines: list[str] | list[bytes]) -> Path:
     return path
 
 
-def wrk(url: str, keys_file: Path, bodies_file: Path, seconds: float, connections: int = 64) -> Closed:
+def wrk(
+    url: str, keys_file: Path, bodies_file: Path, seconds: float, connections: int = 64, rate: float | None = None
+) -> Closed:
+    """wrk for `seconds`: a closed loop, or paced to `rate` requests/s (see post.lua)."""
     argv = ["taskset", "-c", str(LOAD_CORE), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
-    argv += ["--timeout", "10s", "-s", str(LUA), url, "--", str(keys_file), str(bodies_file)]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
+    argv += ["--timeout", "10s", "-s", str(LUA), url, "--", str(keys_file), str(bodies_file), uuid.uuid4().hex]
+    env = {**os.environ, "EP_WRK_RATE": str(rate)} if rate else None
+    out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     data = orjson.loads(line.removeprefix("WRK_JSON "))
     errors = data["connect"] + data["read"] + data["write"] + data["status"] + data["timeout"]

@@ -1,7 +1,7 @@
 """Realistic tracking payloads: what a web or backend SDK sends (about 400 bytes of JSON per event).
 
-Events carry no `message_id`: the bench replays a fixed set of bodies, and repeated ids would be
-deduplicated by the workers, so the edge generates one per event (as it does for SDKs that omit it).
+Events carry a `message_id` as SDKs do. In the bench's bodies it is "@ID@-<index>", which the wrk
+script (post.lua) replaces per request, so that replayed bodies are new events to the workers.
 """
 
 from __future__ import annotations
@@ -47,11 +47,17 @@ def event(rng: random.Random, *, now: dt.datetime, message_id: str | None = None
     return body
 
 
+ID = "@ID@"  # replaced per request by the load generator
+
+
 def single_bodies(count: int, seed: int = 1) -> list[bytes]:
     rng, now = random.Random(seed), dt.datetime.now(dt.UTC)
-    return [orjson.dumps(event(rng, now=now)) for _ in range(count)]
+    return [orjson.dumps(event(rng, now=now, message_id=f"{ID}-0")) for _ in range(count)]
 
 
 def batch_bodies(count: int, size: int = BATCH_SIZE, seed: int = 2) -> list[bytes]:
     rng, now = random.Random(seed), dt.datetime.now(dt.UTC)
-    return [orjson.dumps({"events": [event(rng, now=now) for _ in range(size)]}) for _ in range(count)]
+    return [
+        orjson.dumps({"events": [event(rng, now=now, message_id=f"{ID}-{i}") for i in range(size)]})
+        for _ in range(count)
+    ]

@@ -3,7 +3,7 @@
 Two phases against one edge and one worker (both on the server core, with Postgres and Valkey):
 1. probe: wrk, closed loop, batches of 100; the rate at which events are *stored* meanwhile is the
    stack's saturated store rate S. The edge's high-water mark bounds the backlog this leaves.
-2. sustained: h2load at a constant FRACTION x S for at least 60 s. Reported: events stored per second
+2. sustained: wrk paced to a constant FRACTION x S for at least 60 s. Reported: events stored per second
    (from `usage_daily`, which the worker updates in the same transaction as the rows), the queue depth
    in events every second, and the lag `commit time - received_at` of every event received in the
    measured window, from Postgres's own commit timestamps (`track_commit_timestamp`, on in the bench's
@@ -16,6 +16,7 @@ import asyncio
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -111,7 +112,7 @@ class Probe:
     errors: int
 
 
-def probe(env: Env, url: str, keys_file: Any, bodies_file: Any, seconds: float, batch: int) -> Probe:
+def probe(env: Env, url: str, keys_file: Path, bodies_file: Path, seconds: float, batch: int) -> Probe:
     with ThreadPoolExecutor(1) as pool:
         job = pool.submit(loadgen.wrk, url, keys_file, bodies_file, seconds)
         samples = while_sampling(env, job, every=0.5)
@@ -124,6 +125,7 @@ def probe(env: Env, url: str, keys_file: Any, bodies_file: Any, seconds: float, 
 @dataclass(frozen=True)
 class Sustained:
     offered_events_per_s: float
+    accepted_events_per_s: float
     stored_per_s: float
     seconds: float
     failed_requests: int
@@ -142,22 +144,24 @@ class Sustained:
 
 
 def sustained(
-    env: Env, url: str, senders: list[tuple[bytes, str]], events_per_s: float, seconds: float, batch: int
+    env: Env, url: str, files: tuple[Path, Path], events_per_s: float, seconds: float, batch: int
 ) -> Sustained:
-    warm = min(5.0, seconds / 4) + 1.0  # h2load's 1 s warm-up, then let the queue reach its steady state
+    """`events_per_s` offered for `seconds` by paced wrk; `files` are the keys and the batch bodies."""
+    warm = min(5.0, seconds / 4)  # let the queue and the worker reach their steady state
     with ThreadPoolExecutor(1) as pool:
         t0 = time.time()
-        job = pool.submit(loadgen.constant, url, senders, events_per_s / batch, seconds)
+        job = pool.submit(loadgen.wrk, url, *files, seconds, rate=events_per_s / batch)
         samples = while_sampling(env, job)
         result = job.result()
     total = samples.points[-1][0]
     waited = drain(env)
     lag_n, p50, p99 = asyncio.run(_lag(env, t0 + warm, t0 + total))
     return Sustained(
-        offered_events_per_s=result.offered_rps * batch,
+        offered_events_per_s=events_per_s,
+        accepted_events_per_s=result.ok_per_second * batch,
         stored_per_s=samples.rate(warm, total),
         seconds=total - warm,
-        failed_requests=result.failed,
+        failed_requests=result.errors,
         max_depth=samples.max_depth(warm),
         final_depth=samples.points[-1][2],
         drain_seconds=waited,

@@ -1,8 +1,13 @@
 -- wrk script: POST prepared bodies with X-API-Key headers, cycling through every (key, body) pair.
--- Usage: wrk -s loadtests/post.lua URL -- KEYS_FILE BODIES_FILE   (one key / one JSON body per line)
--- Requests are formatted once in init(), so the generator spends its time on sockets, not on Lua.
-local requests = {}
-local n = 0
+--   wrk -s loadtests/post.lua URL -- KEYS_FILE BODIES_FILE RUN_ID
+-- KEYS_FILE / BODIES_FILE hold one key / one JSON body per line. Every "@ID@" in a body becomes
+-- RUN_ID-<request number>, so that each event carries a message id of its own (as SDKs send) and the
+-- workers' deduplication never discards a replayed body.
+-- With EP_WRK_RATE=<requests/s> in the environment the script paces itself to that rate (a schedule kept
+-- from the start, as wrk2 does, so a slow answer does not lower the offered rate as long as connections
+-- are free); without it wrk runs its usual closed loop.
+local requests, bodies, run_id = {}, {}, "run"
+local n, sent = 0, 0
 
 local function lines(path)
   local out = {}
@@ -12,21 +17,49 @@ local function lines(path)
   return out
 end
 
+local function split(text, sep)
+  local parts, start = {}, 1
+  while true do
+    local i, j = string.find(text, sep, start, true)
+    if not i then parts[#parts + 1] = string.sub(text, start); return parts end
+    parts[#parts + 1] = string.sub(text, start, i - 1)
+    start = j + 1
+  end
+end
+
 function init(args)
-  local keys, bodies = lines(args[1]), lines(args[2])
-  local count = math.max(#keys, #bodies)
-  for i = 0, count - 1 do
-    local headers = {
-      ["X-API-Key"] = keys[i % #keys + 1],
-      ["Content-Type"] = "application/json",
+  local keys, raw = lines(args[1]), lines(args[2])
+  run_id = args[3] or run_id
+  for i = 0, math.max(#keys, #raw) - 1 do
+    requests[#requests + 1] = {
+      headers = {["X-API-Key"] = keys[i % #keys + 1], ["Content-Type"] = "application/json"},
+      parts = split(raw[i % #raw + 1], "@ID@"),
     }
-    requests[#requests + 1] = wrk.format("POST", nil, headers, bodies[i % #bodies + 1])
   end
 end
 
 function request()
   n = n % #requests + 1
-  return requests[n]
+  sent = sent + 1
+  local r = requests[n]
+  return wrk.format("POST", nil, r.headers, table.concat(r.parts, run_id .. "-" .. sent))
+end
+
+local rate = tonumber(os.getenv("EP_WRK_RATE") or "")
+if rate then
+  local ffi = require("ffi")
+  ffi.cdef("typedef struct { long tv_sec; long tv_nsec; } ep_timespec; int clock_gettime(int, ep_timespec *);")
+  local ts = ffi.new("ep_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local period, due = 1000 / rate, nil
+  function delay()
+    local now = now_ms()
+    due = (due or now) + period
+    return math.max(0, math.floor(due - now))
+  end
 end
 
 -- One JSON line on stdout that loadtests/loadgen.py parses (latencies in microseconds).

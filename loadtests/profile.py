@@ -7,6 +7,7 @@ returns the top functions by self time (the innermost frame of each sample).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -21,13 +22,14 @@ if TYPE_CHECKING:
     from loadtests.bench import Files
 
 TOP = 15
+_LINE = re.compile(r":\d+\)$")  # "f (path.py:12)" -> "f (path.py)": one entry per function, not per line
 
 
 def top_self(folded: Path, top: int = TOP) -> list[dict[str, Any]]:
     counts: Counter[str] = Counter()
     for line in folded.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        counts[stack.rsplit(";", 1)[-1]] += int(n)
+        counts[_LINE.sub(")", stack.rsplit(";", 1)[-1])] += int(n)
     total = sum(counts.values()) or 1
     return [{"function": f, "samples": n, "share": round(n / total, 4)} for f, n in counts.most_common(top)]
 

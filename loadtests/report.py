@@ -87,7 +87,12 @@ def git_state() -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_end": os.getloadavg(),  # other work on the machine during the run shows here
+    }
 
 
 def write_json(path: Path, lines: list[Line], meta: dict[str, Any], raw: dict[str, Any]) -> None:
