@@ -26,10 +26,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> bytes:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details is not None:
-            error["details"] = self.details
-        return orjson.dumps({"error": error})
+        return orjson.dumps({"error": {"code": self.code, "message": self.message, "details": self.details}})
 
 
 def validation(message: str, path: str | None = None, code: str = "VALIDATION_ERROR") -> ApiError:

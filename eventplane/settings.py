@@ -41,6 +41,7 @@ class Settings:
     max_body_bytes: int = 500 * 1024
     max_event_bytes: int = 32 * 1024
     max_batch_events: int = 2500
+    body_timeout: float = 15.0  # seconds for the whole request body to arrive
     # Queue: the edge refuses new events (503) while more than this many are queued and not yet stored.
     queue_high_water: int = 2_000_000
     # The edge never puts more than this many events into one arq job.
@@ -84,6 +85,7 @@ class Settings:
             ingest_port=_int(env, "EVENTPLANE_INGEST_PORT", 8000),
             api_host=env.get("EVENTPLANE_API_HOST") or "127.0.0.1",
             api_port=_int(env, "EVENTPLANE_API_PORT", 8001),
+            body_timeout=_float(env, "EVENTPLANE_BODY_TIMEOUT", 15.0),
             queue_high_water=_int(env, "EVENTPLANE_QUEUE_HIGH_WATER", 2_000_000),
             job_max_events=_int(env, "EVENTPLANE_JOB_MAX_EVENTS", 5000),
             key_cache_ttl=_float(env, "EVENTPLANE_KEY_CACHE_TTL", 300.0),

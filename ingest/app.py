@@ -93,6 +93,7 @@ class IngestApp:
             limit=edge.settings.max_body_bytes,
             content_length=_content_length(scope),
             gzipped=_gzipped(scope),
+            within=edge.settings.body_timeout,
         )
         parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         received_us = time.time_ns() // 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from eventplane.errors import ApiError
@@ -21,9 +22,17 @@ def too_large(limit: int) -> ApiError:
     )
 
 
-async def read_body(receive: Receive, *, limit: int, content_length: int | None, gzipped: bool) -> bytes:
+async def read_body(receive: Receive, *, limit: int, content_length: int | None, gzipped: bool, within: float) -> bytes:
     if content_length is not None and content_length > limit:
         raise too_large(limit)  # refused before reading a byte
+    try:
+        async with asyncio.timeout(within):  # a client trickling its body may not hold a slot forever
+            return await _read(receive, limit, gzipped)
+    except TimeoutError:
+        raise ApiError(408, "REQUEST_TIMEOUT", f"The body did not arrive within {within:g} s") from None
+
+
+async def _read(receive: Receive, limit: int, gzipped: bool) -> bytes:
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzipped else None
     parts: list[bytes] = []
     raw_size = size = 0

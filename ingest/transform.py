@@ -112,8 +112,27 @@ def _decode_event(raw: bytes | msgspec.Raw, prefix: str) -> Event:
     return event
 
 
+def _too_deep() -> ApiError:
+    return validation("JSON is nested too deeply (more than about 900 levels)", "$")
+
+
 def parse_track(body: bytes, limits: Limits) -> Parsed:
     """The body of POST /track: one event."""
+    try:
+        return _parse_track(body, limits)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def parse_batch(body: bytes, limits: Limits) -> Parsed:
+    """The body of POST /batch: {"events": [...], "sent_at"?} or a bare JSON array of events."""
+    try:
+        return _parse_batch(body, limits)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _parse_track(body: bytes, limits: Limits) -> Parsed:
     if len(body) > limits.max_event_bytes:
         raise ApiError(
             400,
@@ -126,8 +145,7 @@ def parse_track(body: bytes, limits: Limits) -> Parsed:
     return Parsed([event], None)
 
 
-def parse_batch(body: bytes, limits: Limits) -> Parsed:
-    """The body of POST /batch: {"events": [...], "sent_at"?} or a bare JSON array of events."""
+def _parse_batch(body: bytes, limits: Limits) -> Parsed:
     _check_text(body)
     try:
         decoded = batch_decoder.decode(body)

@@ -164,9 +164,11 @@ async def wait_stored(database_url: str, workspace_id: str, expected: int, limit
         try:
             conn = await asyncpg.connect(database_url, timeout=2)
             try:
-                rows, distinct = await conn.fetchrow(
+                counted = await conn.fetchrow(
                     "SELECT count(*), count(DISTINCT message_id) FROM events WHERE workspace_id = $1", workspace_id
                 )
+                assert counted is not None
+                rows, distinct = counted[0], counted[1]
             finally:
                 await conn.close()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
