@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from importlib import metadata
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,7 +23,7 @@ from api.state import Services
 from eventplane import db, servers
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
-from eventplane.settings import Settings
+from eventplane.settings import Secret, Settings
 
 log = logging.getLogger("eventplane.api")
 ENDPOINTS: list[Endpoint] = [
@@ -30,7 +34,19 @@ ENDPOINTS: list[Endpoint] = [
     *keys.ENDPOINTS,
     *usage.ENDPOINTS,
 ]
-DEV_JWT_SECRET = "dev-only-change-me"
+
+
+def _stored_secret(path: Path) -> Secret:
+    """A random signing secret made on first start and kept (0600) beside the embedded servers' data,
+    so sessions survive restarts without a public default."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return Secret(path.read_text().strip())
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(48))
+    return Secret(path.read_text().strip())
 
 
 async def healthz(request: Request) -> Response:
@@ -66,8 +82,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         resolved = settings or servers.resolve(Settings.from_env()).settings
-        if str(resolved.jwt_secret) == DEV_JWT_SECRET:
-            log.warning("EVENTPLANE_JWT_SECRET is not set: access tokens are signed with a public dev secret")
+        if resolved.jwt_secret is None:
+            resolved = replace(resolved, jwt_secret=_stored_secret(resolved.data_dir / "jwt_secret"))
         pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
         redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved

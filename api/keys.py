@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, cast
+from typing import Any
 
-import asyncpg
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -75,11 +74,6 @@ async def _key_row(conn: Any, workspace_id: uuid.UUID, key_id: uuid.UUID, lock: 
     return row
 
 
-def _conn(conn: limits.Conn) -> asyncpg.Connection:
-    # tenants.* annotate Connection | Pool; a pooled connection's proxy behaves the same.
-    return cast(asyncpg.Connection, conn)
-
-
 # Operations (shared by both URL styles) ------------------------------------------------------------------
 async def _create(request: Request, workspace_id: uuid.UUID, data: KeyIn) -> Response:
     actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
@@ -88,7 +82,7 @@ async def _create(request: Request, workspace_id: uuid.UUID, data: KeyIn) -> Res
         raise validation("'expires_at' must be in the future", "expires_at")
     async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, plan):
         await limits.check_key_room(conn, plan, workspace_id)
-        record, plaintext = await tenants.create_api_key(_conn(conn), workspace_id=str(workspace_id), name=data.name,
+        record, plaintext = await tenants.create_api_key(conn, workspace_id=str(workspace_id), name=data.name,
                                                          scope_names=names, expires_at=data.expires_at,
                                                          created_by=str(actor.user.id))  # fmt: skip
     return reply(_created(record, plaintext), 201)
@@ -156,7 +150,7 @@ async def _rotate(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, 
         _check_admin_scope(actor.role, list(old["scopes"]))
         if not old["active"]:
             raise conflict("This key is revoked or expired; create a new one instead")
-        record, plaintext = await tenants.create_api_key(_conn(conn), workspace_id=str(workspace_id), name=old["name"],
+        record, plaintext = await tenants.create_api_key(conn, workspace_id=str(workspace_id), name=old["name"],
                                                          scope_names=list(old["scopes"]), expires_at=old["expires_at"],
                                                          created_by=str(actor.user.id))  # fmt: skip
         stops_at = await conn.fetchval(

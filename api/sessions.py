@@ -71,7 +71,7 @@ def access_token(settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID) 
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "sid": str(session_id),
               "iat": now, "exp": now + settings.access_token_ttl}  # fmt: skip
-    return jwt.encode(claims, str(settings.jwt_secret), algorithm=ALGORITHM)
+    return jwt.encode(claims, _signing_key(settings), algorithm=ALGORITHM)
 
 
 class BadToken(Exception):
@@ -85,7 +85,7 @@ def decode_access(settings: Settings, token: str) -> AccessClaims:
     try:
         claims = jwt.decode(
             token,
-            str(settings.jwt_secret),
+            _signing_key(settings),
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
@@ -147,3 +147,8 @@ async def close_by_refresh(pool: asyncpg.Pool, refresh: str) -> None:
 
 async def close(pool: asyncpg.Pool, session_id: uuid.UUID) -> None:
     await pool.execute("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id)
+
+
+def _signing_key(settings: Settings) -> str:
+    assert settings.jwt_secret is not None, "api/app.py's lifespan sets the JWT secret"
+    return str(settings.jwt_secret)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -58,7 +58,7 @@ async def create(request: Request) -> Response:
         await limits.check_workspace_room(conn, who.id, svc.settings.max_workspaces_per_user)
         try:
             row = await tenants.create_workspace(
-                cast(asyncpg.Connection, conn),
+                conn,
                 name=data.name,
                 slug=data.slug,
                 description=data.description,

@@ -16,6 +16,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from eventplane import scopes
+from eventplane.db import Conn
 from eventplane.queue import Keys
 
 REDIS_TTL_SECONDS = 3600
@@ -49,7 +50,7 @@ WHERE k.key_hash = $1
 """
 
 
-async def load(conn: asyncpg.Pool | asyncpg.Connection, key_hash: str) -> KeyInfo:
+async def load(conn: asyncpg.Pool | Conn, key_hash: str) -> KeyInfo:
     """Read a key's grants from Postgres (NOT_FOUND when there is no such key)."""
     row = await conn.fetchrow(_LOOKUP, key_hash)
     # The index found the row by hash; compare the hash in constant time all the same.
@@ -86,7 +87,7 @@ async def publish(redis: Redis, keys: Keys, key_hash: str, info: KeyInfo) -> Non
         await pipe.execute()
 
 
-async def refresh(pool: asyncpg.Pool | asyncpg.Connection, redis: Redis, keys: Keys, key_hashes: list[str]) -> None:
+async def refresh(pool: asyncpg.Pool | Conn, redis: Redis, keys: Keys, key_hashes: list[str]) -> None:
     """Re-read these keys from Postgres and publish their state (after revoke, rotate, archive...)."""
     for key_hash in key_hashes:
         await publish(redis, keys, key_hash, await load(pool, key_hash))

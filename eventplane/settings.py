@@ -57,7 +57,8 @@ class Settings:
     job_timeout: float = 20.0
     admin_token: Secret | None = field(default=None, repr=False)
     max_workspaces_per_user: int = 20
-    jwt_secret: Secret = field(default=Secret("dev-only-change-me"), repr=False)
+    # Unset: a random secret is made once and kept in data_dir/jwt_secret (mode 0600); see api/app.py.
+    jwt_secret: Secret | None = field(default=None, repr=False)
     # Management API (api/): sessions, invitations, rate limits, password hashing.
     access_token_ttl: int = 1800
     refresh_token_ttl: int = 30 * 24 * 3600
@@ -94,7 +95,7 @@ class Settings:
             job_timeout=_float(env, "EVENTPLANE_JOB_TIMEOUT", 20.0),
             admin_token=Secret(admin) if admin else None,
             max_workspaces_per_user=_int(env, "MAX_WORKSPACES_PER_USER", 20),
-            jwt_secret=Secret(env.get("EVENTPLANE_JWT_SECRET") or "dev-only-change-me"),
+            jwt_secret=Secret(env["EVENTPLANE_JWT_SECRET"]) if env.get("EVENTPLANE_JWT_SECRET") else None,
             login_limit_per_email=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_EMAIL", 10),
             login_limit_per_ip=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_IP", 100),
             invite_limit_per_workspace=_int(env, "EVENTPLANE_INVITE_LIMIT_PER_WORKSPACE", 50),

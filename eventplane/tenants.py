@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from eventplane import apikeys, keys, scopes
+from eventplane import apikeys, db, keys, scopes
 from eventplane.queue import Keys
 
 WORKSPACE_COLUMNS = "id::text, name, slug, description, plan, is_active, created_at, updated_at"
@@ -16,7 +16,7 @@ KEY_COLUMNS = "id::text, workspace_id::text, name, key_prefix, scopes, is_active
 
 
 async def create_workspace(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: db.Conn | asyncpg.Pool,
     *,
     name: str,
     slug: str,
@@ -35,13 +35,13 @@ async def create_workspace(
     return dict(row)
 
 
-async def workspace_by_slug(conn: asyncpg.Connection | asyncpg.Pool, slug: str) -> dict[str, Any] | None:
+async def workspace_by_slug(conn: db.Conn | asyncpg.Pool, slug: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE slug = $1", slug)
     return None if row is None else dict(row)
 
 
 async def create_api_key(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: db.Conn | asyncpg.Pool,
     *,
     workspace_id: str,
     name: str,
@@ -67,7 +67,7 @@ async def create_api_key(
     return dict(row), plaintext
 
 
-async def revoke_api_key(pool: asyncpg.Pool | asyncpg.Connection, redis: Redis, redis_keys: Keys, key_id: str) -> bool:
+async def revoke_api_key(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: Keys, key_id: str) -> bool:
     """Revoke a key and push the change to every edge. False when there is no such key."""
     key_hash = await pool.fetchval(
         "UPDATE api_keys SET is_active = false, revoked_at = coalesce(revoked_at, now()) "

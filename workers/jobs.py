@@ -81,7 +81,7 @@ async def _park(ctx: dict[str, Any], rows: list[list[Any]], exc: BaseException) 
 
 
 async def maintain(ctx: dict[str, Any]) -> None:
-    """Every minute: partitions a week ahead, and keys' last_used_at from what the edges reported."""
+    """Twice a minute: partitions a week ahead, and keys' last_used_at from what the edges reported."""
     pool: asyncpg.Pool = ctx["pool"]
     async with pool.acquire() as conn:
         await db.ensure_partitions(conn)

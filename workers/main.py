@@ -41,7 +41,7 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
     kwargs: dict[str, Any] = dict(
         functions=[func(jobs.store_events, name=queue.STORE_EVENTS, max_tries=jobs.MAX_TRIES)],
-        cron_jobs=[cron(jobs.maintain, second=0, run_at_startup=False, unique=True)],
+        cron_jobs=[cron(jobs.maintain, second={0, 30}, run_at_startup=False, unique=True)],
         on_startup=startup,
         on_shutdown=shutdown,
         redis_settings=RedisSettings.from_dsn(settings.redis_dsn),
