@@ -50,14 +50,15 @@ class Plan:
     warmup: float
     latency_seconds: float
     probe_seconds: float
+    calibrate_seconds: float
     pipeline_seconds: float
     pipeline_fraction: float  # of the saturated store rate, offered during the sustained phase
     pipeline_high_water: int
     workspaces: int
 
 
-FULL = Plan(10, 2, 15, 20, 60, 0.8, 100_000, 20)
-SMOKE = Plan(1, 0, 1, 2, 3, 0.5, 100_000, 3)
+FULL = Plan(10, 2, 15, 15, 15, 60, 0.8, 100_000, 20)
+SMOKE = Plan(1, 0, 1, 2, 2, 3, 0.5, 100_000, 3)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,12 @@ class Bench:
         self.raw["pipeline_probe_drain_s"] = pipeline.drain(self.env)
         rate = max(payloads.BATCH_SIZE, probe.stored_per_s * self.plan.pipeline_fraction)
         files = (self.files.keys, self.files.batch)
+        calibration = pipeline.calibrate(self.env, url, files, rate, self.plan.calibrate_seconds, payloads.BATCH_SIZE)
+        self.raw["pipeline_calibration"] = asdict(calibration)
+        c = calibration
+        print(f"  pipeline calibration: offered {rate:,.0f}/s, stored {c.stored_per_s:,.0f}/s, "
+              f"queue grew by {c.depth_growth:,}; sustained rate {c.chosen_per_s:,.0f}/s", flush=True)  # fmt: skip
+        rate = calibration.chosen_per_s
         result = pipeline.sustained(self.env, url, files, rate, self.plan.pipeline_seconds, payloads.BATCH_SIZE)
         self.raw["pipeline"] = {**asdict(result), "bounded": result.bounded}
         self.figures.update(pipeline=result.stored_per_s, lag_p50=result.lag_p50_s, lag_p99=result.lag_p99_s)

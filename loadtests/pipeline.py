@@ -1,9 +1,11 @@
 """The whole stack under sustained load: events stored per second, and the lag from receipt to commit.
 
-Two phases against one edge and one worker (both on the server core, with Postgres and Valkey):
+Three phases against one edge and one worker (both on the server core, with Postgres and Valkey):
 1. probe: wrk, closed loop, batches of 100; the rate at which events are *stored* meanwhile is the
    stack's saturated store rate S. The edge's high-water mark bounds the backlog this leaves.
-2. sustained: wrk paced to a constant FRACTION x S for at least 60 s. Reported: events stored per second
+2. calibration: wrk paced to FRACTION x S; if the queue grows, the rate for phase 3 is 0.9 x what was
+   stored meanwhile (see `calibrate`), else FRACTION x S.
+3. sustained: wrk paced to that rate for at least 60 s. Reported: events stored per second
    (from `usage_daily`, which the worker updates in the same transaction as the rows), the queue depth
    in events every second, and the lag `commit time - received_at` of every event received in the
    measured window, from Postgres's own commit timestamps (`track_commit_timestamp`, on in the bench's
@@ -120,6 +122,32 @@ def probe(env: Env, url: str, keys_file: Path, bodies_file: Path, seconds: float
     settle = min(2.0, seconds / 4)  # the worker's first jobs start only after the first enqueues
     stored = samples.rate(settle, seconds)
     return Probe(stored, closed.ok_per_second * batch, closed.errors)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    offered_per_s: float
+    stored_per_s: float
+    depth_growth: int
+    chosen_per_s: float
+
+
+def calibrate(
+    env: Env, url: str, files: tuple[Path, Path], events_per_s: float, seconds: float, batch: int
+) -> Calibration:
+    """Offer `events_per_s` at a constant pace for `seconds`. If the queue grew by more than a second of
+    traffic meanwhile, the stack cannot sustain that rate with requests arriving one by one (the closed
+    loop's concurrency makes bigger jobs than a steady stream does): choose 0.9 x the rate it stored."""
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(loadgen.wrk, url, *files, seconds, rate=events_per_s / batch)
+        samples = while_sampling(env, job)
+        job.result()
+    start = seconds / 3
+    growth = samples.points[-1][2] - next((p[2] for p in samples.points if p[0] >= start), 0)
+    stored = samples.rate(start, samples.points[-1][0])
+    chosen = events_per_s if growth <= events_per_s else max(batch, 0.9 * stored)
+    drain(env)
+    return Calibration(events_per_s, stored, growth, chosen)
 
 
 @dataclass(frozen=True)
