@@ -50,7 +50,13 @@ class Settings:
     # Key cache: local entries live this long; pub/sub invalidation removes them sooner.
     key_cache_ttl: float = 300.0
     negative_key_cache_ttl: float = 30.0
-    worker_max_jobs: int = 4
+    # A worker takes up to worker_max_jobs queued jobs at once and commits their rows together, in
+    # transactions of up to worker_batch_rows rows gathered for at most worker_batch_age seconds,
+    # worker_flush_concurrency of them at a time.
+    worker_max_jobs: int = 64
+    worker_batch_rows: int = 5000
+    worker_batch_age: float = 0.02
+    worker_flush_concurrency: int = 2
     worker_poll_delay: float = 0.05
     # arq's limit on one job. A killed worker's batch is run again by another worker once arq's
     # in-progress mark expires, job_timeout + 10 s after it started.
@@ -90,7 +96,10 @@ class Settings:
             queue_high_water=_int(env, "EVENTPLANE_QUEUE_HIGH_WATER", 2_000_000),
             job_max_events=_int(env, "EVENTPLANE_JOB_MAX_EVENTS", 5000),
             key_cache_ttl=_float(env, "EVENTPLANE_KEY_CACHE_TTL", 300.0),
-            worker_max_jobs=_int(env, "EVENTPLANE_WORKER_MAX_JOBS", 4),
+            worker_max_jobs=_int(env, "EVENTPLANE_WORKER_MAX_JOBS", 64),
+            worker_batch_rows=_int(env, "EVENTPLANE_WORKER_BATCH_ROWS", 5000),
+            worker_batch_age=_float(env, "EVENTPLANE_WORKER_BATCH_AGE", 0.02),
+            worker_flush_concurrency=_int(env, "EVENTPLANE_WORKER_FLUSH_CONCURRENCY", 2),
             worker_poll_delay=_float(env, "EVENTPLANE_WORKER_POLL_DELAY", 0.05),
             job_timeout=_float(env, "EVENTPLANE_JOB_TIMEOUT", 20.0),
             admin_token=Secret(admin) if admin else None,

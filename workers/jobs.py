@@ -13,7 +13,8 @@ from redis.exceptions import RedisError
 
 from eventplane import db, queue
 from eventplane.queue import Keys
-from workers.store import Writer, dump_row
+from workers.batch import BatchWriter
+from workers.store import dump_row
 
 log = logging.getLogger("eventplane.workers")
 MAX_TRIES = 50_000  # with backoff capped at 10 s: about 5 days of Postgres outage before arq gives up
@@ -44,14 +45,14 @@ def backoff_seconds(job_try: int) -> float:
 
 
 async def store_events(ctx: dict[str, Any], rows: list[list[Any]]) -> int:
-    """Store one queued batch. Acknowledged (returns) only after the commit."""
-    writer: Writer = ctx["writer"]
+    """Store one queued batch. Acknowledged (returns) only after the commit that holds its rows."""
+    batch: BatchWriter = ctx["batch"]
     keys: Keys = ctx["keys"]
     job_try: int = ctx.get("job_try", 1)
     try:
         # Our own deadline, inside arq's: arq treats its timeout as a failure and drops the job.
         async with asyncio.timeout(ctx["deadline"]):
-            stored = await writer.store(rows)
+            await batch.add(rows)
         await queue.mark_stored(ctx["redis"], keys, ctx["job_id"])
     except TRANSIENT as exc:
         delay = backoff_seconds(job_try)
@@ -63,8 +64,8 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]]) -> int:
             raise Retry(defer=backoff_seconds(job_try)) from exc
         await _park(ctx, rows, exc)
         return 0
-    log.info("stored %d of %d events (try %d)", stored, len(rows), job_try)
-    return stored
+    log.debug("job %s: %d events committed (try %d)", ctx["job_id"], len(rows), job_try)
+    return len(rows)
 
 
 async def _park(ctx: dict[str, Any], rows: list[list[Any]], exc: BaseException) -> None:

@@ -16,6 +16,7 @@ from eventplane import db, queue
 from eventplane.queue import Keys
 from eventplane.settings import Settings
 from workers import jobs
+from workers.batch import BatchWriter
 from workers.store import Writer
 
 log = logging.getLogger("eventplane.workers")
@@ -25,15 +26,25 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
     keys = Keys(settings.redis_prefix)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        pool = await db.create_pool(settings.dsn, min_size=1, max_size=settings.worker_max_jobs + 1)
+        pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
         ctx["pool"] = pool
-        ctx["writer"] = await Writer.connect(settings.dsn, settings.worker_max_jobs)
+        writer = await Writer.connect(settings.dsn, settings.worker_flush_concurrency)
+        batch = BatchWriter(
+            writer,
+            max_rows=settings.worker_batch_rows,
+            max_age=settings.worker_batch_age,
+            concurrency=settings.worker_flush_concurrency,
+        )
+        batch.start()
+        ctx["writer"], ctx["batch"] = writer, batch
         ctx["keys"] = keys
         ctx["deadline"] = settings.job_timeout * jobs.DEADLINE_SHARE
         async with pool.acquire() as conn:
             await db.ensure_partitions(conn)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if "batch" in ctx:
+            await ctx["batch"].close()
         if "writer" in ctx:
             await ctx["writer"].close()
         if "pool" in ctx:

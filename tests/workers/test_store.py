@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
@@ -17,6 +18,7 @@ from eventplane.queue import Keys, Row
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain
 from workers import jobs
+from workers.batch import BatchWriter
 from workers.store import Writer
 
 
@@ -44,8 +46,10 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
     rows = [row(tenant, f"m{i}") for i in range(50)]
     (job_id,) = await queue.enqueue(redis, keys, [rows])
     assert await queue.queued_events(redis, keys) == 50
+    batch = BatchWriter(writer, max_rows=5000, max_age=0.01, concurrency=1)
+    batch.start()
     ctx: dict[str, Any] = {
-        "writer": writer,
+        "batch": batch,
         "redis": redis,
         "keys": keys,
         "job_id": job_id,
@@ -53,9 +57,11 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
         "deadline": 10.0,
     }
     as_queued: list[list[Any]] = queue.deserialize(queue.serialize(rows))  # what arq hands the job
-    assert await jobs.store_events(ctx, as_queued) == 50
+    await jobs.store_events(ctx, as_queued)
+    assert await count(pool, tenant) == 50
     # The worker died before arq recorded the result, so arq runs the same job again.
-    assert await jobs.store_events({**ctx, "job_try": 2}, as_queued) == 0
+    await jobs.store_events({**ctx, "job_try": 2}, as_queued)
+    await batch.close()
     assert await count(pool, tenant) == 50
     usage = await pool.fetchval("SELECT sum(events) FROM usage_daily WHERE workspace_id = $1", tenant.workspace_id)
     assert usage == 50
@@ -99,3 +105,33 @@ async def test_missing_partition_is_created_on_demand(tenant: Tenant, writer: Wr
     assert await pool.fetchval("SELECT to_regclass($1)", f"events_p{day}") is None
     assert await writer.store([far]) == 1
     assert await pool.fetchval("SELECT to_regclass($1)::text", f"events_p{day}") == f"events_p{day}"
+
+
+async def test_batch_writer_commits_concurrent_jobs_together_and_acks_after_commit(
+    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+) -> None:
+    batch = BatchWriter(writer, max_rows=5000, max_age=0.2, concurrency=1)
+    batch.start()
+    jobs_rows = [[row(tenant, f"j{j}-{i}") for i in range(10)] for j in range(5)]
+    adds = [asyncio.create_task(batch.add(rows)) for rows in jobs_rows]
+    await asyncio.sleep(0.05)
+    assert not any(a.done() for a in adds)  # still gathering: nothing acknowledged before the commit
+    assert await count(pool, tenant) == 0
+    await asyncio.gather(*adds)
+    assert await count(pool, tenant) == 50
+    # Size reached: a commit starts without waiting for the age.
+    big = BatchWriter(writer, max_rows=20, max_age=60, concurrency=1)
+    big.start()
+    await asyncio.wait_for(big.add([row(tenant, f"big{i}") for i in range(25)]), 5)
+    await batch.close()
+    await big.close()
+
+
+async def test_a_failed_commit_fails_every_job_in_it(tenant: Tenant, settings: Settings) -> None:
+    broken = await Writer.connect(settings.dsn, 1)
+    await broken.close()  # every store now fails, as when Postgres goes away
+    batch = BatchWriter(broken, max_rows=5000, max_age=0.01, concurrency=1)
+    batch.start()
+    results = await asyncio.gather(*(batch.add([row(tenant, f"x{j}")]) for j in range(3)), return_exceptions=True)
+    assert all(isinstance(r, jobs.TRANSIENT) for r in results), results
+    await batch.close()

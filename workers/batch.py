@@ -1,0 +1,96 @@
+"""Many queued jobs, one transaction: the worker's batch writer.
+
+The edge queues small jobs under light load (it flushes at once, for latency). Each job hands its rows
+to `add` and waits; the writer commits whatever has gathered when it reaches `max_rows` or `max_age`,
+whichever comes first, and a fresh buffer starts. A job returns, and arq acknowledges it, only after
+the transaction holding its rows has committed; if the transaction fails, every job in it gets the error
+and is retried by arq, which the ledger makes harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from workers.store import Writer
+
+log = logging.getLogger("eventplane.workers.batch")
+
+
+class BatchWriter:
+    def __init__(self, writer: Writer, *, max_rows: int, max_age: float, concurrency: int) -> None:
+        self._writer = writer
+        self._max_rows = max_rows
+        self._max_age = max_age
+        self._pending: list[tuple[Sequence[Sequence[Any]], asyncio.Future[None]]] = []
+        self._rows = 0
+        self._first_at = 0.0
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pending:
+            await self._slots.acquire()
+            self._start_commit()
+        await asyncio.gather(*self._flushes, return_exceptions=True)
+
+    async def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Returns once `rows` are committed; raises what the store raised otherwise."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._pending:
+            self._first_at = time.monotonic()
+        self._pending.append((rows, future))
+        self._rows += len(rows)
+        self._wakeup.set()
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending and self._rows < self._max_rows:
+                wait = self._first_at + self._max_age - time.monotonic()
+                if wait <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
+                self._wakeup.clear()
+            if self._pending:
+                await self._slots.acquire()  # rows that arrive meanwhile join this commit
+                self._start_commit()
+
+    def _start_commit(self) -> None:
+        pending, self._pending, self._rows = self._pending, [], 0
+        task = asyncio.create_task(self._commit(pending))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _commit(self, pending: list[tuple[Sequence[Sequence[Any]], asyncio.Future[None]]]) -> None:
+        rows = [row for part, _ in pending for row in part]
+        try:
+            await self._writer.store(rows)
+        except BaseException as exc:  # handed to every waiting job, which decides retry or not
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for _, future in pending:
+                if not future.done():
+                    future.set_result(None)
+        finally:
+            self._slots.release()
