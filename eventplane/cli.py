@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -14,12 +13,10 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import db, scopes, servers, tenants
+from eventplane import db, logs, scopes, servers, tenants
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _resolved(args: argparse.Namespace) -> Settings:
@@ -135,9 +132,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level)
     uvicorn.run(
         "ingest.app:app", host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
-        http="httptools", access_log=False, log_level="info", timeout_graceful_shutdown=20,
+        http="httptools", access_log=False, log_config=None, timeout_graceful_shutdown=20,
     )  # fmt: skip
     return 0
 
@@ -146,8 +144,9 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level)
     uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, loop="uvloop",
-                http="httptools", log_level="info", timeout_graceful_shutdown=20)  # fmt: skip
+                http="httptools", log_config=None, timeout_graceful_shutdown=20)  # fmt: skip
     return 0
 
 
@@ -155,7 +154,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.main import serve
 
     settings = _resolved(args)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logs.configure(settings.log_format, settings.log_level)
     asyncio.run(serve(settings))
     return 0
 
@@ -168,6 +167,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     try:
         asyncio.run(db.migrate(settings.dsn))
         env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": settings.redis_dsn}
+        env.setdefault("EVENTPLANE_LOG_FORMAT", "text")  # people read these; set json to get JSON
         me = [sys.executable, "-m", "eventplane.cli"]
         commands = {"ingest": [*me, "ingest"], "api": [*me, "api"], "worker": [*me, "worker"]}
         print(f"EventPlane dev: ingest http://{settings.ingest_host}:{settings.ingest_port}  "

@@ -75,7 +75,10 @@ class Keys:
         return f"{self.prefix}apikeys:last_used"
 
 
-async def enqueue(redis: Redis, keys: Keys, batches: list[list[Row]]) -> list[str]:
+Batch = tuple[list[Row], list[str]]  # rows, and the ids of the requests they came in
+
+
+async def enqueue(redis: Redis, keys: Keys, batches: list[Batch]) -> list[str]:
     """Put each batch in the queue as one job, all in one MULTI/EXEC. Returns the job ids.
 
     Either every batch is queued or (on error) none is; the caller acknowledges only after this returns.
@@ -83,10 +86,11 @@ async def enqueue(redis: Redis, keys: Keys, batches: list[list[Row]]) -> list[st
     now_ms = int(time.time() * 1000)
     job_ids = []
     async with redis.pipeline(transaction=True) as pipe:
-        for rows in batches:
+        for rows, request_ids in batches:
             job_id = uuid.uuid4().hex
             job_ids.append(job_id)
-            payload = serialize_job(STORE_EVENTS, (rows,), {}, None, now_ms, serializer=serialize)
+            kwargs = {"request_ids": request_ids}
+            payload = serialize_job(STORE_EVENTS, (rows,), kwargs, None, now_ms, serializer=serialize)
             pipe.psetex(job_key_prefix + job_id, JOB_EXPIRES_MS, payload)
             pipe.zadd(keys.queue, {job_id: now_ms})
             pipe.hset(keys.pending, job_id, str(len(rows)))
@@ -108,6 +112,16 @@ return n
 async def mark_stored(redis: Redis, keys: Keys, job_id: str) -> None:
     """Remove a stored job from the queue depth. Idempotent: a job run twice decrements once."""
     await redis.eval(_DONE_SCRIPT, 2, keys.pending, keys.queued_events, job_id)  # type: ignore[misc]
+
+
+async def depth(redis: Redis, keys: Keys) -> tuple[int, float]:
+    """Events queued and not yet stored, and the age in seconds of the oldest queued job."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(keys.queued_events)
+        pipe.zrange(keys.queue, 0, 0, withscores=True)
+        raw, oldest = await pipe.execute()
+    age = max(0.0, time.time() - oldest[0][1] / 1000) if oldest else 0.0
+    return int(raw or 0), age
 
 
 async def queued_events(redis: Redis, keys: Keys) -> int:

@@ -57,6 +57,9 @@ class Settings:
     worker_batch_rows: int = 5000
     worker_batch_age: float = 0.02
     worker_flush_concurrency: int = 2
+    worker_metrics_port: int = 9101  # 0: off
+    log_format: str = "json"  # or "text"
+    log_level: str = "INFO"
     worker_poll_delay: float = 0.05
     # arq's limit on one job. A killed worker's batch is run again by another worker once arq's
     # in-progress mark expires, job_timeout + 10 s after it started.
@@ -100,6 +103,9 @@ class Settings:
             worker_batch_rows=_int(env, "EVENTPLANE_WORKER_BATCH_ROWS", 5000),
             worker_batch_age=_float(env, "EVENTPLANE_WORKER_BATCH_AGE", 0.02),
             worker_flush_concurrency=_int(env, "EVENTPLANE_WORKER_FLUSH_CONCURRENCY", 2),
+            worker_metrics_port=_int(env, "EVENTPLANE_WORKER_METRICS_PORT", 9101),
+            log_format=env.get("EVENTPLANE_LOG_FORMAT") or "json",
+            log_level=env.get("EVENTPLANE_LOG_LEVEL") or "INFO",
             worker_poll_delay=_float(env, "EVENTPLANE_WORKER_POLL_DELAY", 0.05),
             job_timeout=_float(env, "EVENTPLANE_JOB_TIMEOUT", 20.0),
             admin_token=Secret(admin) if admin else None,

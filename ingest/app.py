@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,11 +30,13 @@ from ingest.asgi import Receive, Scope, Send, header, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, read_body
+from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_row
 
 log = logging.getLogger("eventplane.ingest")
 TRACK = "/api/v1/tracking/track"
 BATCH = "/api/v1/tracking/batch"
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 ACCEPTED_CONTENT_TYPES = (b"application/json", b"text/plain")  # text/plain: browsers' sendBeacon
 
 
@@ -43,6 +48,7 @@ class Edge:
     key_cache: KeyCache
     batcher: Batcher
     limits: Limits
+    metrics: EdgeMetrics
     tasks: list[asyncio.Task[None]]
 
 
@@ -55,7 +61,11 @@ class IngestApp:
         self._settings = settings
         self.edge: Edge | None = None
         self._rest = Starlette(
-            routes=[Route("/healthz", self._healthz), Route("/readyz", self._readyz)],
+            routes=[
+                Route("/healthz", self._healthz),
+                Route("/readyz", self._readyz),
+                Route("/metrics", self._metrics),
+            ],
             lifespan=self._lifespan,
         )
 
@@ -68,20 +78,28 @@ class IngestApp:
     async def _tracking(self, scope: Scope, receive: Receive, send: Send) -> None:
         edge = self.edge
         assert edge is not None, "lifespan has not run"
+        stats = edge.metrics.stats
+        route = "track" if scope["path"] == TRACK else "batch"
+        request_id = _request_id(scope)
         try:
-            accepted = await self._accept(edge, scope, receive)
+            accepted = await self._accept(edge, scope, receive, request_id)
         except ApiError as error:
-            await respond(send, error.status, error.body(), error.headers)
+            stats.responses[route, error.status] += 1
+            stats.rejections[error.code] += 1
+            await respond(send, error.status, error.body(), {**error.headers, "x-request-id": request_id})
         except ClientDisconnected:
             return
         except Exception:
-            log.exception("unexpected error on %s", scope["path"])
+            log.exception("unexpected error", extra={"path": scope["path"], "request_id": request_id})
+            stats.responses[route, 500] += 1
             failure = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
-            await respond(send, 500, failure.body())
+            await respond(send, 500, failure.body(), {"x-request-id": request_id})
         else:
-            await respond(send, 202, orjson.dumps({"accepted": accepted}))
+            stats.responses[route, 202] += 1
+            stats.events_accepted += accepted
+            await respond(send, 202, orjson.dumps({"accepted": accepted}), {"x-request-id": request_id})
 
-    async def _accept(self, edge: Edge, scope: Scope, receive: Receive) -> int:
+    async def _accept(self, edge: Edge, scope: Scope, receive: Receive, request_id: str) -> int:
         if scope["method"] != "POST":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
         workspace_id, key_id = await self._authenticate(edge, scope)
@@ -98,7 +116,7 @@ class IngestApp:
         parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         received_us = time.time_ns() // 1000
         rows = [to_row(event, workspace_id, received_us, parsed.sent_at) for event in parsed.events]
-        await edge.batcher.submit(rows)
+        await edge.batcher.submit(rows, request_id)
         edge.key_cache.touch(key_id)
         return len(rows)
 
@@ -125,6 +143,10 @@ class IngestApp:
     async def _healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def _metrics(self, request: Request) -> Response:
+        assert self.edge is not None
+        return Response(generate_latest(self.edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     async def _readyz(self, request: Request) -> Response:
         assert self.edge is not None
         checks = {"redis": False, "postgres": False}
@@ -143,9 +165,11 @@ class IngestApp:
         pool = await db.create_pool(settings.dsn, min_size=0, max_size=4)
         redis_keys = Keys(settings.redis_prefix)
         key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
+        metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses))
         batcher = Batcher(
             redis,
             redis_keys,
+            metrics,
             job_max_events=settings.job_max_events,
             high_water=settings.queue_high_water,
             retry_after=settings.retry_after_seconds,
@@ -160,7 +184,7 @@ class IngestApp:
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
-        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, tasks)
+        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, tasks)
         try:
             yield
         finally:
@@ -172,6 +196,15 @@ class IngestApp:
             await pool.close()
             await redis.aclose()
             self.edge = None
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-Id when it is a sane token, else a new one; it follows the events into
+    the queued job and the worker's commit log line."""
+    given = header(scope, b"x-request-id")
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given.decode()
+    return uuid.uuid4().hex
 
 
 def _content_length(scope: Scope) -> int | None:

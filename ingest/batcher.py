@@ -17,20 +17,31 @@ from redis.exceptions import RedisError
 
 from eventplane import queue
 from eventplane.errors import ApiError, unavailable
-from eventplane.queue import Keys, Row
+from eventplane.queue import Batch, Keys, Row
+from ingest.metrics import EdgeMetrics
 
 log = logging.getLogger("eventplane.ingest.batcher")
 DEPTH_POLL_SECONDS = 0.1
 
 
 class Batcher:
-    def __init__(self, redis: Redis, keys: Keys, *, job_max_events: int, high_water: int, retry_after: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        metrics: EdgeMetrics,
+        *,
+        job_max_events: int,
+        high_water: int,
+        retry_after: int,
+    ) -> None:
         self._redis = redis
+        self._metrics = metrics
         self._keys = keys
         self._job_max_events = job_max_events
         self._high_water = high_water
         self._retry_after = retry_after
-        self._pending: list[tuple[list[Row], asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[Row], str, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self.overloaded = False
         self.depth = 0
@@ -44,27 +55,29 @@ class Batcher:
             )
         return None
 
-    async def submit(self, rows: list[Row]) -> None:
+    async def submit(self, rows: list[Row], request_id: str) -> None:
         """Returns once the rows are in Redis; raises ApiError(503) if they could not be queued."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
+        self._pending.append((rows, request_id, future))
         self._wakeup.set()
         await asyncio.shield(future)  # a client that hangs up does not un-queue its events
 
-    def _take(self) -> tuple[list[list[Row]], list[asyncio.Future[None]]]:
+    def _take(self) -> tuple[list[Batch], list[asyncio.Future[None]]]:
+        """Everything pending, cut into jobs of at most job_max_events rows."""
         pending, self._pending = self._pending, []
-        batches: list[list[Row]] = []
-        current: list[Row] = []
-        for rows, _ in pending:
+        batches: list[Batch] = []
+        current: Batch = ([], [])
+        for rows, request_id, _ in pending:
             for start in range(0, len(rows), self._job_max_events):
                 part = rows[start : start + self._job_max_events]
-                if current and len(current) + len(part) > self._job_max_events:
+                if current[0] and len(current[0]) + len(part) > self._job_max_events:
                     batches.append(current)
-                    current = []
-                current.extend(part)
-        if current:
+                    current = ([], [])
+                current[0].extend(part)
+                current[1].append(request_id)
+        if current[0]:
             batches.append(current)
-        return batches, [future for _, future in pending]
+        return batches, [future for _, _, future in pending]
 
     async def run(self) -> None:
         while True:
@@ -77,9 +90,10 @@ class Batcher:
         if not futures:
             return
         try:
-            await queue.enqueue(self._redis, self._keys, batches)
+            job_ids = await queue.enqueue(self._redis, self._keys, batches)
         except (RedisError, OSError) as exc:
-            log.warning("enqueue failed (%s): answering 503 to %d requests", type(exc).__name__, len(futures))
+            request_ids = [rid for _, ids in batches for rid in ids]
+            log.warning("enqueue failed (%s): answering 503", type(exc).__name__, extra={"request_ids": request_ids})
             error = unavailable("QUEUE_UNAVAILABLE", "The event queue is unreachable; retry", self._retry_after)
             for future in futures:
                 if not future.done():
@@ -88,13 +102,19 @@ class Batcher:
         for future in futures:
             if not future.done():
                 future.set_result(None)
+        for job_id, (rows, request_ids) in zip(job_ids, batches, strict=True):
+            self._metrics.flush_events.observe(len(rows))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("queued", extra={"job_id": job_id, "events": len(rows), "request_ids": request_ids})
 
     async def watch_depth(self) -> None:
         """Keep `overloaded` current: one GET every 100 ms, not one per request."""
+        stats = self._metrics.stats
         while True:
             with contextlib.suppress(RedisError, OSError):
-                self.depth = await queue.queued_events(self._redis, self._keys)
+                self.depth, oldest = await queue.depth(self._redis, self._keys)
                 self.overloaded = self.depth > self._high_water
+                stats.queue_depth, stats.queue_oldest_age = self.depth, oldest
             await asyncio.sleep(DEPTH_POLL_SECONDS)
 
     async def drain(self) -> None:

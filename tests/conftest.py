@@ -69,6 +69,7 @@ async def settings(server_urls: tuple[str, str], tmp_path_factory: pytest.TempPa
         redis_prefix=prefix,
         data_dir=Path(tmp_path_factory.mktemp("data")),
         worker_poll_delay=0.0,
+        worker_metrics_port=0,
     )
     redis = connect_redis(redis_url)
     keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]

@@ -14,19 +14,32 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from workers.store import Writer
+from workers.metrics import WorkerMetrics
+from workers.store import Outcome, Writer
 
 log = logging.getLogger("eventplane.workers.batch")
 
 
+@dataclass
+class Pending:
+    rows: Sequence[Sequence[Any]]
+    job_id: str
+    request_ids: Sequence[str]
+    future: asyncio.Future[None]
+
+
 class BatchWriter:
-    def __init__(self, writer: Writer, *, max_rows: int, max_age: float, concurrency: int) -> None:
+    def __init__(
+        self, writer: Writer, metrics: WorkerMetrics, *, max_rows: int, max_age: float, concurrency: int
+    ) -> None:
         self._writer = writer
+        self._metrics = metrics
         self._max_rows = max_rows
         self._max_age = max_age
-        self._pending: list[tuple[Sequence[Sequence[Any]], asyncio.Future[None]]] = []
+        self._pending: list[Pending] = []
         self._rows = 0
         self._first_at = 0.0
         self._wakeup = asyncio.Event()
@@ -47,12 +60,12 @@ class BatchWriter:
             self._start_commit()
         await asyncio.gather(*self._flushes, return_exceptions=True)
 
-    async def add(self, rows: Sequence[Sequence[Any]]) -> None:
+    async def add(self, rows: Sequence[Sequence[Any]], job_id: str = "", request_ids: Sequence[str] = ()) -> None:
         """Returns once `rows` are committed; raises what the store raised otherwise."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._pending:
             self._first_at = time.monotonic()
-        self._pending.append((rows, future))
+        self._pending.append(Pending(rows, job_id, request_ids, future))
         self._rows += len(rows)
         self._wakeup.set()
         await future
@@ -78,19 +91,41 @@ class BatchWriter:
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
-    async def _commit(self, pending: list[tuple[Sequence[Sequence[Any]], asyncio.Future[None]]]) -> None:
-        rows = [row for part, _ in pending for row in part]
+    async def _commit(self, pending: list[Pending]) -> None:
+        rows = [row for p in pending for row in p.rows]
+        started = time.monotonic()
         try:
-            await self._writer.store(rows)
+            outcome = await self._writer.store(rows)
         except BaseException as exc:  # handed to every waiting job, which decides retry or not
-            for _, future in pending:
-                if not future.done():
-                    future.set_exception(exc)
+            self._metrics.failed_commits.inc()
+            for p in pending:
+                if not p.future.done():
+                    p.future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
-            for _, future in pending:
-                if not future.done():
-                    future.set_result(None)
+            for p in pending:
+                if not p.future.done():
+                    p.future.set_result(None)
+            self._record(pending, len(rows), outcome, time.monotonic() - started)
         finally:
             self._slots.release()
+
+    def _record(self, pending: list[Pending], rows: int, outcome: Outcome, seconds: float) -> None:
+        m = self._metrics
+        m.commit_rows.observe(rows)
+        m.commit_seconds.observe(seconds)
+        m.stored.inc(outcome.stored)
+        m.duplicates.inc(rows - outcome.stored - outcome.dead)
+        m.dead_letters.inc(outcome.dead)
+        now_us = time.time_ns() // 1000
+        for p in pending:
+            if p.rows:
+                m.lag_seconds.observe(max(0, now_us - p.rows[0][8]) / 1e6)  # row[8]: received_at, µs
+        log.info(
+            "committed",
+            extra={
+                "rows": rows, "stored": outcome.stored, "dead_letters": outcome.dead, "seconds": round(seconds, 4),
+                "jobs": [p.job_id for p in pending], "request_ids": [r for p in pending for r in p.request_ids],
+            },
+        )  # fmt: skip

@@ -44,7 +44,7 @@ def backoff_seconds(job_try: int) -> float:
     return float(min(10.0, 0.25 * 2 ** min(job_try - 1, 10)) * random.uniform(0.8, 1.2))
 
 
-async def store_events(ctx: dict[str, Any], rows: list[list[Any]]) -> int:
+async def store_events(ctx: dict[str, Any], rows: list[list[Any]], request_ids: list[str] | None = None) -> int:
     """Store one queued batch. Acknowledged (returns) only after the commit that holds its rows."""
     batch: BatchWriter = ctx["batch"]
     keys: Keys = ctx["keys"]
@@ -52,7 +52,7 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]]) -> int:
     try:
         # Our own deadline, inside arq's: arq treats its timeout as a failure and drops the job.
         async with asyncio.timeout(ctx["deadline"]):
-            await batch.add(rows)
+            await batch.add(rows, ctx["job_id"], request_ids or ())
         await queue.mark_stored(ctx["redis"], keys, ctx["job_id"])
     except TRANSIENT as exc:
         delay = backoff_seconds(job_try)

@@ -17,6 +17,7 @@ from eventplane.queue import Keys
 from eventplane.settings import Settings
 from workers import jobs
 from workers.batch import BatchWriter
+from workers.metrics import WorkerMetrics
 from workers.store import Writer
 
 log = logging.getLogger("eventplane.workers")
@@ -29,8 +30,11 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
         ctx["pool"] = pool
         writer = await Writer.connect(settings.dsn, settings.worker_flush_concurrency)
+        metrics = WorkerMetrics()
+        metrics.serve(settings.worker_metrics_port)
         batch = BatchWriter(
             writer,
+            metrics,
             max_rows=settings.worker_batch_rows,
             max_age=settings.worker_batch_age,
             concurrency=settings.worker_flush_concurrency,

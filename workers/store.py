@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -83,6 +84,12 @@ def _days(rows: Sequence[Sequence[Any]]) -> set[dt.date]:
     return {dt.datetime.fromtimestamp(row[8] / 1e6, dt.UTC).date() for row in rows}
 
 
+@dataclass(frozen=True)
+class Outcome:
+    stored: int  # new rows
+    dead: int  # rows Postgres refused, now in dead_letters
+
+
 class Writer:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -94,20 +101,21 @@ class Writer:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def store(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Store a batch; returns how many rows were new. Rows Postgres refuses go to dead_letters."""
+    async def store(self, rows: Sequence[Sequence[Any]]) -> Outcome:
+        """Store a batch in one transaction. Rows Postgres refuses go to dead_letters (then row by row)."""
         async with self._pool.acquire() as conn:
             try:
-                return await self._store_with_partitions(conn, rows)
+                return Outcome(await self._store_with_partitions(conn, rows), 0)
             except REJECTED as exc:
                 log.warning("batch of %d refused (%s); storing row by row", len(rows), type(exc).__name__)
-            stored = 0
+            stored = dead = 0
             for row in rows:
                 try:
                     stored += await self._store_with_partitions(conn, [row])
                 except REJECTED as exc:
                     await self._dead_letter(conn, row, exc)
-            return stored
+                    dead += 1
+            return Outcome(stored, dead)
 
     async def _store_with_partitions(self, conn: db.Conn, rows: Sequence[Sequence[Any]]) -> int:
         try:

@@ -57,6 +57,7 @@ class Stack:
             "EVENTPLANE_INGEST_PORT": str(self.port),
             "EVENTPLANE_JOB_TIMEOUT": "3",  # a killed worker's batch is picked up again after 13 s
             "EVENTPLANE_WORKER_POLL_DELAY": "0.02",
+            "EVENTPLANE_WORKER_METRICS_PORT": "0",
         }
 
     def spawn(self, command: str) -> subprocess.Popen[bytes]:

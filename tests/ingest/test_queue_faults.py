@@ -58,7 +58,9 @@ async def test_queue_over_high_water_gives_503_queue_full(fresh: Settings, pool:
     capped = replace(fresh, queue_high_water=100)
     async with running_edge(capped) as edge:
         assert (await edge.post(BATCH, json=EVENTS, headers=t.headers)).status_code == 202
-        await queue.enqueue(redis, Keys(capped.redis_prefix), [[("x", "m", "e", "u", None, None, b"{}", 0, 0)] * 150])
+        await queue.enqueue(
+            redis, Keys(capped.redis_prefix), [([("x", "m", "e", "u", None, None, b"{}", 0, 0)] * 150, [])]
+        )
         r = await _until(edge, t.headers, 503, limit=2)
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "QUEUE_FULL"

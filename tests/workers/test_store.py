@@ -19,6 +19,7 @@ from eventplane.settings import Settings
 from tests.conftest import Tenant, drain
 from workers import jobs
 from workers.batch import BatchWriter
+from workers.metrics import WorkerMetrics
 from workers.store import Writer
 
 
@@ -44,9 +45,9 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
 ) -> None:
     keys = Keys(fresh.redis_prefix)
     rows = [row(tenant, f"m{i}") for i in range(50)]
-    (job_id,) = await queue.enqueue(redis, keys, [rows])
+    (job_id,) = await queue.enqueue(redis, keys, [(rows, ["req-1"])])
     assert await queue.queued_events(redis, keys) == 50
-    batch = BatchWriter(writer, max_rows=5000, max_age=0.01, concurrency=1)
+    batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=0.01, concurrency=1)
     batch.start()
     ctx: dict[str, Any] = {
         "batch": batch,
@@ -70,7 +71,7 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
 
 async def test_arq_worker_runs_queued_jobs(tenant: Tenant, pool: asyncpg.Pool, redis: Redis, fresh: Settings) -> None:
     keys = Keys(fresh.redis_prefix)
-    await queue.enqueue(redis, keys, [[row(tenant, f"a{i}") for i in range(10)], [row(tenant, "b")]])
+    await queue.enqueue(redis, keys, [([row(tenant, f"a{i}") for i in range(10)], []), ([row(tenant, "b")], [])])
     await drain(fresh)
     assert await count(pool, tenant) == 11
     assert await redis.zcard(keys.queue) == 0
@@ -83,8 +84,8 @@ async def test_poison_events_go_to_dead_letters_and_batch_mates_are_stored(
     good = [row(tenant, f"ok{i}") for i in range(3)]
     nul_json = row(tenant, "bad-json", properties=b'{"k": "\\u0000"}')  # jsonb refuses \u0000
     nul_text = row(tenant, "bad-text", event_type="a\x00b")  # text refuses NUL
-    stored = await writer.store([good[0], nul_json, good[1], nul_text, good[2]])
-    assert stored == 3
+    outcome = await writer.store([good[0], nul_json, good[1], nul_text, good[2]])
+    assert (outcome.stored, outcome.dead) == (3, 2)
     assert await count(pool, tenant) == 3
     dead = await pool.fetch(
         "SELECT message_id, reason, sqlstate, payload FROM dead_letters WHERE workspace_id = $1 ORDER BY 1",
@@ -94,7 +95,7 @@ async def test_poison_events_go_to_dead_letters_and_batch_mates_are_stored(
     assert all(d["reason"] for d in dead)
     assert b"bad-json" in dead[0]["payload"]
     # Replayed (a job run twice), the dead letters are not doubled.
-    assert await writer.store([nul_json, nul_text]) == 0
+    assert (await writer.store([nul_json, nul_text])).stored == 0
     n = await pool.fetchval("SELECT count(*) FROM dead_letters WHERE workspace_id = $1", tenant.workspace_id)
     assert n == 2
 
@@ -103,14 +104,14 @@ async def test_missing_partition_is_created_on_demand(tenant: Tenant, writer: Wr
     far = row(tenant, f"future-{uuid.uuid4()}", days=40)  # beyond the week of partitions made ahead
     day = dt.datetime.fromtimestamp(far[8] / 1e6, dt.UTC).strftime("%Y%m%d")
     assert await pool.fetchval("SELECT to_regclass($1)", f"events_p{day}") is None
-    assert await writer.store([far]) == 1
+    assert (await writer.store([far])).stored == 1
     assert await pool.fetchval("SELECT to_regclass($1)::text", f"events_p{day}") == f"events_p{day}"
 
 
 async def test_batch_writer_commits_concurrent_jobs_together_and_acks_after_commit(
     tenant: Tenant, writer: Writer, pool: asyncpg.Pool
 ) -> None:
-    batch = BatchWriter(writer, max_rows=5000, max_age=0.2, concurrency=1)
+    batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=0.2, concurrency=1)
     batch.start()
     jobs_rows = [[row(tenant, f"j{j}-{i}") for i in range(10)] for j in range(5)]
     adds = [asyncio.create_task(batch.add(rows)) for rows in jobs_rows]
@@ -120,7 +121,7 @@ async def test_batch_writer_commits_concurrent_jobs_together_and_acks_after_comm
     await asyncio.gather(*adds)
     assert await count(pool, tenant) == 50
     # Size reached: a commit starts without waiting for the age.
-    big = BatchWriter(writer, max_rows=20, max_age=60, concurrency=1)
+    big = BatchWriter(writer, WorkerMetrics(), max_rows=20, max_age=60, concurrency=1)
     big.start()
     await asyncio.wait_for(big.add([row(tenant, f"big{i}") for i in range(25)]), 5)
     await batch.close()
@@ -130,7 +131,7 @@ async def test_batch_writer_commits_concurrent_jobs_together_and_acks_after_comm
 async def test_a_failed_commit_fails_every_job_in_it(tenant: Tenant, settings: Settings) -> None:
     broken = await Writer.connect(settings.dsn, 1)
     await broken.close()  # every store now fails, as when Postgres goes away
-    batch = BatchWriter(broken, max_rows=5000, max_age=0.01, concurrency=1)
+    batch = BatchWriter(broken, WorkerMetrics(), max_rows=5000, max_age=0.01, concurrency=1)
     batch.start()
     results = await asyncio.gather(*(batch.add([row(tenant, f"x{j}")]) for j in range(3)), return_exceptions=True)
     assert all(isinstance(r, jobs.TRANSIENT) for r in results), results
