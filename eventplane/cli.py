@@ -136,6 +136,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     uvicorn.run(
         "ingest.app:app", host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
         http="httptools", access_log=False, log_config=None, timeout_graceful_shutdown=20,
+        proxy_headers=False, server_header=False,  # the edge reads no client address
     )  # fmt: skip
     return 0
 

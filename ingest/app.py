@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -26,10 +26,10 @@ from eventplane.errors import ApiError
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
-from ingest.asgi import Receive, Scope, Send, header, respond
+from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
-from ingest.body import ClientDisconnected, read_body
+from ingest.body import ClientDisconnected, Deadlines, read_body
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_row
 
@@ -37,6 +37,8 @@ log = logging.getLogger("eventplane.ingest")
 TRACK = "/api/v1/tracking/track"
 BATCH = "/api/v1/tracking/batch"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
 ACCEPTED_CONTENT_TYPES = (b"application/json", b"text/plain")  # text/plain: browsers' sendBeacon
 
 
@@ -49,6 +51,7 @@ class Edge:
     batcher: Batcher
     limits: Limits
     metrics: EdgeMetrics
+    deadlines: Deadlines
     tasks: list[asyncio.Task[None]]
 
 
@@ -80,38 +83,39 @@ class IngestApp:
         assert edge is not None, "lifespan has not run"
         stats = edge.metrics.stats
         route = "track" if scope["path"] == TRACK else "batch"
-        request_id = _request_id(scope)
+        headers = headers_of(scope)
+        request_id = _request_id(headers)
         try:
-            accepted = await self._accept(edge, scope, receive, request_id)
+            accepted = await self._accept(edge, scope, headers, receive, request_id)
         except ApiError as error:
             stats.responses[route, error.status] += 1
             stats.rejections[error.code] += 1
-            await respond(send, error.status, error.body(), {**error.headers, "x-request-id": request_id})
+            await respond(send, error.status, error.body(), request_id, error.headers)
         except ClientDisconnected:
             return
         except Exception:
             log.exception("unexpected error", extra={"path": scope["path"], "request_id": request_id})
             stats.responses[route, 500] += 1
             failure = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
-            await respond(send, 500, failure.body(), {"x-request-id": request_id})
+            await respond(send, 500, failure.body(), request_id)
         else:
             stats.responses[route, 202] += 1
             stats.events_accepted += accepted
-            await respond(send, 202, orjson.dumps({"accepted": accepted}), {"x-request-id": request_id})
+            await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
 
-    async def _accept(self, edge: Edge, scope: Scope, receive: Receive, request_id: str) -> int:
+    async def _accept(self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str) -> int:
         if scope["method"] != "POST":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
-        workspace_id, key_id = await self._authenticate(edge, scope)
+        workspace_id, key_id = await self._authenticate(edge, headers)
         refusal = edge.batcher.refusal()
         if refusal is not None:
             raise refusal
         body = await read_body(
             receive,
             limit=edge.settings.max_body_bytes,
-            content_length=_content_length(scope),
-            gzipped=_gzipped(scope),
-            within=edge.settings.body_timeout,
+            content_length=_content_length(headers),
+            gzipped=_gzipped(headers),
+            deadlines=edge.deadlines,
         )
         parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         received_us = time.time_ns() // 1000
@@ -120,8 +124,8 @@ class IngestApp:
         edge.key_cache.touch(key_id)
         return len(rows)
 
-    async def _authenticate(self, edge: Edge, scope: Scope) -> tuple[str, str]:
-        key = extract_key(scope)
+    async def _authenticate(self, edge: Edge, headers: Headers) -> tuple[str, str]:
+        key = extract_key(headers)
         if not key:
             raise _auth_error("Missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'")
         if not keys.well_formed(key):
@@ -174,6 +178,7 @@ class IngestApp:
             high_water=settings.queue_high_water,
             retry_after=settings.retry_after_seconds,
         )
+        deadlines = Deadlines(settings.body_timeout)
         tasks = [
             asyncio.create_task(coro)
             for coro in (
@@ -181,10 +186,11 @@ class IngestApp:
                 batcher.watch_depth(),
                 key_cache.listen(),
                 key_cache.flush_last_used(),
+                deadlines.sweep(),
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
-        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, tasks)
+        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, tasks)
         try:
             yield
         finally:
@@ -198,17 +204,17 @@ class IngestApp:
             self.edge = None
 
 
-def _request_id(scope: Scope) -> str:
-    """The caller's X-Request-Id when it is a sane token, else a new one; it follows the events into
-    the queued job and the worker's commit log line."""
-    given = header(scope, b"x-request-id")
+def _request_id(headers: Headers) -> str:
+    """The caller's X-Request-Id when it is a sane token, else a new one (unique per process: random
+    prefix, counter); it follows the events into the queued job and the worker's commit log line."""
+    given = headers.get(b"x-request-id")
     if given is not None and _REQUEST_ID.fullmatch(given):
         return given.decode()
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
 
 
-def _content_length(scope: Scope) -> int | None:
-    raw = header(scope, b"content-length")
+def _content_length(headers: Headers) -> int | None:
+    raw = headers.get(b"content-length")
     if raw is None:
         return None
     try:
@@ -217,11 +223,11 @@ def _content_length(scope: Scope) -> int | None:
         raise ApiError(400, "INVALID_HEADER", "Content-Length is not a number") from None
 
 
-def _gzipped(scope: Scope) -> bool:
-    content_type = header(scope, b"content-type")
+def _gzipped(headers: Headers) -> bool:
+    content_type = headers.get(b"content-type")
     if content_type is not None and content_type.split(b";")[0].strip().lower() not in ACCEPTED_CONTENT_TYPES:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as JSON with 'Content-Type: application/json'")
-    encoding = (header(scope, b"content-encoding") or b"identity").strip().lower()
+    encoding = (headers.get(b"content-encoding") or b"identity").strip().lower()
     if encoding not in (b"gzip", b"identity"):
         raise ApiError(415, "UNSUPPORTED_ENCODING", "Content-Encoding must be gzip or absent")
     return encoding == b"gzip"

@@ -13,16 +13,20 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = (b"content-type", b"application/json")
 
 
-def header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
+WANTED = frozenset(
+    {b"x-api-key", b"authorization", b"content-length", b"content-type", b"content-encoding", b"x-request-id"}
+)
+Headers = dict[bytes, bytes]
 
 
-async def respond(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-    raw = [JSON, (b"content-length", str(len(body)).encode())]
-    if headers:
-        raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+def headers_of(scope: Scope) -> Headers:
+    """The request headers the edge reads, in one pass (names arrive lower-cased from the server)."""
+    return {key: value for key, value in scope["headers"] if key in WANTED}
+
+
+async def respond(send: Send, status: int, body: bytes, request_id: str, extra: dict[str, str] | None = None) -> None:
+    raw = [JSON, (b"content-length", b"%d" % len(body)), (b"x-request-id", request_id.encode())]
+    if extra:
+        raw += [(k.encode(), v.encode()) for k, v in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

@@ -22,20 +22,20 @@ from eventplane import apikeys
 from eventplane.apikeys import KeyInfo
 from eventplane.errors import ApiError
 from eventplane.queue import Keys
-from ingest.asgi import Scope, header
+from ingest.asgi import Headers
 
 log = logging.getLogger("eventplane.ingest.auth")
 MAX_LOCAL_ENTRIES = 100_000
 LAST_USED_FLUSH_SECONDS = 20.0  # + the worker folding every 30 s: last_used_at lags under 60 s
 
 
-def extract_key(scope: Scope) -> str | None:
+def extract_key(headers: Headers) -> str | None:
     """`X-API-Key: <key>`, `Authorization: Bearer <key>`, or Basic auth with the key as user name
     (how Segment- and RudderStack-style SDKs send a write key)."""
-    value = header(scope, b"x-api-key")
+    value = headers.get(b"x-api-key")
     if value:
         return value.decode("latin-1").strip()
-    auth = header(scope, b"authorization")
+    auth = headers.get(b"authorization")
     if not auth:
         return None
     scheme, _, credentials = auth.decode("latin-1").partition(" ")

@@ -60,7 +60,8 @@ class Batcher:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((rows, request_id, future))
         self._wakeup.set()
-        await asyncio.shield(future)  # a client that hangs up does not un-queue its events
+        # A client that hangs up cancels only this future: its rows stay pending and are queued anyway.
+        await future
 
     def _take(self) -> tuple[list[Batch], list[asyncio.Future[None]]]:
         """Everything pending, cut into jobs of at most job_max_events rows."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
+from typing import Any
 
 from eventplane.errors import ApiError
 from ingest.asgi import Receive
@@ -22,14 +24,57 @@ def too_large(limit: int) -> ApiError:
     )
 
 
-async def read_body(receive: Receive, *, limit: int, content_length: int | None, gzipped: bool, within: float) -> bytes:
+class Deadlines:
+    """How long a body may take to arrive, for every request at once.
+
+    A sweep twice a second cancels reads that overran. That costs each request two dict operations,
+    where an asyncio.timeout per request costs a timer-heap push and removal on the hot path.
+    """
+
+    def __init__(self, within: float) -> None:
+        self.within = within
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    def begin(self, task: asyncio.Task[Any]) -> None:
+        self._reading[task] = time.monotonic() + self.within
+
+    def end(self, task: asyncio.Task[Any]) -> bool:
+        """Stop watching `task`; True if it was cancelled for overrunning."""
+        self._reading.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            task.uncancel()
+            return True
+        return False
+
+    async def sweep(self) -> None:
+        while True:
+            await asyncio.sleep(min(0.5, self.within / 2))
+            now = time.monotonic()
+            for task, deadline in list(self._reading.items()):
+                if deadline < now:
+                    del self._reading[task]
+                    self._expired.add(task)
+                    task.cancel()
+
+
+async def read_body(
+    receive: Receive, *, limit: int, content_length: int | None, gzipped: bool, deadlines: Deadlines
+) -> bytes:
     if content_length is not None and content_length > limit:
         raise too_large(limit)  # refused before reading a byte
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines.begin(task)  # a client trickling its body may not hold a slot forever
     try:
-        async with asyncio.timeout(within):  # a client trickling its body may not hold a slot forever
-            return await _read(receive, limit, gzipped)
-    except TimeoutError:
-        raise ApiError(408, "REQUEST_TIMEOUT", f"The body did not arrive within {within:g} s") from None
+        body = await _read(receive, limit, gzipped)
+    except asyncio.CancelledError:
+        if deadlines.end(task):
+            raise ApiError(408, "REQUEST_TIMEOUT", f"The body did not arrive within {deadlines.within:g} s") from None
+        raise
+    deadlines.end(task)
+    return body
 
 
 async def _read(receive: Receive, limit: int, gzipped: bool) -> bytes:
