@@ -10,15 +10,17 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from api import auth, errors, invitations, keys, members, openapi, sessions, usage, workspaces
+from api import auth, errors, invitations, keys, members, openapi, security, sessions, usage, workspaces
 from api.logs import redact_access_log
-from api.routing import Endpoint
+from api.routing import Endpoint, routes
 from api.state import Services
 from eventplane import db, servers
 from eventplane.queue import Keys
@@ -78,10 +80,24 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(OPENAPI)
 
 
+class Api(Starlette):
+    """Starlette with the security headers and CORS outside its ServerErrorMiddleware (where middleware
+    passed to Starlette would sit), so that a 500 carries them too."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.security_settings = settings
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return security.wrap(super().build_middleware_stack(), self.security_settings)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
+    configured = settings or Settings.from_env()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        resolved = settings or servers.resolve(Settings.from_env()).settings
+        resolved = settings or servers.resolve(configured).settings
         if resolved.jwt_secret is None:
             resolved = replace(resolved, jwt_secret=_stored_secret(resolved.data_dir / "jwt_secret"))
         pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
@@ -95,9 +111,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await redis.aclose()
 
     redact_access_log()
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/openapi.json", openapi_json)]
-    routes += [e.route() for e in ENDPOINTS]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)
+    table = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/openapi.json", openapi_json)]
+    table += routes(ENDPOINTS)
+    return Api(configured, routes=table, lifespan=lifespan, exception_handlers=errors.HANDLERS)
 
 
 app = create_app()

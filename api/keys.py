@@ -8,6 +8,7 @@ the body or query, or is the caller's only workspace. Every change reaches every
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from typing import Any
 
@@ -160,7 +161,7 @@ async def _rotate(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, 
             "  ELSE least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $2)) END "
             "WHERE id = $1 RETURNING coalesce(revoked_at, expires_at)",
             key_id,
-            data.grace_seconds,
+            math.ceil(data.grace_seconds),
         )
     await apikeys.refresh(svc.pool, svc.redis, svc.keys, [old["key_hash"]])
     created = _created(record, plaintext)

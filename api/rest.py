@@ -20,6 +20,10 @@ T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _FIELD = re.compile(r"field `([^`]*)`")
+# Query values in exactly the forms /openapi.json documents (integer, format: uuid, format: date).
+_INT = re.compile(r"-?[0-9]{1,9}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
@@ -97,12 +101,11 @@ def no_content() -> Response:
 
 def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:  # present but empty (`?limit=`) is not a number: 400, as the document says
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise validation(f"'{name}' must be an integer", name) from None
+    if not _INT.fullmatch(raw):  # int() would also take " 5", "1_0" and non-ASCII digits
+        raise validation(f"'{name}' must be an integer", name)
+    value = int(raw)
     if not lo <= value <= hi:
         raise validation(f"'{name}' must be between {lo} and {hi}", name)
     return value
@@ -110,19 +113,21 @@ def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> in
 
 def query_uuid(request: Request, name: str) -> uuid.UUID | None:
     raw = request.query_params.get(name)
-    if not raw:
+    if raw is None:
         return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise validation(f"'{name}' must be a UUID", name) from None
+    if not _UUID.fullmatch(raw):  # uuid.UUID would also take braces, "urn:uuid:" and bare hex
+        raise validation(f"'{name}' must be a UUID", name)
+    return uuid.UUID(raw)
 
 
 def query_date(request: Request, name: str) -> dt.date | None:
     raw = request.query_params.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
+        # Only YYYY-MM-DD (the document's `format: date`); fromisoformat also takes 20261122 and 2026-W47-1.
+        if not _DATE.fullmatch(raw):
+            raise ValueError(raw)
         return dt.date.fromisoformat(raw)
     except ValueError:
         raise validation(f"'{name}' must be a date (YYYY-MM-DD)", name) from None

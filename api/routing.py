@@ -27,5 +27,23 @@ class Endpoint:
     query: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
 
-    def route(self) -> Route:
-        return Route(self.path, self.handler, methods=[self.method])
+
+def routes(endpoints: list[Endpoint]) -> list[Route]:
+    """One Route per path, serving every method declared for it: a method the path lacks is then 405 with
+    an `Allow` header naming all of the path's methods (one Route per endpoint would name only its own)."""
+    by_path: dict[str, dict[str, Handler]] = {}
+    for e in endpoints:
+        by_path.setdefault(e.path, {})[e.method] = e.handler
+    return [_route(path, handlers) for path, handlers in by_path.items()]
+
+
+def _route(path: str, handlers: dict[str, Handler]) -> Route:
+    if len(handlers) == 1:
+        [(method, handler)] = handlers.items()
+        return Route(path, handler, methods=[method])
+
+    async def dispatch(request: Request) -> Response:
+        # Route adds HEAD beside GET and answers 405 for anything else before calling this.
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return Route(path, dispatch, methods=list(handlers))

@@ -15,21 +15,29 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from api.permissions import Role
 from eventplane.plans import Plan
+from eventplane.scopes import BUNDLES, SCOPES
 
 T = TypeVar("T")
 
-Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+# Postgres cannot store NUL in text, so strings that reach the database refuse it here (a 400, not a 500).
+NO_NUL = r"^[^\x00]*$"
+# Explicit ranges, not \s: Python's \s also matches \x1c-\x1f, JSON Schema's (ECMA) does not.
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$")]
+LoginEmail = Annotated[str, Meta(max_length=254, pattern=NO_NUL)]
 Password = Annotated[str, Meta(min_length=8, max_length=256)]
 AnyPassword = Annotated[str, Meta(max_length=256)]
-PersonName = Annotated[str, Meta(max_length=100)]
-Name = Annotated[str, Meta(min_length=1, max_length=100)]
+PersonName = Annotated[str, Meta(max_length=100, pattern=NO_NUL)]
+Name = Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 Slug = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9-]+$")]
-Description = Annotated[str, Meta(max_length=1000)]
+Description = Annotated[str, Meta(max_length=1000, pattern=NO_NUL)]
 PlanName = Literal["free", "pro", "enterprise"]
 Token = Annotated[str, Meta(min_length=1, max_length=512)]
-ScopeList = Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(min_length=1, max_length=16)]
+# The enum documents the names; api/keys.py checks them (its 400 lists the valid ones).
+ScopeName = Annotated[str, Meta(max_length=64, extra_json_schema={"enum": sorted(SCOPES | set(BUNDLES))})]
+ScopeList = Annotated[list[ScopeName], Meta(min_length=1, max_length=16)]
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True)]
-GraceSeconds = Annotated[int, Meta(ge=0, le=7 * 24 * 3600)]
+# A JSON number (1304.0 is as good as 1304, as JSON Schema's `integer` would also say); fractions round up.
+GraceSeconds = Annotated[float, Meta(ge=0, le=7 * 24 * 3600)]
 
 
 class Input(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -44,7 +52,7 @@ class SignupIn(Input):
 
 
 class LoginIn(Input):
-    email: Annotated[str, Meta(max_length=254)]
+    email: LoginEmail
     password: AnyPassword
 
 

@@ -25,6 +25,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return default if raw in (None, "") else float(raw)
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated exact origins (scheme://host[:port]); never "*": the API answers to bearer tokens."""
+    origins = tuple(o.strip().rstrip("/") for o in (env.get(name) or "").split(",") if o.strip())
+    if "*" in origins or any("://" not in o for o in origins):
+        raise ValueError(f"{name} takes exact origins such as https://dashboard.example.com, not {origins}")
+    return origins
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a process may be configured with. Hot code receives this object; it never reads os.environ."""
@@ -81,6 +93,10 @@ class Settings:
     password_time_cost: int = 3
     password_memory_kib: int = 65536
     api_max_body_bytes: int = 64 * 1024
+    # Browser origins (the dashboard) allowed to call the api with CORS; empty: no CORS headers at all.
+    dashboard_origins: tuple[str, ...] = ()
+    # Served behind HTTPS (TLS at a proxy): the api then sends Strict-Transport-Security.
+    behind_https: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +130,8 @@ class Settings:
             login_limit_per_email=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_EMAIL", 10),
             login_limit_per_ip=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_IP", 100),
             invite_limit_per_workspace=_int(env, "EVENTPLANE_INVITE_LIMIT_PER_WORKSPACE", 50),
+            dashboard_origins=_origins(env, "EVENTPLANE_DASHBOARD_ORIGINS"),
+            behind_https=_flag(env, "EVENTPLANE_BEHIND_HTTPS"),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

@@ -3,14 +3,19 @@ Postgres and Redis, plus helpers that make users, workspaces and members through
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import socket
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
+import uvicorn
 from starlette.applications import Starlette
 
 from api.app import create_app
@@ -31,6 +36,28 @@ async def api_app(api_settings: Settings) -> AsyncIterator[Starlette]:
     app = create_app(api_settings)
     async with app.router.lifespan_context(app):
         yield app
+
+
+@pytest.fixture(scope="session")
+def live_api(api_settings: Settings) -> Iterator[str]:
+    """The real api app under uvicorn on a real socket, in a thread with an event loop of its own (so that
+    synchronous clients such as schemathesis can call it); yields its base URL. Uvicorn's access log is on
+    and left to propagate (log_config=None), so tests can capture it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(api_settings), lifespan="on", log_config=None, access_log=True,
+                            timeout_graceful_shutdown=5)  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the api server failed to start"
+        threading.Event().wait(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
 
 
 def client_for(app: Starlette, ip: str | None = None) -> httpx.AsyncClient:
