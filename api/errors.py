@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.logs import redact
 from api.rest import validation_error
 from eventplane.errors import ApiError
 
@@ -71,13 +72,13 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    log.warning("dependency unavailable on %s %s: %s", request.method, redact(request.url.path), type(exc).__name__)
     return _respond(ApiError(503, "UNAVAILABLE", "A backing service is unavailable; retry shortly", None,
                              {"retry-after": "5"}))  # fmt: skip
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, redact(request.url.path))
     return _respond(ApiError(500, "INTERNAL_ERROR", "Unexpected error"))
 
 

@@ -8,10 +8,15 @@ import re
 _TOKEN_IN_PATH = re.compile(r"(/invit(?:e|ation)s/)[^/?\s]+(/accept)")
 
 
+def redact(path: str) -> str:
+    """The path with any invitation token replaced by ***."""
+    return _TOKEN_IN_PATH.sub(r"\1***\2", path)
+
+
 class RedactTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_TOKEN_IN_PATH.sub(r"\1***\2", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 
