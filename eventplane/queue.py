@@ -8,6 +8,7 @@ so the depth of the queue in events is one GET; the worker removes the record af
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 import uuid
@@ -24,9 +25,11 @@ STORE_EVENTS = "store_events"
 # A queued batch outlives any Postgres outage we plan for; arq's default (1 day) is too short to promise.
 JOB_EXPIRES_MS = 7 * 24 * 3600 * 1000
 
-# (workspace_id, message_id, event_type, user_id, anonymous_id, value, properties JSON, timestamp µs,
-#  received_at µs). Timestamps are microseconds since the Unix epoch, UTC.
-Row = tuple[str, str, str, str | None, str | None, float | None, bytes, int, int]
+# (workspace_id, message_id, event_type, user_id, anonymous_id, value, properties JSON text,
+#  timestamp, sent_at, received_at). timestamp and sent_at are the client's (UTC-aware, or None);
+#  received_at is the edge's clock in microseconds since the Unix epoch.
+Row = tuple[str, str, str, str | None, str | None, float | None, bytes, dt.datetime | None, dt.datetime | None, int]
+RECEIVED_AT = 9
 
 
 def _enc_hook(obj: Any) -> Any:

@@ -31,7 +31,7 @@ from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
 from ingest.metrics import EdgeMetrics
-from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_row
+from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_rows
 
 log = logging.getLogger("eventplane.ingest")
 TRACK = "/api/v1/tracking/track"
@@ -118,8 +118,8 @@ class IngestApp:
             deadlines=edge.deadlines,
         )
         parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
-        received_us = time.time_ns() // 1000
-        rows = [to_row(event, workspace_id, received_us, parsed.sent_at) for event in parsed.events]
+        now_ns = time.time_ns()
+        rows = to_rows(parsed, workspace_id, now_ns // 1000, _year(now_ns))
         await edge.batcher.submit(rows, request_id)
         edge.key_cache.touch(key_id)
         return len(rows)
@@ -211,6 +211,13 @@ def _request_id(headers: Headers) -> str:
     if given is not None and _REQUEST_ID.fullmatch(given):
         return given.decode()
     return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
+
+
+def _year(now_ns: int, _cache: list[int] = [0, 0]) -> int:  # noqa: B006 - a deliberate one-slot cache
+    """The current UTC year, recomputed at most once a minute."""
+    if now_ns - _cache[0] > 60_000_000_000:
+        _cache[:] = [now_ns, time.gmtime(now_ns // 1_000_000_000).tm_year]
+    return _cache[1]
 
 
 def _content_length(headers: Headers) -> int | None:

@@ -13,14 +13,8 @@ import msgspec
 
 from eventplane.errors import ApiError, validation
 from eventplane.queue import Row
-from ingest.wire import Event, any_decoder, batch_decoder, event_decoder
+from ingest.wire import Event, any_decoder, batch_decoder, event_decoder, raw_batch_decoder
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-ONE_US = dt.timedelta(microseconds=1)
-# Postgres timestamptz and Python datetimes both hold years 1-9999; a skew correction that leaves them
-# (an absurd sent_at) is refused here rather than failing in the worker.
-MIN_US = (dt.datetime(1, 1, 2, tzinfo=dt.UTC) - EPOCH) // ONE_US
-MAX_US = (dt.datetime(9999, 12, 30, tzinfo=dt.UTC) - EPOCH) // ONE_US
 _MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _MISSING_FIELD = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 
@@ -35,6 +29,7 @@ class Limits:
 class Parsed:
     events: list[Event]
     sent_at: dt.datetime | None
+    prefix: str | None  # how error paths name an event: None (one event), "events" or "" (bare array)
 
 
 def _join(prefix: str, path: str) -> str:
@@ -95,21 +90,10 @@ def _nul_paths(node: Any, path: str) -> Iterator[str]:
             yield from _nul_paths(value, f"{path}[{i}]")
 
 
-def _decode_event(raw: bytes | msgspec.Raw, prefix: str) -> Event:
-    try:
-        event = event_decoder.decode(raw)
-    except msgspec.MsgspecError as exc:
-        raise _schema_error(exc, prefix) from None
-    if event.user_id is None and event.anonymous_id is None:
-        field = _join(prefix, "user_id")
-        raise validation(f"{field}: one of user_id or anonymous_id is required", field)
-    first = memoryview(event.properties)[:1].tobytes()
-    if first == b"n":  # null
-        event.properties = msgspec.Raw(b"{}")
-    elif first != b"{":
-        field = _join(prefix, "properties")
-        raise validation(f"{field}: must be a JSON object", field)
-    return event
+def _too_large(index: int, size: int, limit: int) -> ApiError:
+    return ApiError(
+        400, "EVENT_TOO_LARGE", f"Event {index} is {size} bytes; the limit is {limit}", {"index": index, "limit": limit}
+    )
 
 
 def _too_deep() -> ApiError:
@@ -118,95 +102,103 @@ def _too_deep() -> ApiError:
 
 def parse_track(body: bytes, limits: Limits) -> Parsed:
     """The body of POST /track: one event."""
+    if len(body) > limits.max_event_bytes:
+        raise _too_large(0, len(body), limits.max_event_bytes)
+    _check_text(body)
     try:
-        return _parse_track(body, limits)
+        event = event_decoder.decode(body)
+    except msgspec.MsgspecError as exc:
+        raise _schema_error(exc, "") from None
     except RecursionError:
         raise _too_deep() from None
+    return Parsed([event], None, None)
 
 
 def parse_batch(body: bytes, limits: Limits) -> Parsed:
-    """The body of POST /batch: {"events": [...], "sent_at"?} or a bare JSON array of events."""
-    try:
-        return _parse_batch(body, limits)
-    except RecursionError:
-        raise _too_deep() from None
+    """The body of POST /batch: {"events": [...], "sent_at"?} or a bare JSON array of events.
 
-
-def _parse_track(body: bytes, limits: Limits) -> Parsed:
-    if len(body) > limits.max_event_bytes:
-        raise ApiError(
-            400,
-            "EVENT_TOO_LARGE",
-            f"Event is {len(body)} bytes; the limit is {limits.max_event_bytes}",
-            {"index": 0, "limit": limits.max_event_bytes},
-        )
-    _check_text(body)
-    event = _decode_event(body, "")
-    return Parsed([event], None)
-
-
-def _parse_batch(body: bytes, limits: Limits) -> Parsed:
+    One msgspec pass decodes and type-checks every event. Only a body larger than one event may be is
+    read a second time, as JSON text per event, to find an event over the size limit.
+    """
     _check_text(body)
     try:
-        decoded = batch_decoder.decode(body)
+        if len(body) > limits.max_event_bytes:
+            _check_sizes(body, limits)
+        try:
+            decoded = batch_decoder.decode(body)
+        except msgspec.ValidationError:
+            _check_sizes(body, limits)  # a batch too large is refused as such, whatever its events hold
+            raise
     except msgspec.MsgspecError as exc:
         raise _schema_error(exc, "") from None
-    raws, sent_at, prefix = (
+    except RecursionError:
+        raise _too_deep() from None
+    events, sent_at, prefix = (
         (decoded, None, "") if isinstance(decoded, list) else (decoded.events, decoded.sent_at, "events")
     )
-    if not raws:
+    if not events:
         raise validation("The batch has no events", prefix or "$")
+    if len(events) > limits.max_batch_events:
+        raise _batch_too_large(len(events), limits.max_batch_events)
+    return Parsed(events, sent_at, prefix)
+
+
+def _batch_too_large(count: int, limit: int) -> ApiError:
+    return ApiError(
+        413, "BATCH_TOO_LARGE", f"Batch has {count} events; the limit is {limit}. Split it.", {"limit": limit}
+    )
+
+
+def _check_sizes(body: bytes, limits: Limits) -> None:
+    """Event count and each event's size, from the body read as JSON text per event."""
+    decoded = raw_batch_decoder.decode(body)
+    raws = decoded if isinstance(decoded, list) else decoded.events
     if len(raws) > limits.max_batch_events:
-        raise ApiError(
-            413,
-            "BATCH_TOO_LARGE",
-            f"Batch has {len(raws)} events; the limit is {limits.max_batch_events}. Split it.",
-            {"limit": limits.max_batch_events},
-        )
-    events = []
+        raise _batch_too_large(len(raws), limits.max_batch_events)
     for i, raw in enumerate(raws):
         if len(raw) > limits.max_event_bytes:
-            raise ApiError(
-                400,
-                "EVENT_TOO_LARGE",
-                f"Event {i} is {len(raw)} bytes; the limit is {limits.max_event_bytes}",
-                {"index": i, "limit": limits.max_event_bytes},
+            raise _too_large(i, len(raw), limits.max_event_bytes)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+def to_rows(parsed: Parsed, workspace_id: str, received_us: int, year: int) -> list[Row]:
+    """Queue rows for validated events (`year`: the current one, for the skew check).
+
+    The event time is not computed here: rows carry `timestamp` and `sent_at` as sent, and the worker's
+    INSERT applies Segment's skew correction, timestamp = received_at - (sent_at - timestamp), in SQL.
+    """
+    rows: list[Row] = []
+    for i, event in enumerate(parsed.events):
+        where = "" if parsed.prefix is None else f"{parsed.prefix}[{i}]"
+        if event.user_id is None and event.anonymous_id is None:
+            field = _join(where, "user_id")
+            raise validation(f"{field}: one of user_id or anonymous_id is required", field)
+        properties = bytes(event.properties)
+        if properties[:1] != b"{":
+            if properties != b"null":
+                field = _join(where, "properties")
+                raise validation(f"{field}: must be a JSON object", field)
+            properties = b"{}"
+        timestamp = _utc(event.timestamp)
+        sent_at = _utc(event.sent_at or parsed.sent_at) if timestamp is not None else None
+        if sent_at is not None and timestamp is not None and not 2 <= year - (sent_at.year - timestamp.year) <= 9998:
+            field = _join(where, "sent_at")
+            raise validation(f"{field}: with sent_at applied, the event time falls outside years 1-9999", field)
+        rows.append(
+            (
+                workspace_id,
+                event.message_id or str(uuid.uuid4()),
+                event.event_type,
+                event.user_id,
+                event.anonymous_id,
+                event.value,
+                properties,
+                timestamp,
+                sent_at,
+                received_us,
             )
-        events.append(_decode_event(raw, f"{prefix}[{i}]"))
-    return Parsed(events, sent_at)
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
-def to_micros(value: dt.datetime) -> int:
-    return (_utc(value) - EPOCH) // ONE_US
-
-
-def event_time_us(event: Event, received_us: int, batch_sent_at: dt.datetime | None) -> int:
-    """The event's time. With `sent_at`, corrected for the client's clock skew as Segment does:
-    timestamp = received_at - (sent_at - timestamp)."""
-    if event.timestamp is None:
-        return received_us
-    sent_at = event.sent_at or batch_sent_at
-    if sent_at is None:
-        return to_micros(event.timestamp)
-    return received_us - (to_micros(sent_at) - to_micros(event.timestamp))
-
-
-def to_row(event: Event, workspace_id: str, received_us: int, batch_sent_at: dt.datetime | None) -> Row:
-    ts = event_time_us(event, received_us, batch_sent_at)
-    if not MIN_US <= ts <= MAX_US:
-        raise validation("timestamp: with sent_at applied, the event time falls outside years 1-9999", "timestamp")
-    return (
-        workspace_id,
-        event.message_id or str(uuid.uuid4()),
-        event.event_type,
-        event.user_id,
-        event.anonymous_id,
-        event.value,
-        bytes(event.properties),
-        ts,
-        received_us,
-    )
+        )
+    return rows

@@ -12,7 +12,7 @@ Id255 = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
-class Event(msgspec.Struct):
+class Event(msgspec.Struct, gc=False):
     """One tracking event. Unknown fields (an SDK's `context`, say) are ignored."""
 
     event_type: NonEmpty200
@@ -27,12 +27,19 @@ class Event(msgspec.Struct):
 
 
 class Batch(msgspec.Struct):
-    """`{"events": [...]}`; each event is decoded on its own so that errors can name its index."""
+    """`{"events": [...], "sent_at"?}`; a bare JSON array of events is accepted too."""
 
-    events: list[msgspec.Raw]
+    events: list[Event]
     sent_at: dt.datetime | None = None
 
 
+class RawBatch(msgspec.Struct):
+    """The same body with each event left as JSON text: read only to measure events of a large body."""
+
+    events: list[msgspec.Raw]
+
+
 event_decoder = msgspec.json.Decoder(Event)
-batch_decoder = msgspec.json.Decoder(Batch | list[msgspec.Raw])
+batch_decoder = msgspec.json.Decoder(Batch | list[Event])
+raw_batch_decoder = msgspec.json.Decoder(RawBatch | list[msgspec.Raw])
 any_decoder = msgspec.json.Decoder()

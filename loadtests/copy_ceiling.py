@@ -8,28 +8,46 @@ come from the bench's batch bodies through the edge's own transform, and go stra
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import sys
 import time
+from typing import Any
 
 import asyncpg
 import orjson
 
 from eventplane.queue import Row
-from ingest.transform import Limits, parse_batch, to_row
+from ingest.transform import Limits, parse_batch, to_rows
 from loadtests import payloads
 from workers.store import COLUMNS, init_connection
 
 BATCH_ROWS = 5000  # the edge's default job size (Settings.job_max_events)
 
 
-def make_batches(count: int) -> list[list[Row]]:
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _event_row(row: Row) -> tuple[Any, ...]:
+    """A queued row as an `events` row (the worker does this in SQL): event time corrected for skew,
+    times in microseconds for the worker's COPY codecs. Done before the clock starts."""
+    ws, mid, kind, uid, anon, value, props, ts, sent_at, received_us = row
+    if ts is None:
+        ts_us = received_us
+    elif sent_at is None:
+        ts_us = (ts - EPOCH) // dt.timedelta(microseconds=1)
+    else:
+        ts_us = received_us - (sent_at - ts) // dt.timedelta(microseconds=1)
+    return (ws, mid, kind, uid, anon, value, props, ts_us, received_us)
+
+
+def make_batches(count: int) -> list[list[tuple[Any, ...]]]:
     limits = Limits(max_event_bytes=32 * 1024, max_batch_events=BATCH_ROWS)
     body = payloads.batch_bodies(1, size=BATCH_ROWS)[0]
     workspaces = [f"00000000-0000-4000-8000-{i:012d}" for i in range(count)]
     received = time.time_ns() // 1000
     parsed = parse_batch(body, limits)
-    return [[to_row(e, ws, received, parsed.sent_at) for e in parsed.events] for ws in workspaces]
+    return [[_event_row(r) for r in to_rows(parsed, ws, received, 2026)] for ws in workspaces]
 
 
 async def run(dsn: str, seconds: float) -> dict[str, float]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eventplane.queue import RECEIVED_AT
 from workers.metrics import WorkerMetrics
 from workers.store import Outcome, Writer
 
@@ -121,7 +122,7 @@ class BatchWriter:
         now_us = time.time_ns() // 1000
         for p in pending:
             if p.rows:
-                m.lag_seconds.observe(max(0, now_us - p.rows[0][8]) / 1e6)  # row[8]: received_at, µs
+                m.lag_seconds.observe(max(0, now_us - p.rows[0][RECEIVED_AT]) / 1e6)
         log.info(
             "committed",
             extra={

@@ -22,25 +22,27 @@ import asyncpg
 import orjson
 
 from eventplane import db
+from eventplane.queue import RECEIVED_AT
 
 log = logging.getLogger("eventplane.workers.store")
 COLUMNS = (
     "workspace_id", "message_id", "event_type", "user_id", "anonymous_id",
     "value", "properties", "timestamp", "received_at",
 )  # fmt: skip
+ROW_FIELDS = (
+    "workspace_id", "message_id", "event_type", "user_id", "anonymous_id",
+    "value", "properties", "timestamp", "sent_at", "received_us",
+)  # fmt: skip
 # Postgres counts timestamps in microseconds from 2000-01-01; rows carry them from 1970-01-01.
 PG_EPOCH_US = 946_684_800_000_000
 
-STAGE_COLUMNS = (
-    "workspace_id", "message_id", "event_type", "user_id", "anonymous_id",
-    "value", "properties", "ts_us", "received_us",
-)  # fmt: skip
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS ep_stage (
     workspace_id uuid, message_id text, event_type text, user_id text, anonymous_id text,
-    value float8, properties bytea, ts_us bigint, received_us bigint
+    value float8, properties bytea, ts timestamptz, sent_at timestamptz, received_us bigint
 ) ON COMMIT DELETE ROWS
 """
+_STAGE_COLUMNS = (*ROW_FIELDS[:7], "ts", "sent_at", "received_us")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 # Rows arrive deduplicated and sorted by (workspace_id, message_id) (see `_prepare`): no DISTINCT or
 # sort here, and concurrent transactions take the ledger's row locks in the same order.
@@ -54,9 +56,12 @@ WITH fresh AS (
     INSERT INTO events ({_COLS})
     SELECT s.workspace_id, s.message_id, s.event_type, s.user_id, s.anonymous_id, s.value,
            convert_from(s.properties, 'UTF8')::jsonb,
-           'epoch'::timestamptz + s.ts_us * interval '1 microsecond',
-           'epoch'::timestamptz + s.received_us * interval '1 microsecond'
-    FROM ep_stage s JOIN fresh USING (workspace_id, message_id)
+           -- Segment's clock-skew correction: received_at - (sent_at - timestamp)
+           CASE WHEN s.ts IS NULL THEN s.received WHEN s.sent_at IS NULL THEN s.ts
+                ELSE s.received - (s.sent_at - s.ts) END,
+           s.received
+    FROM (SELECT *, 'epoch'::timestamptz + received_us * interval '1 microsecond' AS received FROM ep_stage) s
+    JOIN fresh USING (workspace_id, message_id)
     RETURNING workspace_id, event_type, received_at
 ), counted AS (
     INSERT INTO usage_daily (workspace_id, day, event_type, events)
@@ -100,7 +105,7 @@ def _is_missing_partition(exc: BaseException) -> bool:
 
 
 def _days(rows: Sequence[Sequence[Any]]) -> set[dt.date]:
-    return {dt.datetime.fromtimestamp(row[8] / 1e6, dt.UTC).date() for row in rows}
+    return {dt.datetime.fromtimestamp(row[RECEIVED_AT] / 1e6, dt.UTC).date() for row in rows}
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ class Writer:
     async def _store(self, conn: db.Conn, rows: Sequence[Sequence[Any]]) -> int:
         async with conn.transaction():
             await conn.execute(_STAGE)
-            await conn.copy_records_to_table("ep_stage", records=_prepare(rows), columns=STAGE_COLUMNS)
+            await conn.copy_records_to_table("ep_stage", records=_prepare(rows), columns=_STAGE_COLUMNS)
             stored: int = await conn.fetchval(_STORE)
             return stored
 
@@ -169,6 +174,6 @@ def _prepare(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
 
 def dump_row(row: Sequence[Any]) -> bytes:
     """A queued row as JSON (properties inlined as text), for a human reading dead_letters."""
-    record = dict(zip(COLUMNS, row, strict=False))
+    record = dict(zip(ROW_FIELDS, row, strict=False))
     record["properties"] = bytes(record["properties"]).decode("utf-8", "backslashreplace")
     return orjson.dumps(record, default=repr, option=orjson.OPT_NON_STR_KEYS)

@@ -1,4 +1,5 @@
-"""The pure transforms, without any server."""
+"""The pure transforms, without any server. (The skew correction itself runs in the worker's SQL:
+tests/workers/test_store.py checks it.)"""
 
 from __future__ import annotations
 
@@ -7,60 +8,65 @@ import datetime as dt
 import pytest
 
 from eventplane.errors import ApiError
-from ingest.transform import Limits, parse_batch, parse_track, to_micros, to_row
+from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
 LIMITS = Limits(max_event_bytes=32 * 1024, max_batch_events=2500)
-RECEIVED = dt.datetime(2026, 11, 22, 12, 0, 0, tzinfo=dt.UTC)
-RECEIVED_US = to_micros(RECEIVED)
+RECEIVED_US = 1_763_812_800_000_000  # 2025-11-22T12:00:00Z
+UTC = dt.UTC
 
 
-def _time(us: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
-
-
-def test_skew_correction_uses_the_events_own_sent_at() -> None:
+def test_rows_carry_the_clients_timestamp_and_sent_at() -> None:
     body = b'{"event_type":"e","user_id":"u","timestamp":"2020-01-01T00:00:00Z","sent_at":"2020-01-01T00:00:30Z"}'
-    (event,) = parse_track(body, LIMITS).events
-    row = to_row(event, "w", RECEIVED_US, None)
-    assert _time(row[7]) == RECEIVED - dt.timedelta(seconds=30)
-    assert row[8] == RECEIVED_US
+    (row,) = to_rows(parse_track(body, LIMITS), "w", RECEIVED_US, 2025)
+    assert row[7] == dt.datetime(2020, 1, 1, tzinfo=UTC)
+    assert row[8] == dt.datetime(2020, 1, 1, 0, 0, 30, tzinfo=UTC)
+    assert row[9] == RECEIVED_US
 
 
-def test_skew_correction_falls_back_to_the_batch_sent_at() -> None:
+def test_the_batch_sent_at_applies_to_events_without_their_own() -> None:
     body = (
-        b'{"sent_at":"2020-01-01T01:00:00+01:00",'
-        b'"events":[{"event_type":"e","user_id":"u","timestamp":"2020-01-01T00:00:00Z"}]}'
+        b'{"sent_at":"2020-01-01T01:00:00+01:00","events":['
+        b'{"event_type":"e","user_id":"u","timestamp":"2020-01-01T00:00:00Z"},'
+        b'{"event_type":"e","user_id":"u","timestamp":"2020-01-01T00:00:00Z","sent_at":"2020-01-01T00:00:09Z"}]}'
     )
-    parsed = parse_batch(body, LIMITS)
-    row = to_row(parsed.events[0], "w", RECEIVED_US, parsed.sent_at)
-    assert _time(row[7]) == RECEIVED  # sent_at equals timestamp: no skew
+    first, second = to_rows(parse_batch(body, LIMITS), "w", RECEIVED_US, 2025)
+    assert first[8] == dt.datetime(2020, 1, 1, tzinfo=UTC)
+    assert second[8] == dt.datetime(2020, 1, 1, 0, 0, 9, tzinfo=UTC)
 
 
-def test_timestamp_without_sent_at_is_kept_and_naive_means_utc() -> None:
-    (event,) = parse_track(b'{"event_type":"e","user_id":"u","timestamp":"2021-05-01T10:00:00"}', LIMITS).events
-    assert _time(to_row(event, "w", RECEIVED_US, None)[7]) == dt.datetime(2021, 5, 1, 10, tzinfo=dt.UTC)
+def test_naive_times_are_utc() -> None:
+    body = b'{"event_type":"e","user_id":"u","timestamp":"2021-05-01T10:00:00"}'
+    (row,) = to_rows(parse_track(body, LIMITS), "w", RECEIVED_US, 2025)
+    assert row[7] == dt.datetime(2021, 5, 1, 10, tzinfo=UTC)
+    assert row[8] is None
 
 
-def test_no_timestamp_means_received_at_and_message_id_is_generated() -> None:
-    (event,) = parse_track(b'{"event_type":"e","anonymous_id":"a"}', LIMITS).events
-    row = to_row(event, "w", RECEIVED_US, None)
-    assert row[7] == RECEIVED_US
+def test_without_timestamp_sent_at_is_dropped_and_message_id_is_generated() -> None:
+    body = b'{"event_type":"e","anonymous_id":"a","sent_at":"2021-05-01T10:00:00Z"}'
+    (row,) = to_rows(parse_track(body, LIMITS), "w", RECEIVED_US, 2025)
+    assert (row[7], row[8]) == (None, None)
     assert len(row[1]) == 36
 
 
 def test_properties_are_kept_as_the_clients_json_and_null_becomes_empty() -> None:
-    (event,) = parse_track(b'{"event_type":"e","user_id":"u","properties":{"a": [1, "x"]}}', LIMITS).events
-    assert to_row(event, "w", 0, None)[6] == b'{"a": [1, "x"]}'
-    (event,) = parse_track(b'{"event_type":"e","user_id":"u","properties":null}', LIMITS).events
-    assert to_row(event, "w", 0, None)[6] == b"{}"
+    body = b'{"event_type":"e","user_id":"u","properties":{"a": [1, "x"]}}'
+    assert to_rows(parse_track(body, LIMITS), "w", 0, 2025)[0][6] == b'{"a": [1, "x"]}'
+    body = b'{"event_type":"e","user_id":"u","properties":null}'
+    assert to_rows(parse_track(body, LIMITS), "w", 0, 2025)[0][6] == b"{}"
 
 
 def test_an_absurd_sent_at_is_refused_not_left_to_the_worker() -> None:
     body = b'{"event_type":"e","user_id":"u","timestamp":"0001-01-01T00:00:00Z","sent_at":"9999-01-01T00:00:00Z"}'
-    (event,) = parse_track(body, LIMITS).events
     with pytest.raises(ApiError) as info:
-        to_row(event, "w", RECEIVED_US, None)
-    assert (info.value.status, info.value.code) == (400, "VALIDATION_ERROR")
+        to_rows(parse_track(body, LIMITS), "w", RECEIVED_US, 2025)
+    assert (info.value.status, info.value.code, info.value.details) == (400, "VALIDATION_ERROR", {"field": "sent_at"})
+
+
+def test_errors_name_the_event_index() -> None:
+    body = b'{"events":[{"event_type":"e","user_id":"u"},{"event_type":"e","properties":[1],"user_id":"u"}]}'
+    with pytest.raises(ApiError) as info:
+        to_rows(parse_batch(body, LIMITS), "w", RECEIVED_US, 2025)
+    assert info.value.details == {"field": "events[1].properties"}
 
 
 def test_unknown_fields_are_ignored() -> None:

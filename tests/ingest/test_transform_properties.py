@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from eventplane.errors import ApiError
 from eventplane.queue import deserialize, serialize
-from ingest.transform import Limits, parse_batch, parse_track, to_row
+from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
 LIMITS = Limits(max_event_bytes=32 * 1024, max_batch_events=2500)
 text = st.text(max_size=40)
@@ -47,7 +47,7 @@ def test_any_json_is_an_event_or_an_api_error(doc: Any) -> None:
     body = json.dumps(doc).encode()  # json, not orjson: integers beyond 64 bits are fair input too
     for parse in (parse_track, parse_batch):
         try:
-            parse(body, LIMITS)
+            to_rows(parse(body, LIMITS), "ws", 0, 2025)
         except ApiError as error:
             assert 400 <= error.status < 500 and error.code
 
@@ -57,7 +57,7 @@ def test_any_json_is_an_event_or_an_api_error(doc: Any) -> None:
 def test_any_bytes_are_an_event_or_an_api_error(body: bytes) -> None:
     for parse in (parse_track, parse_batch):
         try:
-            parse(body, LIMITS)
+            to_rows(parse(body, LIMITS), "ws", 0, 2025)
         except ApiError as error:
             assert 400 <= error.status < 500
 
@@ -73,8 +73,8 @@ def test_valid_events_reach_the_queue_unchanged(event: dict[str, Any]) -> None:
             assert error.code == "INVALID_CHARACTER"
             return
         raise AssertionError("a NUL character was accepted")
-    (parsed,) = parse_track(body, LIMITS).events
-    row = deserialize(serialize(to_row(parsed, "ws", 1_700_000_000_000_000, None)))
+    (queued,) = to_rows(parse_track(body, LIMITS), "ws", 1_700_000_000_000_000, 2025)
+    row = deserialize(serialize(queued))
     assert row[2] == event["event_type"] and row[3] == event["user_id"]
     assert row[5] == event.get("value")
     assert json.loads(row[6]) == event.get("properties", {})  # the client's JSON text, byte for byte

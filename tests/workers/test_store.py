@@ -25,7 +25,7 @@ from workers.store import Writer
 
 def row(tenant: Tenant, message_id: str, *, event_type: str = "e", properties: bytes = b"{}", days: int = 0) -> Row:
     now_us = time.time_ns() // 1000 + days * 86_400_000_000
-    return (tenant.workspace_id, message_id, event_type, "u", None, 1.5, properties, now_us, now_us)
+    return (tenant.workspace_id, message_id, event_type, "u", None, 1.5, properties, None, None, now_us)
 
 
 @pytest_asyncio.fixture
@@ -102,7 +102,7 @@ async def test_poison_events_go_to_dead_letters_and_batch_mates_are_stored(
 
 async def test_missing_partition_is_created_on_demand(tenant: Tenant, writer: Writer, pool: asyncpg.Pool) -> None:
     far = row(tenant, f"future-{uuid.uuid4()}", days=40)  # beyond the week of partitions made ahead
-    day = dt.datetime.fromtimestamp(far[8] / 1e6, dt.UTC).strftime("%Y%m%d")
+    day = dt.datetime.fromtimestamp(far[9] / 1e6, dt.UTC).strftime("%Y%m%d")  # received_at, µs
     assert await pool.fetchval("SELECT to_regclass($1)", f"events_p{day}") is None
     assert (await writer.store([far])).stored == 1
     assert await pool.fetchval("SELECT to_regclass($1)::text", f"events_p{day}") == f"events_p{day}"
@@ -136,3 +136,28 @@ async def test_a_failed_commit_fails_every_job_in_it(tenant: Tenant, settings: S
     results = await asyncio.gather(*(batch.add([row(tenant, f"x{j}")]) for j in range(3)), return_exceptions=True)
     assert all(isinstance(r, jobs.TRANSIENT) for r in results), results
     await batch.close()
+
+
+async def test_the_insert_corrects_event_time_for_client_clock_skew(
+    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+) -> None:
+    utc = dt.UTC
+    received = dt.datetime(2026, 11, 22, 12, 0, 0, 500, tzinfo=utc)
+    received_us = (received - dt.datetime(1970, 1, 1, tzinfo=utc)) // dt.timedelta(microseconds=1)
+    ts = dt.datetime(2020, 1, 1, 0, 0, 0, tzinfo=utc)
+
+    def skewed(mid: str, timestamp: dt.datetime | None, sent_at: dt.datetime | None) -> Row:
+        return (tenant.workspace_id, mid, "e", "u", None, None, b"{}", timestamp, sent_at, received_us)
+
+    await writer.store([
+        skewed("none", None, None),
+        skewed("ts-only", ts, None),
+        skewed("skewed", ts, ts + dt.timedelta(seconds=30)),  # the client's clock: 30 s after its event
+    ])  # fmt: skip
+    rows = await pool.fetch('SELECT message_id, "timestamp" FROM events WHERE workspace_id = $1', tenant.workspace_id)
+    stored = {r["message_id"]: r["timestamp"] for r in rows}
+    assert stored == {
+        "none": received,
+        "ts-only": ts,
+        "skewed": received - dt.timedelta(seconds=30),
+    }
