@@ -160,45 +160,45 @@ def _check_sizes(body: bytes, limits: Limits) -> None:
             raise _too_large(i, len(raw), limits.max_event_bytes)
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
-
-
 def to_rows(parsed: Parsed, workspace_id: str, received_us: int, year: int) -> list[Row]:
     """Queue rows for validated events (`year`: the current one, for the skew check).
 
     The event time is not computed here: rows carry `timestamp` and `sent_at` as sent, and the worker's
     INSERT applies Segment's skew correction, timestamp = received_at - (sent_at - timestamp), in SQL.
+    This loop runs once per event on the edge's hot path, so it does only what msgspec cannot.
     """
     rows: list[Row] = []
-    for i, event in enumerate(parsed.events):
-        where = "" if parsed.prefix is None else f"{parsed.prefix}[{i}]"
+    append = rows.append
+    batch_sent_at = parsed.sent_at
+    for event in parsed.events:
         if event.user_id is None and event.anonymous_id is None:
-            field = _join(where, "user_id")
-            raise validation(f"{field}: one of user_id or anonymous_id is required", field)
+            raise _event_error(parsed, len(rows), "user_id", "one of user_id or anonymous_id is required")
         properties = bytes(event.properties)
-        if properties[:1] != b"{":
+        if properties[0] != 123:  # "{"
             if properties != b"null":
-                field = _join(where, "properties")
-                raise validation(f"{field}: must be a JSON object", field)
+                raise _event_error(parsed, len(rows), "properties", "must be a JSON object")
             properties = b"{}"
-        timestamp = _utc(event.timestamp)
-        sent_at = _utc(event.sent_at or parsed.sent_at) if timestamp is not None else None
-        if sent_at is not None and timestamp is not None and not 2 <= year - (sent_at.year - timestamp.year) <= 9998:
-            field = _join(where, "sent_at")
-            raise validation(f"{field}: with sent_at applied, the event time falls outside years 1-9999", field)
-        rows.append(
-            (
-                workspace_id,
-                event.message_id or str(uuid.uuid4()),
-                event.event_type,
-                event.user_id,
-                event.anonymous_id,
-                event.value,
-                properties,
-                timestamp,
-                sent_at,
-                received_us,
-            )
-        )
+        timestamp = event.timestamp
+        sent_at = None
+        if timestamp is not None:
+            if timestamp.tzinfo is None:
+                timestamp = timestamp.replace(tzinfo=dt.UTC)
+            sent_at = event.sent_at or batch_sent_at
+            if sent_at is not None:
+                if sent_at.tzinfo is None:
+                    sent_at = sent_at.replace(tzinfo=dt.UTC)
+                if not 2 <= year - (sent_at.year - timestamp.year) <= 9998:
+                    raise _event_error(
+                        parsed, len(rows), "sent_at", "with sent_at applied, the event time falls outside years 1-9999"
+                    )
+        append((
+            workspace_id, event.message_id or str(uuid.uuid4()), event.event_type, event.user_id,
+            event.anonymous_id, event.value, properties, timestamp, sent_at, received_us,
+        ))  # fmt: skip
     return rows
+
+
+def _event_error(parsed: Parsed, index: int, name: str, rule: str) -> ApiError:
+    where = "" if parsed.prefix is None else f"{parsed.prefix}[{index}]"
+    field = _join(where, name)
+    return validation(f"{field}: {rule}", field)
