@@ -61,7 +61,9 @@ def _check_text(body: bytes) -> None:
             raise ApiError(
                 400, "INVALID_ENCODING", f"Body is not valid UTF-8 (bad byte at offset {exc.start})"
             ) from None
-    if b"\\u0000" in body:  # cheap screen; the walk below rules out an escaped backslash before "u0000"
+    # Cheap screens first: a one-byte search runs at memchr speed, the six-byte one at about 1 GB/s.
+    # The walk below then rules out an escaped backslash before "u0000".
+    if b"\\" in body and b"\\u0000" in body:
         try:
             doc = any_decoder.decode(body)
         except msgspec.DecodeError:
