@@ -152,11 +152,13 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    import uvloop
+
     from workers.main import serve
 
     settings = _resolved(args)
     logs.configure(settings.log_format, settings.log_level)
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))
     return 0
 
 

@@ -44,15 +44,7 @@ CREATE TEMP TABLE IF NOT EXISTS ep_stage (
 """
 _STAGE_COLUMNS = (*ROW_FIELDS[:7], "ts", "sent_at", "received_us")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
-# Rows arrive deduplicated and sorted by (workspace_id, message_id) (see `_prepare`): no DISTINCT or
-# sort here, and concurrent transactions take the ledger's row locks in the same order.
-_STORE = f"""
-WITH fresh AS (
-    INSERT INTO event_ids (workspace_id, message_id)
-    SELECT workspace_id, message_id FROM ep_stage
-    ON CONFLICT DO NOTHING
-    RETURNING workspace_id, message_id
-), stored AS (
+_ROWS = f"""
     INSERT INTO events ({_COLS})
     SELECT s.workspace_id, s.message_id, s.event_type, s.user_id, s.anonymous_id, s.value,
            convert_from(s.properties, 'UTF8')::jsonb,
@@ -61,8 +53,8 @@ WITH fresh AS (
                 ELSE s.received - (s.sent_at - s.ts) END,
            s.received
     FROM (SELECT *, 'epoch'::timestamptz + received_us * interval '1 microsecond' AS received FROM ep_stage) s
-    JOIN fresh USING (workspace_id, message_id)
-    RETURNING workspace_id, event_type, received_at
+"""
+_COUNT = """
 ), counted AS (
     INSERT INTO usage_daily (workspace_id, day, event_type, events)
     SELECT workspace_id, (received_at AT TIME ZONE 'UTC')::date, event_type, count(*)
@@ -72,6 +64,27 @@ WITH fresh AS (
 )
 SELECT count(*) FROM stored
 """
+# The common case: no id in the batch was stored before. A plain insert into the ledger (a duplicate
+# fails the statement) and every staged row into events: no ON CONFLICT, no join. About half the
+# ledger's cost of the general statement below, measured on 5,000-row batches.
+_STORE_NEW = f"""
+WITH claimed AS (
+    INSERT INTO event_ids (workspace_id, message_id) SELECT workspace_id, message_id FROM ep_stage
+), stored AS ({_ROWS}
+    RETURNING workspace_id, event_type, received_at
+{_COUNT}"""
+# After a duplicate (an SDK retry, a job run twice): claim what is free, store only what was claimed.
+# Rows arrive deduplicated and sorted by (workspace_id, message_id) (see `_prepare`), so concurrent
+# transactions take the ledger's locks in the same order.
+_STORE_DEDUP = f"""
+WITH fresh AS (
+    INSERT INTO event_ids (workspace_id, message_id) SELECT workspace_id, message_id FROM ep_stage
+    ON CONFLICT DO NOTHING
+    RETURNING workspace_id, message_id
+), stored AS ({_ROWS}
+    JOIN fresh USING (workspace_id, message_id)
+    RETURNING workspace_id, event_type, received_at
+{_COUNT}"""
 _DEAD_LETTER = """
 INSERT INTO dead_letters (workspace_id, message_id, payload, reason, sqlstate)
 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, message_id) DO NOTHING
@@ -155,7 +168,13 @@ class Writer:
         async with conn.transaction():
             await conn.execute(_STAGE)
             await conn.copy_records_to_table("ep_stage", records=_prepare(rows), columns=_STAGE_COLUMNS)
-            stored: int = await conn.fetchval(_STORE)
+            try:
+                async with conn.transaction():  # a savepoint: a duplicate undoes only this attempt
+                    stored: int = await conn.fetchval(_STORE_NEW)
+                    return stored
+            except asyncpg.UniqueViolationError:
+                pass
+            stored = await conn.fetchval(_STORE_DEDUP)
             return stored
 
     async def _dead_letter(self, conn: db.Conn, row: Sequence[Any], exc: BaseException) -> None:
