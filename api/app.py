@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 
 from api import auth, errors, invitations, keys, members, openapi, security, sessions, usage, workspaces
 from api.logs import redact_access_log
+from api.metrics import ApiMetrics
 from api.routing import Endpoint, routes
 from api.state import Services
 from eventplane import db, servers
@@ -84,12 +85,13 @@ class Api(Starlette):
     """Starlette with the security headers and CORS outside its ServerErrorMiddleware (where middleware
     passed to Starlette would sit), so that a 500 carries them too."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, api_metrics: ApiMetrics | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.security_settings = settings
+        self.api_metrics = api_metrics or ApiMetrics()
 
     def build_middleware_stack(self) -> ASGIApp:
-        return security.wrap(super().build_middleware_stack(), self.security_settings)
+        return security.wrap(self.api_metrics.wrap(super().build_middleware_stack()), self.security_settings)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -107,13 +109,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            await pool.close()
+            await db.close_pool(pool)
             await redis.aclose()
 
     redact_access_log()
+    api_metrics = ApiMetrics()
     table = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/openapi.json", openapi_json)]
+    table += [Route("/metrics", api_metrics.endpoint)]
     table += routes(ENDPOINTS)
-    return Api(configured, routes=table, lifespan=lifespan, exception_handlers=errors.HANDLERS)
+    return Api(configured, api_metrics, routes=table, lifespan=lifespan, exception_handlers=errors.HANDLERS)
 
 
 app = create_app()

@@ -90,7 +90,7 @@ async def _key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     try:
         found = await tenants.revoke_api_key(pool, redis, Keys(settings.redis_prefix), args.key_id)
     finally:
-        await pool.close()
+        await db.close_pool(pool)
         await redis.aclose()
     if not found:
         return _fail(f"no API key with id {args.key_id}")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+log = logging.getLogger("eventplane.db")
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 PARTITION_DAYS_BEHIND = 1
 PARTITION_DAYS_AHEAD = 7
@@ -24,6 +27,16 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwar
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **kwargs)
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, grace: float = 10.0) -> None:
+    """Close gracefully, but never hang a shutdown: asyncpg's close waits for every acquired connection,
+    and one held by a cancelled request would keep it waiting forever."""
+    try:
+        await asyncio.wait_for(pool.close(), grace)
+    except TimeoutError:
+        log.warning("pool did not close in %.0f s; terminating its connections", grace)
+        pool.terminate()
 
 
 async def ensure_partitions(conn: Conn, around: dt.date | None = None) -> int:

@@ -199,7 +199,7 @@ class IngestApp:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await pool.close()
+            await db.close_pool(pool)
             await redis.aclose()
             self.edge = None
 

@@ -84,7 +84,7 @@ async def settings(server_urls: tuple[str, str], tmp_path_factory: pytest.TempPa
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     p = await db.create_pool(settings.dsn, min_size=1, max_size=5)
     yield p
-    await p.close()
+    await db.close_pool(p)
 
 
 @pytest_asyncio.fixture(scope="session")

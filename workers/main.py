@@ -52,7 +52,7 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         if "writer" in ctx:
             await ctx["writer"].close()
         if "pool" in ctx:
-            await ctx["pool"].close()
+            await db.close_pool(ctx["pool"])
 
     kwargs: dict[str, Any] = dict(
         functions=[func(jobs.store_events, name=queue.STORE_EVENTS, max_tries=jobs.MAX_TRIES)],

@@ -136,7 +136,7 @@ class Writer:
         return cls(await db.create_pool(dsn, min_size=1, max_size=connections))
 
     async def close(self) -> None:
-        await self._pool.close()
+        await db.close_pool(self._pool)
 
     async def store(self, rows: Sequence[Sequence[Any]]) -> Outcome:
         """Store a batch in one transaction. Rows Postgres refuses go to dead_letters (then row by row)."""
