@@ -144,14 +144,25 @@ class Bench:
             reset_queue(self.env)
         self.procs.stop(proc)
 
-    def latency(self, port: int, rate: float) -> None:
+    def latency(self, port: int, rate: float, name: str = "latency") -> None:
         url = f"http://127.0.0.1:{port}{TRACK}"
         result = loadgen.constant(url, self.files.senders(self.files.single_bodies), rate, self.plan.latency_seconds)
-        self.raw["latency"] = asdict(result)
-        self.figures.update(latency_rate=result.offered_rps, latency_p50=result.p50_ms)
-        self.figures.update(latency_p99=result.p99_ms, latency_p999=result.p999_ms)
-        print(f"  latency at {result.offered_rps:,.0f}/s: p50 {result.p50_ms:.2f} p99 {result.p99_ms:.2f} "
+        self.raw[name] = asdict(result)
+        self.figures[f"{name}_rate"] = result.offered_rps
+        self.figures.update({f"{name}_p50": result.p50_ms, f"{name}_p99": result.p99_ms})
+        self.figures[f"{name}_p999"] = result.p999_ms
+        print(f"  {name} at {result.offered_rps:,.0f}/s: p50 {result.p50_ms:.2f} p99 {result.p99_ms:.2f} "
               f"p99.9 {result.p999_ms:.2f} ms ({result.failed} failed)", flush=True)  # fmt: skip
+
+    def noop_latency(self) -> None:
+        """The same constant-rate load on the no-op app: what the generator and HTTP alone cost."""
+        rate = self.figures.get("latency_rate")
+        if not rate:
+            return
+        proc, port = serve(self.procs, "noop", [*python(), *UVICORN, "loadtests.noop:app"], self.env.process_env(), "/")
+        self.warm(port, TRACK, self.files.single)
+        self.latency(port, rate, "noop_latency")
+        self.procs.stop(proc)
 
     def naive(self) -> None:
         proc, port = serve(self.procs, "naive", [*python(), *UVICORN, "loadtests.naive:app"], self.env.process_env())
@@ -207,7 +218,8 @@ def run(plan: Plan, out_dir: Path, profile_dir: Path | None, mode: str) -> Path:
     with servers_for_run() as env, Procs(env.work_dir / "logs") as procs, PeakRss() as rss:
         files = prepare(env, plan)
         bench = Bench(env, procs, plan, files, rss, profile_dir)
-        for step in (bench.noop, bench.edge, bench.naive, bench.copy_ceiling, bench.pipeline):
+        steps = (bench.noop, bench.edge, bench.noop_latency, bench.naive, bench.copy_ceiling, bench.pipeline)
+        for step in steps:
             print(f"{step.__name__} ...", flush=True)
             step()
         bench.figures["edge_rss_mb"] = rss.peak_mb.get("edge")

@@ -27,6 +27,7 @@ from loadtests.stack import LOAD_CORE
 LUA = Path(__file__).resolve().parent / "post.lua"
 PACKAGES = {"wrk": "wrk", "h2load": "nghttp2-client"}
 PER_CONNECTION_RPS = 50
+WARM_UP_SECONDS = 1
 
 
 def ensure_tools() -> None:
@@ -93,9 +94,16 @@ def h2load_argv(url: str, body_file: Path, key: str, rate: float, seconds: float
     """The h2load command for `rate` requests/s, and the rate it will actually offer (whole rps per connection)."""
     connections = max(1, math.ceil(rate / PER_CONNECTION_RPS))
     per_connection = max(1, round(rate / connections))
+    # Connections start a few per millisecond across one request interval, so that their requests are
+    # spread evenly in time. Started together (h2load's -D mode), all connections fire in the same
+    # instant every interval: a no-op app measured p50 5.8 ms / p99 13 ms that way at 2,700 req/s, and
+    # 0.6 ms / 4.6 ms with the starts spread. (h2load's -r excludes -D: the run is a request count, and
+    # `_read_logs` drops the first second as warm-up.)
+    interval_ms = max(1, 1000 // per_connection)
+    requests = connections * per_connection * max(1, round(seconds + WARM_UP_SECONDS))
     argv = [
         "taskset", "-c", str(LOAD_CORE), "h2load", "--h1", "-t1", f"-c{connections}", f"--rps={per_connection}",
-        f"-D{max(1, round(seconds))}", "--warm-up-time=1", "-d", str(body_file),
+        f"-n{requests}", f"-r{math.ceil(connections / interval_ms)}", "--rate-period=1ms", "-d", str(body_file),
         "-H", "Content-Type: application/json", "-H", f"X-API-Key: {key}", f"--log-file={log}", url,
     ]  # fmt: skip
     return argv, float(connections * per_connection)
@@ -128,8 +136,11 @@ def _read_logs(logs: list[Path], offered: float) -> Constant:
     starts: list[int] = []
     elapsed: list[int] = []
     failed = 0
-    for line in (line for log in logs for line in log.read_text().splitlines()):
-        start, status, micros = line.split("\t")
+    records = [line.split("\t") for log in logs for line in log.read_text().splitlines()]
+    first = min((int(r[0]) for r in records), default=0)
+    for start, status, micros in records:
+        if int(start) < first + WARM_UP_SECONDS * 1_000_000:
+            continue  # warm-up
         starts.append(int(start))
         elapsed.append(int(micros))
         failed += not 200 <= int(status) < 300
