@@ -24,7 +24,7 @@ from starlette.routing import Route
 from eventplane import db, keys, scopes, servers
 from eventplane.errors import ApiError
 from eventplane.queue import Keys
-from eventplane.redis_client import connect_redis
+from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
@@ -170,8 +170,10 @@ class IngestApp:
         redis_keys = Keys(settings.redis_prefix)
         key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
         metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses))
+        writer = connect_queue_writer(settings.redis_dsn)
         batcher = Batcher(
             redis,
+            writer,
             redis_keys,
             metrics,
             job_max_events=settings.job_max_events,
@@ -201,6 +203,7 @@ class IngestApp:
             await asyncio.gather(*tasks, return_exceptions=True)
             await db.close_pool(pool)
             await redis.aclose()
+            await writer.aclose()
             self.edge = None
 
 

@@ -22,12 +22,14 @@ from ingest.metrics import EdgeMetrics
 
 log = logging.getLogger("eventplane.ingest.batcher")
 DEPTH_POLL_SECONDS = 0.1
+ENQUEUE_TIMEOUT = 3.0  # a Redis that does not answer within this gets its requests a 503
 
 
 class Batcher:
     def __init__(
         self,
         redis: Redis,
+        writer: Redis,
         keys: Keys,
         metrics: EdgeMetrics,
         *,
@@ -36,6 +38,7 @@ class Batcher:
         retry_after: int,
     ) -> None:
         self._redis = redis
+        self._writer = writer  # a single connection, for the enqueue script only
         self._metrics = metrics
         self._keys = keys
         self._job_max_events = job_max_events
@@ -91,8 +94,8 @@ class Batcher:
         if not futures:
             return
         try:
-            job_ids = await queue.enqueue(self._redis, self._keys, batches)
-        except (RedisError, OSError) as exc:
+            job_ids = await asyncio.wait_for(queue.enqueue(self._writer, self._keys, batches), ENQUEUE_TIMEOUT)
+        except (RedisError, OSError, TimeoutError) as exc:
             request_ids = [rid for _, ids in batches for rid in ids]
             log.warning("enqueue failed (%s): answering 503", type(exc).__name__, extra={"request_ids": request_ids})
             error = unavailable("QUEUE_UNAVAILABLE", "The event queue is unreachable; retry", self._retry_after)

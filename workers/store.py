@@ -73,15 +73,18 @@ WITH claimed AS (
 ), stored AS ({_ROWS}
     RETURNING workspace_id, event_type, received_at
 {_COUNT}"""
-# After a duplicate (an SDK retry, a job run twice): claim what is free, store only what was claimed.
-# Rows arrive deduplicated and sorted by (workspace_id, message_id) (see `_prepare`), so concurrent
-# transactions take the ledger's locks in the same order.
+# After a duplicate (an SDK retry, a job run twice, one id twice in the batch): claim what is free and
+# store only what was claimed, the first staged row of each id. Claims are taken in key order, so that
+# concurrent transactions lock the ledger's keys in the same order.
 _STORE_DEDUP = f"""
 WITH fresh AS (
-    INSERT INTO event_ids (workspace_id, message_id) SELECT workspace_id, message_id FROM ep_stage
+    INSERT INTO event_ids (workspace_id, message_id)
+    SELECT DISTINCT workspace_id, message_id FROM ep_stage ORDER BY 1, 2
     ON CONFLICT DO NOTHING
     RETURNING workspace_id, message_id
-), stored AS ({_ROWS}
+), first AS (
+    SELECT DISTINCT ON (workspace_id, message_id) * FROM ep_stage ORDER BY workspace_id, message_id, ctid
+), stored AS ({_ROWS.replace("FROM ep_stage) s", "FROM first) s")}
     JOIN fresh USING (workspace_id, message_id)
     RETURNING workspace_id, event_type, received_at
 {_COUNT}"""
@@ -167,7 +170,7 @@ class Writer:
     async def _store(self, conn: db.Conn, rows: Sequence[Sequence[Any]]) -> int:
         async with conn.transaction():
             await conn.execute(_STAGE)
-            await conn.copy_records_to_table("ep_stage", records=_prepare(rows), columns=_STAGE_COLUMNS)
+            await conn.copy_records_to_table("ep_stage", records=rows, columns=_STAGE_COLUMNS)
             try:
                 async with conn.transaction():  # a savepoint: a duplicate undoes only this attempt
                     stored: int = await conn.fetchval(_STORE_NEW)
@@ -181,14 +184,6 @@ class Writer:
         sqlstate = getattr(exc, "sqlstate", None)
         log.warning("event refused by Postgres (%s %s); kept in dead_letters", sqlstate, type(exc).__name__)
         await conn.execute(_DEAD_LETTER, row[0], row[1], dump_row(row), f"{type(exc).__name__}: {exc}"[:2000], sqlstate)
-
-
-def _prepare(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
-    """One row per (workspace_id, message_id), the first one queued, in key order."""
-    unique: dict[tuple[Any, Any], Sequence[Any]] = {}
-    for row in rows:
-        unique.setdefault((row[0], row[1]), row)
-    return [unique[key] for key in sorted(unique)]
 
 
 def dump_row(row: Sequence[Any]) -> bytes:
