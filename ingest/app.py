@@ -39,6 +39,7 @@ BATCH = "/api/v1/tracking/batch"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
+QUEUE_WRITERS = 2  # enqueue round trips in flight at once
 ACCEPTED_CONTENT_TYPES = (b"application/json", b"text/plain")  # text/plain: browsers' sendBeacon
 
 
@@ -170,10 +171,10 @@ class IngestApp:
         redis_keys = Keys(settings.redis_prefix)
         key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
         metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses))
-        writer = connect_queue_writer(settings.redis_dsn)
+        writers = [connect_queue_writer(settings.redis_dsn) for _ in range(QUEUE_WRITERS)]
         batcher = Batcher(
             redis,
-            writer,
+            writers,
             redis_keys,
             metrics,
             job_max_events=settings.job_max_events,
@@ -203,7 +204,8 @@ class IngestApp:
             await asyncio.gather(*tasks, return_exceptions=True)
             await db.close_pool(pool)
             await redis.aclose()
-            await writer.aclose()
+            for writer in writers:
+                await writer.aclose()
             self.edge = None
 
 

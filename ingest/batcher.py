@@ -29,7 +29,7 @@ class Batcher:
     def __init__(
         self,
         redis: Redis,
-        writer: Redis,
+        writers: list[Redis],
         keys: Keys,
         metrics: EdgeMetrics,
         *,
@@ -38,7 +38,13 @@ class Batcher:
         retry_after: int,
     ) -> None:
         self._redis = redis
-        self._writer = writer  # a single connection, for the enqueue script only
+        # Single connections for the enqueue script, one flush in flight on each: with two, a request
+        # that arrives during a flush need not wait for it to finish (h2load at 3,000 req/s on one core:
+        # p50 1.74 ms with one writer, 1.3-1.5 ms with two; p99 within noise, 6-7 ms).
+        self._idle: asyncio.Queue[Redis] = asyncio.Queue()
+        for writer in writers:
+            self._idle.put_nowait(writer)
+        self._flushing: set[asyncio.Task[None]] = set()
         self._metrics = metrics
         self._keys = keys
         self._job_max_events = job_max_events
@@ -87,14 +93,28 @@ class Batcher:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            await self.flush()
+            writer = await self._idle.get()
+            if not self._pending:
+                self._idle.put_nowait(writer)
+                continue
+            task = asyncio.create_task(self._flush_on(writer))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
 
-    async def flush(self) -> None:
+    async def _flush_on(self, writer: Redis) -> None:
+        try:
+            await self.flush(writer)
+        finally:
+            self._idle.put_nowait(writer)
+            if self._pending:
+                self._wakeup.set()
+
+    async def flush(self, writer: Redis) -> None:
         batches, futures = self._take()
         if not futures:
             return
         try:
-            job_ids = await asyncio.wait_for(queue.enqueue(self._writer, self._keys, batches), ENQUEUE_TIMEOUT)
+            job_ids = await asyncio.wait_for(queue.enqueue(writer, self._keys, batches), ENQUEUE_TIMEOUT)
         except (RedisError, OSError, TimeoutError) as exc:
             request_ids = [rid for _, ids in batches for rid in ids]
             log.warning("enqueue failed (%s): answering 503", type(exc).__name__, extra={"request_ids": request_ids})
@@ -123,5 +143,10 @@ class Batcher:
 
     async def drain(self) -> None:
         """Flush whatever is still pending (at shutdown, after the server stopped taking requests)."""
+        await asyncio.gather(*self._flushing, return_exceptions=True)
         while self._pending:
-            await self.flush()
+            writer = await self._idle.get()
+            try:
+                await self.flush(writer)
+            finally:
+                self._idle.put_nowait(writer)
