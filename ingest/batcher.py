@@ -1,9 +1,9 @@
 """Coalesces concurrent requests' events into a few arq jobs per Redis round trip.
 
-A request adds its rows and waits; one flusher takes everything that arrived while the previous
-flush was in flight and writes it in one MULTI/EXEC. Under light load a request waits one round trip;
-under heavy load batches grow by themselves (group commit). A request is answered 202 only after the
-EXEC that holds its rows has succeeded.
+A request adds its rows and waits; a flusher takes everything that arrived while the previous flush
+was in flight and writes it in one script call (`eventplane.queue.enqueue`). Under light load a request
+waits one round trip; under heavy load batches grow by themselves (group commit). A request is answered
+202 only after the call that holds its rows has succeeded.
 """
 
 from __future__ import annotations
