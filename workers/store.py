@@ -33,24 +33,20 @@ ROW_FIELDS = (
     "workspace_id", "message_id", "event_type", "user_id", "anonymous_id",
     "value", "properties", "timestamp", "sent_at", "received_us",
 )  # fmt: skip
-# Postgres counts timestamps in microseconds from 2000-01-01; rows carry them from 1970-01-01.
-PG_EPOCH_US = 946_684_800_000_000
-
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS ep_stage (
     workspace_id uuid, message_id text, event_type text, user_id text, anonymous_id text,
-    value float8, properties bytea, ts timestamptz, sent_at timestamptz, received_us bigint
+    value float8, properties bytea, "timestamp" timestamptz, sent_at timestamptz, received_us bigint
 ) ON COMMIT DELETE ROWS
-"""
-_STAGE_COLUMNS = (*ROW_FIELDS[:7], "ts", "sent_at", "received_us")
+"""  # one column per queued row field (ROW_FIELDS), so rows are copied as they come off the queue
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 _ROWS = f"""
     INSERT INTO events ({_COLS})
     SELECT s.workspace_id, s.message_id, s.event_type, s.user_id, s.anonymous_id, s.value,
            convert_from(s.properties, 'UTF8')::jsonb,
            -- Segment's clock-skew correction: received_at - (sent_at - timestamp)
-           CASE WHEN s.ts IS NULL THEN s.received WHEN s.sent_at IS NULL THEN s.ts
-                ELSE s.received - (s.sent_at - s.ts) END,
+           CASE WHEN s."timestamp" IS NULL THEN s.received WHEN s.sent_at IS NULL THEN s."timestamp"
+                ELSE s.received - (s.sent_at - s."timestamp") END,
            s.received
     FROM (SELECT *, 'epoch'::timestamptz + received_us * interval '1 microsecond' AS received FROM ep_stage) s
 """
@@ -101,19 +97,6 @@ REJECTED: tuple[type[BaseException], ...] = (
     ValueError,
     TypeError,
 )
-
-
-async def init_connection(conn: db.Conn) -> None:
-    """Codecs for a binary COPY of queued rows straight into `events` (JSON text, integer microseconds).
-    The writer no longer needs them (see the module docstring); loadtests' copy_ceiling does."""
-    await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", format="binary",
-        encoder=lambda text: b"\x01" + text, decoder=lambda data: data[1:],
-    )  # fmt: skip
-    await conn.set_type_codec(
-        "timestamptz", schema="pg_catalog", format="tuple",
-        encoder=lambda us: (us - PG_EPOCH_US,), decoder=lambda t: t[0] + PG_EPOCH_US,
-    )  # fmt: skip
 
 
 def _is_missing_partition(exc: BaseException) -> bool:
@@ -170,7 +153,7 @@ class Writer:
     async def _store(self, conn: db.Conn, rows: Sequence[Sequence[Any]]) -> int:
         async with conn.transaction():
             await conn.execute(_STAGE)
-            await conn.copy_records_to_table("ep_stage", records=rows, columns=_STAGE_COLUMNS)
+            await conn.copy_records_to_table("ep_stage", records=rows, columns=ROW_FIELDS)
             try:
                 async with conn.transaction():  # a savepoint: a duplicate undoes only this attempt
                     stored: int = await conn.fetchval(_STORE_NEW)
