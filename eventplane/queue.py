@@ -171,8 +171,3 @@ async def depth(redis: Redis, keys: Keys) -> tuple[int, float]:
         raw, oldest = await pipe.execute()
     age = max(0.0, time.time() - oldest[0][1] / 1000) if oldest else 0.0
     return int(raw or 0), age
-
-
-async def queued_events(redis: Redis, keys: Keys) -> int:
-    raw = await redis.get(keys.queued_events)
-    return int(raw or 0)

@@ -46,7 +46,7 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
     keys = Keys(fresh.redis_prefix)
     rows = [row(tenant, f"m{i}") for i in range(50)]
     (job_id,) = await queue.enqueue(redis, keys, [(rows, ["req-1"])])
-    assert await queue.queued_events(redis, keys) == 50
+    assert (await queue.depth(redis, keys))[0] == 50
     batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=0.01, concurrency=1)
     batch.start()
     ctx: dict[str, Any] = {
@@ -66,7 +66,7 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
     assert await count(pool, tenant) == 50
     usage = await pool.fetchval("SELECT sum(events) FROM usage_daily WHERE workspace_id = $1", tenant.workspace_id)
     assert usage == 50
-    assert await queue.queued_events(redis, keys) == 0
+    assert (await queue.depth(redis, keys))[0] == 0
 
 
 async def test_arq_worker_runs_queued_jobs(tenant: Tenant, pool: asyncpg.Pool, redis: Redis, fresh: Settings) -> None:
@@ -75,7 +75,7 @@ async def test_arq_worker_runs_queued_jobs(tenant: Tenant, pool: asyncpg.Pool, r
     await drain(fresh)
     assert await count(pool, tenant) == 11
     assert await redis.zcard(keys.queue) == 0
-    assert await queue.queued_events(redis, keys) == 0
+    assert (await queue.depth(redis, keys))[0] == 0
 
 
 async def test_poison_events_go_to_dead_letters_and_batch_mates_are_stored(
