@@ -16,7 +16,7 @@ from api import access, limits, members, ratelimit, sessions, workspaces
 from api import permissions as p
 from api.errors import conflict, forbidden, not_found
 from api.permissions import Role
-from api.rest import after, body, cursor, next_cursor, no_content, page_limit, path_uuid, reply
+from api.rest import after, body, cursor, no_content, page_limit, path_uuid, reply, reply_page
 from api.routing import Endpoint
 from api.state import services
 from api.wire import AcceptedOut, InvitationOut, InviteCreatedOut, InviteIn, Page
@@ -88,7 +88,7 @@ async def list_for_workspace(request: Request) -> Response:
         *after(cursor(request)),
         limit + 1,
     )
-    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
+    return reply_page(rows, limit, out)
 
 
 async def list_mine(request: Request) -> Response:
@@ -101,7 +101,7 @@ async def list_mine(request: Request) -> Response:
         *after(cursor(request)),
         limit + 1,
     )
-    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
+    return reply_page(rows, limit, out)
 
 
 async def accept(request: Request) -> Response:

@@ -20,7 +20,7 @@ from api import access, limits, workspaces
 from api import permissions as p
 from api.errors import conflict, forbidden, not_found
 from api.permissions import Role
-from api.rest import after, body, cursor, next_cursor, no_content, page_limit, path_uuid, query_uuid, reply
+from api.rest import after, body, cursor, no_content, page_limit, path_uuid, query_uuid, reply, reply_page
 from api.routing import Endpoint
 from api.state import services
 from api.wire import (
@@ -105,7 +105,7 @@ async def _list(request: Request, workspace_id: uuid.UUID) -> Response:
         *after(cursor(request)),
         limit + 1,
     )
-    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
+    return reply_page(rows, limit, out)
 
 
 async def _get(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID) -> Response:

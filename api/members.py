@@ -18,7 +18,7 @@ from api import permissions as p
 from api.errors import conflict, forbidden, not_found
 from api.limits import Conn
 from api.permissions import Role
-from api.rest import after, body, cursor, next_cursor, no_content, page_limit, path_uuid, reply
+from api.rest import after, body, cursor, no_content, page_limit, path_uuid, reply, reply_page
 from api.routing import Endpoint
 from api.state import services
 from api.wire import MemberIn, MemberOut, MemberPatch, Page, TransferIn
@@ -78,7 +78,7 @@ async def list_members(request: Request) -> Response:
         *after(cursor(request)),
         limit + 1,
     )
-    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
+    return reply_page(rows, limit, out)
 
 
 async def add(request: Request) -> Response:

@@ -7,6 +7,7 @@ import binascii
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.state import services
+from api.wire import Page
 from eventplane.errors import ApiError, validation
 
 T = TypeVar("T")
@@ -167,6 +169,12 @@ def cursor(request: Request) -> Cursor | None:
 def after(position: Cursor | None) -> tuple[dt.datetime, uuid.UUID]:
     """SQL arguments for `(created_at, id) > ($n, $n+1)`: the start of time when there is no cursor."""
     return position or (dt.datetime.min.replace(tzinfo=dt.UTC), uuid.UUID(int=0))
+
+
+def reply_page(rows: list[Any], limit: int, out: Callable[[Any], Any]) -> Response:
+    """A list reply from `limit + 1` fetched rows: the first `limit`, as `out` makes them, and the cursor
+    to the next page."""
+    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
 
 
 def next_cursor(rows: list[Any], limit: int, stamp: str = "created_at") -> str | None:

@@ -15,7 +15,7 @@ from api import access, limits
 from api import permissions as p
 from api.errors import auth_error, conflict, forbidden, not_found
 from api.permissions import Role
-from api.rest import after, body, cursor, next_cursor, no_content, page_limit, path_uuid, reply
+from api.rest import after, body, cursor, no_content, page_limit, path_uuid, reply, reply_page
 from api.routing import Endpoint
 from api.state import Services, services
 from api.wire import Page, WorkspaceIn, WorkspaceOut, WorkspacePatch
@@ -82,7 +82,7 @@ async def list_mine(request: Request) -> Response:
         *after(cursor(request)),
         limit + 1,
     )
-    return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit)))
+    return reply_page(rows, limit, out)
 
 
 async def get(request: Request) -> Response:
