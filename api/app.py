@@ -23,8 +23,7 @@ from api.logs import redact_access_log
 from api.metrics import ApiMetrics
 from api.routing import Endpoint, routes
 from api.state import Services
-from eventplane import db, servers
-from eventplane.queue import Keys
+from eventplane import apikeys, db, servers
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Secret, Settings
 
@@ -105,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
         redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved
-        app.state.services = Services(resolved, pool, redis, Keys(resolved.redis_prefix), sessions.hasher(resolved))
+        app.state.services = Services(resolved, pool, redis, apikeys.redis_keys(resolved), sessions.hasher(resolved))
         try:
             yield
         finally:

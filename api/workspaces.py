@@ -139,6 +139,9 @@ async def update(request: Request) -> Response:
         raise conflict("A workspace with this slug exists already", {"field": "slug"}) from None
     if row is None:
         raise not_found("workspace")
+    if "plan" in changes:  # keys of a plan without API access answer 403 PLAN_SUSPENDED within a second
+        svc = services(request)
+        await apikeys.invalidate_workspace(svc.pool, svc.redis, svc.keys, workspace_id)
     return reply(out(row))
 
 

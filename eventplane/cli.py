@@ -13,8 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import db, logs, scopes, servers, tenants
-from eventplane.queue import Keys
+from eventplane import apikeys, db, logs, scopes, servers, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
 
@@ -88,7 +87,7 @@ async def _key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
     redis = connect_redis(settings.redis_dsn)
     try:
-        found = await tenants.revoke_api_key(pool, redis, Keys(settings.redis_prefix), args.key_id)
+        found = await tenants.revoke_api_key(pool, redis, apikeys.redis_keys(settings), args.key_id)
     finally:
         await db.close_pool(pool)
         await redis.aclose()
