@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import apikeys, db, logs, scopes, servers, tenants
+from eventplane import apikeys, db, logs, scopes, servers, serving, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
 
@@ -132,11 +132,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    uvicorn.run(
-        "ingest.app:app", host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
-        http="httptools", access_log=False, log_config=None, timeout_graceful_shutdown=20,
-        proxy_headers=False, server_header=False,  # the edge reads no client address
+    config = serving.config(
+        "ingest.app:app", settings, host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
+        access_log=False, log_config=None, timeout_graceful_shutdown=20, server_header=False,
     )  # fmt: skip
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -145,8 +145,9 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, loop="uvloop",
-                http="httptools", log_config=None, timeout_graceful_shutdown=20)  # fmt: skip
+    config = serving.config("api.app:app", settings, host=settings.api_host, port=settings.api_port, loop="uvloop",
+                            log_config=None, timeout_graceful_shutdown=20)  # fmt: skip
+    uvicorn.Server(config).run()
     return 0
 
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from eventplane import apikeys, db, keyauth, scopes, servers
+from eventplane import apikeys, db, keyauth, metrics_access, scopes, servers
 from eventplane.errors import ApiError
 from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
@@ -127,6 +127,9 @@ class IngestApp:
 
     async def _metrics(self, request: Request) -> Response:
         assert self.edge is not None
+        refused = metrics_access.refusal(request.headers.get("authorization"), self.edge.settings.metrics_token)
+        if refused is not None:
+            return refused
         return Response(generate_latest(self.edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def _readyz(self, request: Request) -> Response:
