@@ -20,8 +20,9 @@ from workers.jobs import fold_last_used
 
 WS = "/api/v1/workspaces"
 TRACK = "/api/v1/tracking/track"
-LIST_FIELDS = {"id", "workspace_id", "name", "key_prefix", "scopes", "created_at", "last_used_at", "expires_at",
-               "is_active"}  # fmt: skip
+LIST_FIELDS = {"id", "workspace_id", "name", "description", "key_prefix", "scopes", "created_at", "last_used_at",
+               "expires_at", "is_active"}  # fmt: skip
+CREATED_FIELDS = LIST_FIELDS | {"key"}
 
 
 def keys_url(workspace_id: str, key_id: str | None = None, action: str = "") -> str:
@@ -54,7 +55,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(api: httpx.Asy
     assert r.status_code == 201
     created = r.json()
     assert key_format.well_formed(created["key"]) and created["key"].startswith(created["key_prefix"])
-    assert set(created) == {"id", "workspace_id", "name", "key", "key_prefix", "scopes", "created_at", "expires_at"}
+    assert set(created) == CREATED_FIELDS
     assert created["scopes"] == ["track:write", "read"]
     row = await pool.fetchrow("SELECT key_hash, created_by FROM api_keys WHERE id = $1", created["id"])
     assert row is not None
@@ -155,6 +156,12 @@ async def test_rotate_rules(api: httpx.AsyncClient) -> None:
     assert dt.timedelta(minutes=59) < stops - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
     assert (await api.delete(keys_url(team.workspace_id, created["id"]), headers=team.owner.headers)).status_code == 204
     r = await api.post(url, headers=team.owner.headers)
+    assert (r.status_code, error_code(r)) == (409, "KEY_ALREADY_ROTATED")
+    r = await api.post(keys_url(team.workspace_id, rotated["id"], "rotate"), headers=team.owner.headers)
+    assert r.status_code == 200  # its replacement rotates
+    revoked = (await create_key(api, team.owner, team.workspace_id, ["read"])).json()
+    assert (await api.delete(keys_url(team.workspace_id, revoked["id"]), headers=team.owner.headers)).status_code == 204
+    r = await api.post(keys_url(team.workspace_id, revoked["id"], "rotate"), headers=team.owner.headers)
     assert (r.status_code, error_code(r)) == (409, "CONFLICT")
 
 
