@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -177,3 +179,25 @@ def error_code(response: httpx.Response) -> str:
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
     code: str = body["error"]["code"]
     return code
+
+
+async def demoted_while_waiting(pool: asyncpg.Pool, team: Team, request: Awaitable[httpx.Response]) -> httpx.Response:
+    """Send `request` (by the team's ADMIN) while the test holds the workspace's lock; once the request waits
+    for it, demote the ADMIN to VIEWER and let go: the answer shows whether the role was read again under the
+    lock (the race a concurrent demotion makes)."""
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE", uuid.UUID(team.workspace_id))
+        task = asyncio.ensure_future(request)
+        deadline = time.monotonic() + 10
+        while not await conn.fetchval(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ):
+            assert not task.done(), task.result().text
+            assert time.monotonic() < deadline, "the request never waited for the workspace lock"
+            await asyncio.sleep(0.005)
+        await conn.execute("UPDATE workspace_members SET role = 'VIEWER' WHERE id = $1",
+                           uuid.UUID(team.member_ids["ADMIN"]))  # fmt: skip
+        await tx.commit()
+    return await task

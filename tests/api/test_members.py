@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
+import asyncpg
 import httpx
 
-from tests.api.conftest import Team, add_member, error_code, new_account, new_team, new_workspace, unique_email
+from tests.api.conftest import Team, add_member, demoted_while_waiting, error_code, new_account, new_team, new_workspace, unique_email
 
 WS = "/api/v1/workspaces"
 
@@ -136,3 +139,29 @@ async def test_member_count_never_exceeds_the_plan(api: httpx.AsyncClient) -> No
                        headers=owner.headers)  # fmt: skip
     assert (r.status_code, error_code(r)) == (403, "PLAN_LIMIT")
     assert r.json()["error"]["details"] == {"limit": "max_members", "max": 5}
+
+
+async def test_a_stranger_is_never_added_directly_only_invited(api: httpx.AsyncClient) -> None:
+    team = await new_team(api)
+    stranger = await new_account(api)
+    for role in ("OWNER", "ADMIN", "VIEWER"):
+        r = await api.post(members_url(team), json={"user_id": stranger.id, "role": role}, headers=team.owner.headers)
+        assert (r.status_code, error_code(r)) == (403, "USE_INVITATION"), role
+        assert "invite" in r.json()["error"]["message"]
+    assert (await api.get(WS, headers=stranger.headers)).json()["items"] == []
+    # A colleague from another of my workspaces may be added directly, but never as OWNER.
+    colleague = await new_account(api)
+    await add_member(api, team.owner, (await new_workspace(api, team.owner))["id"], colleague, "VIEWER")
+    r = await api.post(members_url(team), json={"user_id": colleague.id, "role": "OWNER"}, headers=team.owner.headers)
+    assert (r.status_code, error_code(r)) == (403, "USE_INVITATION")
+    r = await api.post(members_url(team), json={"user_id": colleague.id, "role": "ADMIN"}, headers=team.owner.headers)
+    assert (r.status_code, r.json()["role"]) == (201, "ADMIN")
+
+
+async def test_adding_uses_the_role_read_under_the_lock(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    team = await new_team(api)
+    colleague = await new_account(api)
+    await add_member(api, team.admin, (await new_workspace(api, team.admin))["id"], colleague, "VIEWER")
+    r = await demoted_while_waiting(pool, team, api.post(members_url(team), json={"user_id": colleague.id,
+                                    "role": "ADMIN"}, headers=team.admin.headers))  # fmt: skip
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
