@@ -41,8 +41,8 @@ async def signup(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    """Throttled per client address (every attempt) and per (email, address) (failures; a success resets
-    it), so wrong passwords sent from one address never lock the owner out from another."""
+    """Throttled per client address and per (email, address), the latter reset by a success, so wrong
+    passwords sent from one address never lock the owner out from another."""
     data = await body(request, LoginIn)
     svc = services(request)
     s = svc.settings
@@ -50,14 +50,14 @@ async def login(request: Request) -> Response:
     window = s.login_window_seconds
     await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "login-ip", client), s.login_limit_per_ip, window)
     email = data.email.strip().lower()
-    failures = ratelimit.bucket(s.redis_prefix, "login-fail", f"{email}\n{client}")
-    await ratelimit.check(svc.redis, failures, s.login_limit_per_email, window)
+    # Counted before the check (atomic, so concurrent guesses cannot slip past the limit); a success resets it.
+    attempts = ratelimit.bucket(s.redis_prefix, "login-email-ip", f"{email}\n{client}")
+    await ratelimit.hit(svc.redis, attempts, s.login_limit_per_email, window)
     row = await svc.pool.fetchrow("SELECT id, password_hash FROM users WHERE lower(email) = $1", email)
     ok = await svc.passwords.verify(row["password_hash"] if row else None, data.password)
     if row is None or not ok:
-        await ratelimit.count(svc.redis, failures, window)
         raise auth_error("Email or password is wrong")
-    await svc.redis.delete(failures)
+    await svc.redis.delete(attempts)
     return reply(await sessions.open_session(svc.pool, s, row["id"]))
 
 
@@ -89,7 +89,7 @@ async def me(request: Request) -> Response:
 
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/auth/signup", signup, "Create a user account", SignupIn, UserOut, 201, "none",
-             errors=(400, 409)),
+             errors=(400, 409, 429)),
     Endpoint("POST", "/api/v1/auth/login", login, "Log in: an access token (30 min) and a refresh token",
              LoginIn, TokensOut, auth="none", errors=(400, 401, 429)),
     Endpoint("POST", "/api/v1/auth/refresh", refresh, "Trade a refresh token for new tokens (it stops working)",
