@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 import socket
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, replace

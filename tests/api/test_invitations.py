@@ -11,7 +11,16 @@ import httpx
 
 from api.app import create_app
 from eventplane.settings import Settings
-from tests.api.conftest import add_member, client_for, demoted_while_waiting, error_code, new_account, new_team, new_workspace, unique_email
+from tests.api.conftest import (
+    add_member,
+    client_for,
+    demoted_while_waiting,
+    error_code,
+    new_account,
+    new_team,
+    new_workspace,
+    unique_email,
+)
 
 WS = "/api/v1/workspaces"
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 import httpx
 
-from tests.api.conftest import Team, add_member, demoted_while_waiting, error_code, new_account, new_team, new_workspace, unique_email
+from tests.api.conftest import (
+    Team,
+    add_member,
+    demoted_while_waiting,
+    error_code,
+    new_account,
+    new_team,
+    new_workspace,
+    unique_email,
+)
 
 WS = "/api/v1/workspaces"
 
@@ -46,7 +53,6 @@ async def test_add_member_errors(api: httpx.AsyncClient) -> None:
 
 async def test_only_an_owner_grants_owner_and_admins_grant_up_to_admin(api: httpx.AsyncClient) -> None:
     team = await new_team(api)
-    url = members_url(team)
     invites = f"{WS}/{team.workspace_id}/invites"
     r = await api.post(invites, json={"email": unique_email(), "role": "OWNER"}, headers=team.admin.headers)
     assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")

@@ -66,8 +66,9 @@ def test_api_conforms_to_its_openapi(case: schemathesis.Case[Any], live_api: str
 def _unknowable_to_a_schema(response: schemathesis.Response) -> list[schemathesis.CheckFunction]:
     """A schema-valid request may still be refused for what no schema can say: a cursor the API never
     issued (they are opaque), an `expires_at` in the past, a usage range over 366 days (`from` against
-    `to`) or a `to` in year 1's first month (the default 30-day range would start before year 1), or an older-style key route without `workspace_id` from a caller in several workspaces
-    (WORKSPACE_AMBIGUOUS). For those 400s only, schemathesis' "valid data is accepted" check is off."""
+    `to`) or a `to` within 30 days of 0001-01-01 (the default range would start before year 1), or an
+    older-style key route without `workspace_id` from a caller in several workspaces (WORKSPACE_AMBIGUOUS).
+    For those 400s only, schemathesis' "valid data is accepted" check is off."""
     if response.status_code != 400:
         return []
     error = response.json()["error"]

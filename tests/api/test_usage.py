@@ -94,7 +94,13 @@ async def test_times_outside_what_python_holds_are_400_not_500(api: httpx.AsyncC
     ws, h = team.workspace_id, team.owner.headers
     r = await api.get(f"{WS}/{ws}/usage", params={"to": "0001-01-05"}, headers=h)
     assert (r.status_code, error_code(r), r.json()["error"]["details"]["field"]) == (400, "VALIDATION_ERROR", "to")
-    lists = [WS, f"{WS}/{ws}/members", f"{WS}/{ws}/invites", f"{WS}/{ws}/api-keys", "/api/v1/workspaces/invitations/pending"]
+    lists = [
+        WS,
+        f"{WS}/{ws}/members",
+        f"{WS}/{ws}/invites",
+        f"{WS}/{ws}/api-keys",
+        "/api/v1/workspaces/invitations/pending",
+    ]
     for stamp in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00"):
         for url in lists:
             r = await api.get(url, params={"cursor": _cursor(stamp)}, headers=h)

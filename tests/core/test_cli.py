@@ -87,7 +87,7 @@ async def test_set_plan_changes_the_plan_and_tells_every_edge(settings: Settings
             if message is not None:
                 published.append(message["data"].decode() if isinstance(message["data"], bytes) else message["data"])
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
     missing = _cli(settings, "workspace", "set-plan", "no-such-slug", "pro")
     assert missing.returncode == 1 and "no workspace" in missing.stderr
     assert _cli(settings, "workspace", "set-plan", slug, "platinum").returncode == 2  # argparse: not a plan
