@@ -36,7 +36,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     workspace_id uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     name         text NOT NULL,
-    description  text,
     key_hash     text NOT NULL UNIQUE,                  -- sha256 hex of the plaintext; never the key itself
     key_prefix   text NOT NULL,                         -- first characters, for display
     scopes       text[] NOT NULL,
@@ -46,6 +45,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
     last_used_at timestamptz,
     expires_at   timestamptz,
     revoked_at   timestamptz,
+    description  text,                                  -- a person's note on what the key is for
     replaced_by  uuid REFERENCES api_keys (id) ON DELETE SET NULL  -- the key a rotation made in its place
 );
 CREATE INDEX IF NOT EXISTS api_keys_workspace ON api_keys (workspace_id);
