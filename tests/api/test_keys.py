@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+import uuid
 
 import asyncpg
 import httpx
@@ -313,14 +314,18 @@ async def test_rotation_needs_api_access(api: httpx.AsyncClient, pool: asyncpg.P
     assert (r.status_code, error_code(r)) == (403, "PLAN_FEATURE_UNAVAILABLE")
 
 
-async def test_revoking_uses_the_role_read_under_the_lock(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+async def test_revoking_and_updating_use_the_role_read_under_the_lock(api: httpx.AsyncClient,
+                                                                     pool: asyncpg.Pool) -> None:  # fmt: skip
     team = await new_team(api)
     key = (await create_key(api, team.admin, team.workspace_id, ["admin"])).json()
-    r = await demoted_while_waiting(pool, team, api.delete(keys_url(team.workspace_id, key["id"]),
-                                                           headers=team.admin.headers))  # fmt: skip
+    url = keys_url(team.workspace_id, key["id"])
+    r = await demoted_while_waiting(pool, team, api.delete(url, headers=team.admin.headers))
     assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
-    r = await api.get(keys_url(team.workspace_id, key["id"]), headers=team.owner.headers)
-    assert r.json()["is_active"] is True
+    await pool.execute("UPDATE workspace_members SET role = 'ADMIN' WHERE id = $1", uuid.UUID(team.member_ids["ADMIN"]))
+    r = await demoted_while_waiting(pool, team, api.put(url, json={"name": "mine now"}, headers=team.admin.headers))
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+    r = await api.get(url, headers=team.owner.headers)
+    assert (r.json()["is_active"], r.json()["name"]) == (True, "k")
 
 
 async def test_the_documented_api_keys_flow(api: httpx.AsyncClient, edge: httpx.AsyncClient) -> None:
