@@ -116,7 +116,10 @@ async def add(request: Request) -> Response:
     actor = await access.membership(request, workspace_id, p.MEMBERS_INVITE)
     data = await body(request, MemberIn)
     if data.role is Role.OWNER:
-        raise use_invitation("Nobody is made OWNER without their consent")
+        raise use_invitation(
+            "Nobody is made OWNER without their consent (an OWNER may invite as OWNER, or "
+            "transfer ownership to a member)"
+        )
     svc = services(request)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
         role = await role_now(conn, actor)

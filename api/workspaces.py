@@ -161,7 +161,7 @@ async def update(request: Request) -> Response:
         raise conflict("A workspace with this slug exists already", {"field": "slug"}) from None
     if row is None:
         raise not_found("workspace")
-    if "plan" in changes:  # edges hold the plan with each key: every edge learns within a second
+    if "plan" in changes:  # as for archive: every edge re-reads the workspace's keys within a second
         svc = services(request)
         await apikeys.refresh(svc.pool, svc.redis, svc.keys, await tenants.key_hashes(svc.pool, workspace_id))
     return reply(out(row))
