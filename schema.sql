@@ -1,5 +1,6 @@
--- EventPlane schema. Applied by `eventplane migrate` (and at `eventplane dev` start); every statement is
--- idempotent, so applying it twice, or to an existing database, changes nothing.
+-- EventPlane schema, whole and current: `eventplane migrate` applies it to an empty database. Existing
+-- databases are upgraded by migrations/NNNN_*.sql instead, so every change goes in both (a new column at
+-- the end of its table); tests/core/test_migrations.py fails when they disagree.
 
 -- Tenants -------------------------------------------------------------------------------------------
 CREATE TABLE IF NOT EXISTS workspaces (

@@ -47,7 +47,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _resolved(args)
     created = asyncio.run(db.migrate(settings.dsn))
-    print(f"schema applied; {created} new event partitions")
+    print(f"schema up to date; {created} new event partitions")
     return 0
 
 
@@ -208,7 +208,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run ingest, api and a worker (and embedded servers)").set_defaults(fn=cmd_dev)
     sub.add_parser("env", help="print DATABASE_URL and REDIS_URL in use").set_defaults(fn=cmd_env)
-    sub.add_parser("migrate", help="apply schema.sql (idempotent)").set_defaults(fn=cmd_migrate)
+    sub.add_parser(
+        "migrate", help="apply the missing migrations/NNNN_*.sql (schema.sql on an empty database)"
+    ).set_defaults(fn=cmd_migrate)
     sub.add_parser("ingest", help="run the edge (EVENTPLANE_INGEST_PORT)").set_defaults(fn=cmd_ingest)
     sub.add_parser("api", help="run the management API (EVENTPLANE_API_PORT)").set_defaults(fn=cmd_api)
     sub.add_parser("worker", help="run one arq worker").set_defaults(fn=cmd_worker)

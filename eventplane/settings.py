@@ -73,6 +73,8 @@ class Settings:
     log_format: str = "json"  # or "text"
     log_level: str = "INFO"
     worker_poll_delay: float = 0.05
+    # Seconds the edge may take, once uvicorn has finished its requests, to flush and stop its tasks.
+    shutdown_timeout: float = 10.0
     # arq's limit on one job. A killed worker's batch is run again by another worker once arq's
     # in-progress mark expires, job_timeout + 10 s after it started.
     job_timeout: float = 20.0
@@ -127,6 +129,7 @@ class Settings:
             log_format=env.get("EVENTPLANE_LOG_FORMAT") or "json",
             log_level=env.get("EVENTPLANE_LOG_LEVEL") or "INFO",
             worker_poll_delay=_float(env, "EVENTPLANE_WORKER_POLL_DELAY", 0.05),
+            shutdown_timeout=_float(env, "EVENTPLANE_SHUTDOWN_TIMEOUT", 10.0),
             job_timeout=_float(env, "EVENTPLANE_JOB_TIMEOUT", 20.0),
             admin_token=Secret(admin) if admin else None,
             max_workspaces_per_user=_int(env, "MAX_WORKSPACES_PER_USER", 20),
