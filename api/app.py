@@ -18,9 +18,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from api import auth, errors, invitations, keys, members, openapi, security, sessions, usage, workspaces
+from api import auth, errors, invitations, keys, members, openapi, security, usage, workspaces
 from api.logs import redact_access_log
 from api.metrics import ApiMetrics
+from api.passwords import Passwords
 from api.routing import Endpoint, routes
 from api.state import Services
 from eventplane import apikeys, db, metrics_access, servers
@@ -106,10 +107,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
         redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved
-        app.state.services = Services(resolved, pool, redis, apikeys.redis_keys(resolved), sessions.hasher(resolved))
+        passwords = Passwords(resolved)
+        app.state.services = Services(resolved, pool, redis, apikeys.redis_keys(resolved), passwords)
         try:
             yield
         finally:
+            passwords.close()
             await db.close_pool(pool)
             await redis.aclose()
 
