@@ -54,8 +54,9 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 class Settings:
     """Everything a process may be configured with. Hot code receives this object; it never reads os.environ."""
 
-    database_url: str | None = None
-    redis_url: str | None = None
+    # Out of reprs: they carry passwords (the embedded Valkey's is in REDIS_URL).
+    database_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path(".eventplane")
     redis_prefix: str = "ep:"
     ingest_host: str = "127.0.0.1"

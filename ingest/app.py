@@ -150,7 +150,7 @@ class IngestApp:
         pool = await db.create_pool(settings.dsn, min_size=0, max_size=4)
         redis_keys = apikeys.redis_keys(settings)
         key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
-        metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses))
+        metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses, key_cache.refused_entries))
         writers = [connect_queue_writer(settings.redis_dsn) for _ in range(QUEUE_WRITERS)]
         batcher = Batcher(
             redis,

@@ -105,7 +105,9 @@ async def test_a_forged_cache_entry_for_an_unknown_key_is_401(
         await redis.set(keys.api_key(hash_key(key)), forged, ex=60)
         async with running_edge(settings) as edge:  # a fresh edge: nothing in its local cache
             r = await edge.post(TRACK, json=OK, headers={"X-API-Key": key})
+            metrics = (await edge.get("/metrics")).text
         assert (r.status_code, r.json()["error"]["code"]) == (401, "AUTH_ERROR"), forged
+        assert "eventplane_ingest_key_cache_refused_entries_total 1.0" in metrics
 
 
 async def test_a_tampered_or_copied_cache_entry_for_a_revoked_key_is_401(
