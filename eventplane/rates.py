@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from eventplane import plans
 from eventplane.errors import ApiError
-from eventplane.plans import Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,17 +23,20 @@ UNLIMITED = Rate(0.0, 0.0)
 
 
 class Rates:
-    """Each plan's rate, scaled by EVENTPLANE_RATE_LIMIT_SCALE (0: no limit)."""
+    """Each plan's rate, scaled by EVENTPLANE_RATE_LIMIT_SCALE (0: no limit). The burst is never below
+    `min_burst` (the largest batch the edge accepts), so every valid request fits once the bucket refills."""
 
-    def __init__(self, scale: float) -> None:
+    def __init__(self, scale: float, min_burst: int) -> None:
         self._scale = scale
-        self._cache: dict[Plan, Rate] = {}
+        self._min_burst = min_burst
+        self._cache: dict[str, Rate] = {}
 
-    def of(self, plan: Plan) -> Rate:
-        rate = self._cache.get(plan)
+    def of(self, plan_name: str) -> Rate:
+        rate = self._cache.get(plan_name)
         if rate is None:
-            per_second, burst = plan.events_per_second * self._scale, plan.burst * self._scale
-            rate = self._cache[plan] = Rate(per_second, burst) if per_second > 0 else UNLIMITED
+            plan = plans.get(plan_name)
+            per_second, burst = plan.events_per_second * self._scale, max(plan.burst * self._scale, self._min_burst)
+            rate = self._cache[plan_name] = Rate(per_second, burst) if per_second > 0 else UNLIMITED
         return rate
 
 

@@ -118,7 +118,7 @@ class IngestApp:
         parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         now_ns = time.time_ns()
         rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
-        await edge.batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan_limits))
+        await edge.batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan))
         edge.key_cache.touch(grant.key_id)
         return len(rows)
 
@@ -173,7 +173,7 @@ class IngestApp:
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
-        rates = Rates(settings.rate_limit_scale)
+        rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
         edge = self.edge = Edge(
             settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates
         )

@@ -22,8 +22,9 @@ async def _stored(pool: asyncpg.Pool, workspace_id: str) -> int:
 
 
 async def test_a_noisy_tenant_is_limited_and_a_quiet_one_is_not(fresh: Settings, pool: asyncpg.Pool) -> None:
-    # The free plan (1,000 events/s, bursts of 20,000) scaled down to 1 event/s in bursts of 20.
-    settings = replace(fresh, rate_limit_scale=0.001)
+    # The free plan (1,000 events/s, bursts of 20,000) scaled down to 1 event/s in bursts of 20 (a burst is
+    # never below the largest batch, here 20 events).
+    settings = replace(fresh, rate_limit_scale=0.001, max_batch_events=20)
     noisy, quiet = await make_tenant(pool), await make_tenant(pool)
     async with running_edge(settings) as edge:
         # Together, so that both tenants' requests share the edge's coalesced flushes.
@@ -52,3 +53,13 @@ async def test_rate_limit_scale_zero_turns_limits_off(fresh: Settings, pool: asy
         big = {"events": [{"event_type": "e", "user_id": "u"}] * 2500}
         statuses = [(await edge.post(BATCH, json=big, headers=t.headers)).status_code for _ in range(10)]
     assert statuses == [202] * 10
+
+
+async def test_every_valid_batch_fits_a_full_bucket(fresh: Settings, pool: asyncpg.Pool) -> None:
+    settings = replace(fresh, rate_limit_scale=0.0001)  # 0.1 event/s; the burst stays at one full batch
+    t = await make_tenant(pool)
+    async with running_edge(settings) as edge:
+        full = {"events": [{"event_type": "e", "user_id": "u"}] * settings.max_batch_events}
+        assert (await edge.post(BATCH, json=full, headers=t.headers)).status_code == 202
+        refused = await edge.post(BATCH, json=full, headers=t.headers)
+    assert refused.status_code == 429
