@@ -1,7 +1,8 @@
 """Who is calling, and what they may do in a workspace.
 
 A caller is a user with a session (`Authorization: Bearer <access token>`) or an API key
-(`X-API-Key`, or `Authorization: Bearer ep_live_...`). A workspace the caller does not belong to is
+(`X-API-Key`, `Authorization: Bearer ep_live_...`, or Basic auth with the key as user name;
+the rules are the edge's, in `eventplane.keyauth`). A workspace the caller does not belong to is
 404, exactly as if it did not exist; a workspace they belong to without the permission is 403.
 """
 
