@@ -63,3 +63,14 @@ async def test_every_valid_batch_fits_a_full_bucket(fresh: Settings, pool: async
         assert (await edge.post(BATCH, json=full, headers=t.headers)).status_code == 202
         refused = await edge.post(BATCH, json=full, headers=t.headers)
     assert refused.status_code == 429
+
+
+async def test_the_rate_is_shared_by_every_edge(fresh: Settings, pool: asyncpg.Pool) -> None:
+    settings = replace(fresh, rate_limit_scale=0.001, max_batch_events=20)  # 1 event/s, bursts of 20
+    t = await make_tenant(pool)
+    async with running_edge(settings) as one, running_edge(settings) as two:
+        assert (await one.post(BATCH, json=TEN, headers=t.headers)).status_code == 202
+        assert (await two.post(BATCH, json=TEN, headers=t.headers)).status_code == 202
+        for edge in (one, two):
+            r = await edge.post(BATCH, json=TEN, headers=t.headers)
+            assert (r.status_code, r.json()["error"]["code"]) == (429, "RATE_LIMITED")
