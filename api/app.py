@@ -24,8 +24,8 @@ from api.metrics import ApiMetrics
 from api.passwords import Passwords
 from api.routing import Endpoint, routes
 from api.state import Services
-from eventplane import db, servers
-from eventplane.queue import Keys
+from eventplane import apikeys, db, metrics_access, servers
+from eventplane.body_deadline import BodyDeadline
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Secret, Settings
 
@@ -92,7 +92,8 @@ class Api(Starlette):
         self.api_metrics = api_metrics or ApiMetrics()
 
     def build_middleware_stack(self) -> ASGIApp:
-        return security.wrap(self.api_metrics.wrap(super().build_middleware_stack()), self.security_settings)
+        inner = BodyDeadline(super().build_middleware_stack(), self.security_settings.body_timeout)
+        return security.wrap(self.api_metrics.wrap(inner), self.security_settings)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved
         passwords = Passwords(resolved)
-        app.state.services = Services(resolved, pool, redis, Keys(resolved.redis_prefix), passwords)
+        app.state.services = Services(resolved, pool, redis, apikeys.redis_keys(resolved), passwords)
         try:
             yield
         finally:
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     redact_access_log()
     api_metrics = ApiMetrics()
     table = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/openapi.json", openapi_json)]
-    table += [Route("/metrics", api_metrics.endpoint)]
+    table += [Route("/metrics", metrics_access.guard(api_metrics.endpoint, configured.metrics_token))]
     table += routes(ENDPOINTS)
     return Api(configured, api_metrics, routes=table, lifespan=lifespan, exception_handlers=errors.HANDLERS)
 

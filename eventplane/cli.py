@@ -13,8 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import db, logs, plans, scopes, servers, tenants
-from eventplane.queue import Keys
+from eventplane import apikeys, db, logs, plans, scopes, servers, serving, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
 
@@ -69,7 +68,7 @@ async def _workspace_set_plan(settings: Settings, args: argparse.Namespace) -> i
     pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
     redis = connect_redis(settings.redis_dsn)
     try:
-        workspace = await tenants.set_plan(pool, redis, Keys(settings.redis_prefix), args.slug, args.plan)
+        workspace = await tenants.set_plan(pool, redis, apikeys.redis_keys(settings), args.slug, args.plan)
     finally:
         await db.close_pool(pool)
         await redis.aclose()
@@ -102,7 +101,7 @@ async def _key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
     redis = connect_redis(settings.redis_dsn)
     try:
-        found = await tenants.revoke_api_key(pool, redis, Keys(settings.redis_prefix), args.key_id)
+        found = await tenants.revoke_api_key(pool, redis, apikeys.redis_keys(settings), args.key_id)
     finally:
         await db.close_pool(pool)
         await redis.aclose()
@@ -147,11 +146,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    uvicorn.run(
-        "ingest.app:app", host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
-        http="httptools", access_log=False, log_config=None, timeout_graceful_shutdown=20,
-        proxy_headers=False, server_header=False,  # the edge reads no client address
+    config = serving.config(
+        "ingest.app:app", settings, host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
+        access_log=False, log_config=None, timeout_graceful_shutdown=20, server_header=False,
     )  # fmt: skip
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -160,9 +159,9 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
-    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, loop="uvloop",
-                http="httptools", log_config=None, timeout_graceful_shutdown=20,
-                server_header=False)  # fmt: skip
+    config = serving.config("api.app:app", settings, host=settings.api_host, port=settings.api_port, loop="uvloop",
+                            log_config=None, timeout_graceful_shutdown=20, server_header=False)  # fmt: skip
+    uvicorn.Server(config).run()
     return 0
 
 

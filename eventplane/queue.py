@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -62,9 +62,11 @@ class Rows(list[Any]):
 
 @dataclass(frozen=True)
 class Keys:
-    """Every Redis key EventPlane uses, under one prefix (tests use their own prefix)."""
+    """Every Redis key EventPlane uses, under one prefix (tests use their own prefix). Whoever writes
+    key-cache entries also needs `cache_secret` (`eventplane.apikeys.redis_keys` fills it in)."""
 
     prefix: str
+    cache_secret: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def queue(self) -> str:
@@ -84,6 +86,9 @@ class Keys:
 
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}apikey:{key_hash}"
+
+    def rate_bucket(self, workspace_id: str) -> str:
+        return f"{self.prefix}rate:{workspace_id}"
 
     @property
     def key_last_used(self) -> str:
@@ -108,41 +113,97 @@ class Lua:
 
 
 # One round trip and one command (redis-py's per-command overhead dominated the MULTI/EXEC version),
-# run atomically: for each job, arq's job key, its place in arq's queue and its event count beside it;
-# then the queue depth in events.
+# run atomically. For each group (one workspace's requests): take its events from the workspace's token
+# bucket (rate 0: no bucket), and only if they all fit, for each job of the group arq's job key, its place
+# in arq's queue and its event count beside it; then the queue depth in events. Returns, per group, "0"
+# when queued or the seconds until its events would fit. The clock is Redis's, the same for every edge.
 ENQUEUE = Lua(
     """
-local now, ttl, total = ARGV[1], ARGV[2], 0
-for i = 4, #KEYS do
-  local a = 3 + (i - 4) * 3
-  redis.call('SET', KEYS[i], ARGV[a], 'PX', ttl)
-  redis.call('ZADD', KEYS[1], now, ARGV[a + 1])
-  redis.call('HSET', KEYS[2], ARGV[a + 1], ARGV[a + 2])
-  total = total + tonumber(ARGV[a + 2])
+local nowms, ttl, ngroups = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local k, a, total, out = 4, 4, 0, {}
+for g = 1, ngroups do
+  local bucket, rate, burst = KEYS[k], tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local cost, njobs = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  k, a = k + 1, a + 4
+  local wait = 0
+  if rate > 0 then
+    local state = redis.call('HMGET', bucket, 'tokens', 'at')
+    local tokens = tonumber(state[1]) or burst
+    local at = tonumber(state[2]) or now
+    tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+    if tokens >= cost then
+      redis.call('HSET', bucket, 'tokens', tostring(tokens - cost), 'at', tostring(now))
+      redis.call('PEXPIRE', bucket, math.ceil(burst / rate * 1000) + 1000)
+    else
+      wait = (cost - tokens) / rate
+    end
+  end
+  if wait == 0 then
+    for j = 1, njobs do
+      redis.call('SET', KEYS[k], ARGV[a], 'PX', ttl)
+      redis.call('ZADD', KEYS[1], nowms, ARGV[a + 1])
+      redis.call('HSET', KEYS[2], ARGV[a + 1], ARGV[a + 2])
+      total = total + tonumber(ARGV[a + 2])
+      k, a = k + 1, a + 3
+    end
+  else
+    k, a = k + njobs, a + 3 * njobs
+  end
+  out[g] = tostring(wait)
 end
-redis.call('INCRBY', KEYS[3], total)
-return total
+if total > 0 then
+  redis.call('INCRBY', KEYS[3], total)
+end
+return out
 """
 )
 
 
-async def enqueue(redis: Redis, keys: Keys, batches: list[Batch]) -> list[str]:
-    """Put each batch in the queue as one job, all in one atomic script call. Returns the job ids.
+@dataclass
+class Group:
+    """Jobs that are queued together or not at all: one workspace's requests of one flush."""
 
-    The caller acknowledges the events only after this returns; on an error it answers 503, and a client
+    bucket: str  # Keys.rate_bucket(workspace_id)
+    per_second: float  # 0: no limit
+    burst: float
+    batches: list[Batch]
+
+
+async def enqueue_groups(redis: Redis, keys: Keys, groups: list[Group]) -> list[tuple[list[str], float]]:
+    """Queue each group whose events fit its workspace's bucket, all in one atomic script call.
+
+    Returns per group its job ids and 0.0, or no ids and the seconds until its events would fit. The
+    caller acknowledges the events only after this returns; on an error it answers 503, and a client
     retry of events that were queued after all is deduplicated by the workers.
     """
     now_ms = int(time.time() * 1000)
-    job_ids: list[str] = []
-    job_keys: list[str] = []
-    args: list[bytes | str | int] = [now_ms, JOB_EXPIRES_MS]
-    for rows, request_ids in batches:
-        job_id = uuid.uuid4().hex
-        job_ids.append(job_id)
-        job_keys.append(job_key_prefix + job_id)
-        kwargs = {"request_ids": request_ids}
-        args += [serialize_job(STORE_EVENTS, (rows,), kwargs, None, now_ms, serializer=serialize), job_id, len(rows)]
-    await ENQUEUE(redis, [keys.queue, keys.pending, keys.queued_events, *job_keys], args)
+    script_keys: list[str] = [keys.queue, keys.pending, keys.queued_events]
+    args: list[bytes | str | int] = [now_ms, JOB_EXPIRES_MS, len(groups)]
+    ids: list[list[str]] = []
+    for group in groups:
+        cost = sum(len(rows) for rows, _ in group.batches)
+        script_keys.append(group.bucket)
+        args += [repr(group.per_second), repr(group.burst), cost, len(group.batches)]
+        ids.append([])
+        for rows, request_ids in group.batches:
+            job_id = uuid.uuid4().hex
+            ids[-1].append(job_id)
+            script_keys.append(job_key_prefix + job_id)
+            kwargs = {"request_ids": request_ids}
+            args += [
+                serialize_job(STORE_EVENTS, (rows,), kwargs, None, now_ms, serializer=serialize),
+                job_id,
+                len(rows),
+            ]
+    waits = await ENQUEUE(redis, script_keys, args)
+    return [(job_ids, 0.0) if float(w) == 0 else ([], float(w)) for job_ids, w in zip(ids, waits, strict=True)]
+
+
+async def enqueue(redis: Redis, keys: Keys, batches: list[Batch]) -> list[str]:
+    """Put each batch in the queue as one job, without any rate limit. Returns the job ids."""
+    [(job_ids, _)] = await enqueue_groups(redis, keys, [Group(keys.rate_bucket("-"), 0.0, 0.0, batches)])
     return job_ids
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 
@@ -16,3 +18,11 @@ def connect_queue_writer(url: str) -> Redis:
 def connect_redis(url: str) -> Redis:
     client: Redis = Redis.from_url(url, socket_timeout=3.0, socket_connect_timeout=1.0, health_check_interval=15)
     return client
+
+
+def raise_if_cancelled() -> None:
+    """redis-py may turn a cancellation mid-command into a RedisError; a loop that suppresses those must
+    still stop when cancelled (an edge's shutdown waited on its depth watcher forever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return default if raw in (None, "") else float(raw)
 
 
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    return Secret(env[name]) if env.get(name) else None
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks (checked here, so a typo fails at start)."""
+    out = tuple(a.strip() for a in (env.get(name) or "").split(",") if a.strip())
+    for address in out:
+        ipaddress.ip_network(address, strict=False)
+    return out
 
 
 def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -41,8 +54,9 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 class Settings:
     """Everything a process may be configured with. Hot code receives this object; it never reads os.environ."""
 
-    database_url: str | None = None
-    redis_url: str | None = None
+    # Out of reprs: they carry passwords (the embedded Valkey's is in REDIS_URL).
+    database_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path(".eventplane")
     redis_prefix: str = "ep:"
     ingest_host: str = "127.0.0.1"
@@ -103,6 +117,16 @@ class Settings:
     dashboard_origins: tuple[str, ...] = ()
     # Served behind HTTPS (TLS at a proxy): the api then sends Strict-Transport-Security.
     behind_https: bool = False
+    # Signs key-cache entries in Redis (edge and api must share it). Unset: made once in data_dir/cache_secret.
+    cache_secret: Secret | None = field(default=None, repr=False)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs); empty: nobody's.
+    trusted_proxies: tuple[str, ...] = ()
+    # Seconds a client may take to send a request's headers (both servers), then the connection is closed.
+    header_timeout: float = 10.0
+    # When set, GET /metrics on the edge and the api needs `Authorization: Bearer <token>`.
+    metrics_token: Secret | None = field(default=None, repr=False)
+    # Multiplies every plan's ingestion rate and burst (eventplane/plans.py); 0 turns rate limiting off.
+    rate_limit_scale: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,6 +166,11 @@ class Settings:
             password_hash_concurrency=_int(env, "EVENTPLANE_PASSWORD_HASH_CONCURRENCY", 2),
             dashboard_origins=_origins(env, "EVENTPLANE_DASHBOARD_ORIGINS"),
             behind_https=_flag(env, "EVENTPLANE_BEHIND_HTTPS"),
+            cache_secret=_secret(env, "EVENTPLANE_CACHE_SECRET"),
+            trusted_proxies=_addresses(env, "EVENTPLANE_TRUSTED_PROXIES"),
+            header_timeout=_float(env, "EVENTPLANE_HEADER_TIMEOUT", 10.0),
+            metrics_token=_secret(env, "EVENTPLANE_METRICS_TOKEN"),
+            rate_limit_scale=_float(env, "EVENTPLANE_RATE_LIMIT_SCALE", 1.0),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from eventplane import db, keys, scopes, servers, tasks
+from eventplane import apikeys, db, keyauth, metrics_access, scopes, servers, tasks
 from eventplane.errors import ApiError
-from eventplane.queue import Keys
+from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
@@ -54,10 +54,7 @@ class Edge:
     metrics: EdgeMetrics
     deadlines: Deadlines
     tasks: list[asyncio.Task[None]]
-
-
-def _auth_error(message: str) -> ApiError:
-    return ApiError(401, "AUTH_ERROR", message, None, {"www-authenticate": "Bearer"})
+    rates: Rates
 
 
 class IngestApp:
@@ -107,7 +104,7 @@ class IngestApp:
     async def _accept(self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str) -> int:
         if scope["method"] != "POST":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
-        workspace_id, key_id = await self._authenticate(edge, headers)
+        grant = await keyauth.authenticate(extract_key(headers), edge.key_cache.get, scopes.TRACK_WRITE)
         refusal = edge.batcher.refusal()
         if refusal is not None:
             raise refusal
@@ -120,36 +117,19 @@ class IngestApp:
         )
         parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         now_ns = time.time_ns()
-        rows = to_rows(parsed, workspace_id, now_ns // 1000, _year(now_ns))
-        await edge.batcher.submit(rows, request_id)
-        edge.key_cache.touch(key_id)
+        rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
+        await edge.batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan))
+        edge.key_cache.touch(grant.key_id)
         return len(rows)
-
-    async def _authenticate(self, edge: Edge, headers: Headers) -> tuple[str, str]:
-        key = extract_key(headers)
-        if not key:
-            raise _auth_error("Missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'")
-        if not keys.well_formed(key):
-            raise _auth_error("API key is malformed (check that it was copied whole)")
-        info = await edge.key_cache.get(keys.hash_key(key))
-        if not info.usable(time.time()):
-            raise _auth_error("API key is unknown, revoked or expired")
-        if not info.workspace_active:
-            raise ApiError(403, "WORKSPACE_ARCHIVED", "This key's workspace is archived; restore it to send events")
-        if scopes.TRACK_WRITE not in info.scopes:
-            raise ApiError(
-                403,
-                "INSUFFICIENT_SCOPE",
-                f"API key lacks the scope '{scopes.TRACK_WRITE}' (or a bundle containing it: write, admin)",
-                {"required_scope": scopes.TRACK_WRITE},
-            )
-        return info.workspace_id, info.key_id
 
     async def _healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def _metrics(self, request: Request) -> Response:
         assert self.edge is not None
+        refused = metrics_access.refusal(request.headers.get("authorization"), self.edge.settings.metrics_token)
+        if refused is not None:
+            return refused
         return Response(generate_latest(self.edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def _readyz(self, request: Request) -> Response:
@@ -168,9 +148,9 @@ class IngestApp:
         redis = connect_redis(settings.redis_dsn)
         # min_size=0: the edge starts, and serves cached keys, while Postgres is down.
         pool = await db.create_pool(settings.dsn, min_size=0, max_size=4)
-        redis_keys = Keys(settings.redis_prefix)
+        redis_keys = apikeys.redis_keys(settings)
         key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
-        metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses))
+        metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses, key_cache.refused_entries))
         writers = [connect_queue_writer(settings.redis_dsn) for _ in range(QUEUE_WRITERS)]
         batcher = Batcher(
             redis,
@@ -193,7 +173,10 @@ class IngestApp:
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
-        edge = self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background)
+        rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
+        edge = self.edge = Edge(
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates
+        )
         try:
             yield
         finally:

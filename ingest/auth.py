@@ -8,8 +8,6 @@ missed invalidation can never keep a revoked key alive.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import time
@@ -18,10 +16,11 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from eventplane import apikeys
+from eventplane import apikeys, keyauth
 from eventplane.apikeys import KeyInfo
 from eventplane.errors import ApiError
 from eventplane.queue import Keys
+from eventplane.redis_client import raise_if_cancelled
 from ingest.asgi import Headers
 
 log = logging.getLogger("eventplane.ingest.auth")
@@ -30,25 +29,12 @@ LAST_USED_FLUSH_SECONDS = 20.0  # + the worker folding every 30 s: last_used_at 
 
 
 def extract_key(headers: Headers) -> str | None:
-    """`X-API-Key: <key>`, `Authorization: Bearer <key>`, or Basic auth with the key as user name
-    (how Segment- and RudderStack-style SDKs send a write key)."""
-    value = headers.get(b"x-api-key")
-    if value:
-        return value.decode("latin-1").strip()
-    auth = headers.get(b"authorization")
-    if not auth:
-        return None
-    scheme, _, credentials = auth.decode("latin-1").partition(" ")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        return credentials.strip()
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
-        except (binascii.Error, ValueError):
-            return ""
-        return decoded.partition(":")[0]
-    return ""
+    """The credential, by the core's rules (eventplane.keyauth.extract)."""
+    x_api_key, authorization = headers.get(b"x-api-key"), headers.get(b"authorization")
+    return keyauth.extract(
+        x_api_key.decode("latin-1") if x_api_key else None,
+        authorization.decode("latin-1") if authorization else None,
+    )
 
 
 class KeyCache:
@@ -64,6 +50,7 @@ class KeyCache:
         self._used: set[str] = set()
         self.hits = 0
         self.misses = 0
+        self.refused_entries = 0  # shared-cache entries that failed their MAC (forged, tampered, stale)
 
     async def get(self, key_hash: str) -> KeyInfo:
         entry = self._local.get(key_hash)
@@ -84,14 +71,22 @@ class KeyCache:
         redis_key = self._keys.api_key(key_hash)
         try:
             raw = await self._redis.get(redis_key)
-            if raw is not None:
-                return apikeys.decode(raw)
         except (RedisError, OSError):
             return await self._load(key_hash)  # Redis down: Postgres still answers who the key is
+        if raw is not None:
+            cached = apikeys.unseal(self._keys, key_hash, raw)
+            if cached is not None:
+                return cached
+            self.refused_entries += 1
+            log.warning("a key-cache entry in Redis failed its check (forged, tampered or stale); using Postgres")
         info = await self._load(key_hash)
+        sealed = apikeys.seal(self._keys, key_hash, info)
         with contextlib.suppress(RedisError, OSError):
-            # NX: never overwrite a newer state the API wrote while we were reading Postgres.
-            await self._redis.set(redis_key, apikeys.encode(info), ex=apikeys.ttl_for(info), nx=True)
+            if raw is None:
+                # NX: never overwrite a newer state the API wrote while we were reading Postgres.
+                await self._redis.set(redis_key, sealed, ex=apikeys.ttl_for(info), nx=True)
+            else:
+                await apikeys.REPLACE(self._redis, [redis_key], [raw, sealed, apikeys.ttl_for(info)])
         return info
 
     async def _load(self, key_hash: str) -> KeyInfo:
@@ -126,6 +121,7 @@ class KeyCache:
                         self._local.pop(message["data"].decode(), None)
                         self._generation += 1
             except (RedisError, OSError) as exc:
+                raise_if_cancelled()
                 if self._live:
                     log.warning("key invalidation channel lost (%s); bypassing local cache", type(exc).__name__)
                 self._live = False
@@ -145,6 +141,7 @@ class KeyCache:
         while True:
             await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
             await self.write_last_used()
+            raise_if_cancelled()
 
     async def write_last_used(self) -> None:
         used, self._used = self._used, set()

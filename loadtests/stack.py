@@ -54,6 +54,7 @@ class Env:
             "REDIS_URL": self.redis_url,
             "EVENTPLANE_REDIS_PREFIX": self.redis_prefix,
             "EVENTPLANE_DATA_DIR": str(self.work_dir / "data"),
+            "EVENTPLANE_RATE_LIMIT_SCALE": "0",  # the benchmarks measure the edge, not one tenant's plan rate
             **extra,
         }
 

@@ -25,7 +25,7 @@ import pytest_asyncio
 import uvicorn
 from redis.asyncio import Redis
 
-from eventplane import db, servers, tenants
+from eventplane import apikeys, db, servers, tenants
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
@@ -96,7 +96,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 @pytest.fixture(scope="session")
 def keys(settings: Settings) -> Keys:
-    return Keys(settings.redis_prefix)
+    return apikeys.redis_keys(settings)
 
 
 class Tenant:

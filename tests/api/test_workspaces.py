@@ -35,7 +35,7 @@ async def test_create_returns_the_workspace_with_plan_limits_and_makes_me_owner(
     assert set(ws) == FIELDS
     assert (ws["name"], ws["slug"], ws["description"], ws["plan"], ws["is_active"]) == ("Acme", slug, "d", "free", True)
     assert ws["limits"] == {"max_experiments": 10, "max_feature_flags": 50, "max_members": 5, "max_api_keys": 3,
-                            "api_access": True}  # fmt: skip
+                            "api_access": True, "events_per_second": 1000, "burst": 20000}  # fmt: skip
     # The quickstart reads the limits at the top level.
     assert (ws["max_experiments"], ws["max_feature_flags"], ws["max_members"], ws["max_api_keys"]) == (10, 50, 5, 3)
     r = await api.get(f"{WS}/{ws['id']}/members", headers=owner.headers)
