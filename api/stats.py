@@ -47,21 +47,43 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
     return h
 
 
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b)."""
+def _stirling_tail(z: float) -> float:
+    """ln Gamma(z) minus its leading Stirling terms, for z >= 100 (the series' next term is below 1e-17)."""
+    return 1 / (12 * z) - 1 / (360 * z**3) + 1 / (1260 * z**5)
+
+
+def _log_beta(a: float, b: float) -> float:
+    """ln B(a, b). When one argument is large, lgamma(a + b) - lgamma(a) would cancel most of its digits
+    (the t distribution at a million degrees of freedom): Stirling's series gives the difference directly."""
+    big, small = max(a, b), min(a, b)
+    if big < 100:
+        return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    # ln Gamma(big + small) - ln Gamma(big), from (z - 1/2) ln z - z + ln(2 pi) / 2 + tail(z) at both points
+    ratio = ((big - 0.5) * math.log1p(small / big) + small * math.log(big + small) - small
+             + _stirling_tail(big + small) - _stirling_tail(big))  # fmt: skip
+    return math.lgamma(small) - ratio
+
+
+def betainc(a: float, b: float, x: float, y: float | None = None) -> float:
+    """The regularized incomplete beta function I_x(a, b); `y` is 1 - x when the caller knows it more
+    precisely than 1 - x computes it (x near 1)."""
+    y = 1.0 - x if y is None else y
     if x <= 0:
         return 0.0
-    if x >= 1:
+    if y <= 0:
         return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    log_x = math.log1p(-y) if y < 0.5 else math.log(x)
+    log_y = math.log1p(-x) if x < 0.5 else math.log(y)
+    log_front = -_log_beta(a, b) + a * log_x + b * log_y
     if x < (a + 1) / (a + b + 2):
         return math.exp(log_front) * _beta_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1.0 - x) / b
+    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, y) / b
 
 
 def t_two_sided_p(t: float, df: float) -> float:
     """P(|T| >= |t|) for Student's t with `df` degrees of freedom."""
-    return betainc(df / 2, 0.5, df / (df + t * t))
+    t2 = t * t
+    return betainc(df / 2, 0.5, df / (df + t2), t2 / (df + t2))
 
 
 def t_cdf(t: float, df: float) -> float:
