@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import permissions as p
-from api.flag_access import Actor, actor
+from api.flag_access import KEY, Actor, actor
 from api.flag_wire import AuditOut
 from api.limits import Conn
 from api.rest import cursor, page_limit, path_uuid, reply_page
@@ -71,12 +71,15 @@ async def list_entries(request: Request) -> Response:
     entity_type = request.query_params.get("entity_type")
     if entity_type is not None and entity_type not in _READ:
         raise validation(f"'entity_type' is one of {', '.join(_READ)}", "entity_type")
+    entity_key = request.query_params.get("entity_key")
+    if entity_key is not None and KEY.fullmatch(entity_key) is None:
+        raise validation("'entity_key' is a flag or experiment key (lower-case letters, digits, _ . -)", "entity_key")
     types = [t for t, perm in _READ.items() if who.may(perm) and entity_type in (None, t)]
     if not types:
         who.require(_READ[entity_type or FLAG])
     limit = page_limit(request)
     position = cursor(request) or _END_OF_TIME
-    rows = await services(request).pool.fetch(_LIST, workspace_id, types, request.query_params.get("entity_key"),
+    rows = await services(request).pool.fetch(_LIST, workspace_id, types, entity_key,
                                               *position, limit + 1)  # fmt: skip
     return reply_page(rows, limit, _out)
 

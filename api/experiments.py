@@ -15,7 +15,7 @@ from starlette.responses import Response
 from api import audit, flag_changes, flag_rules, limits
 from api import permissions as p
 from api.errors import not_found, plan_limit
-from api.flag_access import actor
+from api.flag_access import actor, path_key
 from api.flag_wire import ExperimentIn, ExperimentOut, ExperimentPatch, Namespace, Targeting, Variant
 from api.flags import salt
 from api.rest import after, body, cursor, no_content, page_limit, path_uuid, reply, reply_page
@@ -124,7 +124,9 @@ async def list_experiments(request: Request) -> Response:
 async def get(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     await actor(request, workspace_id, p.EXPERIMENTS_READ)
-    return reply(out(await _row(services(request).pool, workspace_id, request.path_params["experiment_key"])))
+    return reply(
+        out(await _row(services(request).pool, workspace_id, path_key(request, "experiment_key", "experiment")))
+    )
 
 
 def _pick(new: Any, old: Any) -> Any:
@@ -229,7 +231,7 @@ RETURNING {COLUMNS}
 
 async def update(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
-    key = request.path_params["experiment_key"]
+    key = path_key(request, "experiment_key", "experiment")
     who = await actor(request, workspace_id, None)
     data = await body(request, ExperimentPatch)
     permission = _permission_for(data)
@@ -257,7 +259,7 @@ async def rerandomize(request: Request) -> Response:
     """A new salt and the next bucket version: every unit is assigned afresh (earlier sticky assignments
     belong to the old version), and results count the new version's exposures."""
     workspace_id = path_uuid(request, "workspace_id")
-    key = request.path_params["experiment_key"]
+    key = path_key(request, "experiment_key", "experiment")
     who = await actor(request, workspace_id, p.EXPERIMENTS_WRITE)
     svc = services(request)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):
@@ -281,7 +283,7 @@ async def rerandomize(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
-    key = request.path_params["experiment_key"]
+    key = path_key(request, "experiment_key", "experiment")
     who = await actor(request, workspace_id, p.EXPERIMENTS_WRITE)
     svc = services(request)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):

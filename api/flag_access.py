@@ -3,6 +3,7 @@ workspace by scope (api/permissions.py). The actor is what the audit log records
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -13,6 +14,16 @@ from api import permissions as p
 from api.errors import auth_error, forbidden, not_found
 from api.limits import ACTIVE_KEY, Conn
 from eventplane.errors import ApiError
+
+KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")  # the slug rules of flag and experiment keys
+
+
+def path_key(request: Request, name: str, what: str) -> str:
+    """A flag or experiment key from the path; one that breaks the slug rules names nothing (404)."""
+    key: str = request.path_params[name]
+    if KEY.fullmatch(key) is None:
+        raise not_found(what)
+    return key
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from api import audit, flag_changes, flag_rules, limits
 from api import permissions as p
 from api.errors import not_found, plan_limit
-from api.flag_access import actor
+from api.flag_access import actor, path_key
 from api.flag_wire import FlagIn, FlagOut, FlagPatch, FlagValue, Rule
 from api.rest import after, body, cursor, no_content, page_limit, path_uuid, reply, reply_page
 from api.routing import Endpoint
@@ -136,7 +136,9 @@ async def list_flags(request: Request) -> Response:
 async def get(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     await actor(request, workspace_id, p.FLAGS_READ)
-    return reply(out(await _flag_row(services(request).pool, workspace_id, request.path_params["flag_key"])))
+    return reply(
+        out(await _flag_row(services(request).pool, workspace_id, path_key(request, "flag_key", "feature flag")))
+    )
 
 
 def _permission_for(data: FlagPatch) -> str:
@@ -159,7 +161,7 @@ RETURNING {COLUMNS}
 
 async def update(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
-    key = request.path_params["flag_key"]
+    key = path_key(request, "flag_key", "feature flag")
     who = await actor(request, workspace_id, None)
     data = await body(request, FlagPatch)
     permission = _permission_for(data)
@@ -189,7 +191,7 @@ def _merged(before: FlagOut, data: FlagPatch) -> dict[str, Any]:
 
 async def delete(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
-    key = request.path_params["flag_key"]
+    key = path_key(request, "flag_key", "feature flag")
     who = await actor(request, workspace_id, p.FLAGS_WRITE)
     svc = services(request)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from api import permissions as p
 from api import stats
 from api.errors import not_found
-from api.flag_access import actor
+from api.flag_access import actor, path_key
 from api.flag_wire import Comparison, Interval, MetricOut, ResultsOut, SrmOut, VariantResult
 from api.rest import path_uuid, query_int, reply
 from api.routing import Endpoint
@@ -113,7 +113,7 @@ async def results(request: Request) -> Response:
         "SELECT key, status, bucket_version, variants::text AS variants, conversion_event, value_property, created_at "
         "FROM experiments WHERE workspace_id = $1 AND key = $2",
         workspace_id,
-        request.path_params["experiment_key"],
+        path_key(request, "experiment_key", "experiment"),
     )
     if exp is None:
         raise not_found("experiment")

@@ -249,3 +249,17 @@ async def test_unknown_plan_allows_no_flags(api: httpx.AsyncClient) -> None:
     await set_plan(api, slug, "legacy-unknown")
     r = await api.post(flags_url(team.workspace_id), json=FLAG, headers=team.owner.headers)
     assert (r.status_code, error_code(r)) == (403, "PLAN_LIMIT")
+
+
+@pytest.mark.parametrize("key", ["Upper", "a%00b", "%E2%9C%93", "x" * 101, "-dash"])
+async def test_a_key_outside_the_slug_rules_names_nothing(api: httpx.AsyncClient, key: str) -> None:
+    owner = await new_account(api)
+    ws = (await new_workspace(api, owner))["id"]
+    for method in ("GET", "PATCH", "DELETE"):
+        r = await api.request(method, flags_url(ws, key), json={} if method == "PATCH" else None, headers=owner.headers)
+        assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
+    r = await api.get(f"/api/v1/workspaces/{ws}/experiments/{key}/results", headers=owner.headers)
+    assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
+    r = await api.get(f"/api/v1/workspaces/{ws}/audit-log", params={"entity_key": key.replace("%00", "\x00")},
+                      headers=owner.headers)  # fmt: skip
+    assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR")
