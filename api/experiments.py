@@ -241,6 +241,8 @@ async def update(request: Request) -> Response:
         await who.recheck(conn, permission)
         before = out(await _row(conn, workspace_id, key, lock=True))
         nxt = _merged(before, data)
+        if _json(nxt) == _json(_merged(before, ExperimentPatch())):
+            return reply(before)  # nothing changes: no entry, no new version
         _check_transition(before, nxt)
         _check(nxt.variants, nxt.allocation, nxt.targeting, nxt.namespace)
         await _check_namespace(conn, workspace_id, before.id, nxt)

@@ -171,10 +171,12 @@ async def update(request: Request) -> Response:
         await who.recheck(conn, permission)
         before = out(await _flag_row(conn, workspace_id, key, lock=True))
         d = _merged(before, data)
-        row = await conn.fetchrow(_UPDATE, workspace_id, key, _pick(data.name, before.name),
-                                  _pick(data.description, before.description), _pick(data.enabled, before.enabled),
-                                  d["rollout"], _json(d["rules"]), d["value_type"], _json(d["default_value"]),
-                                  _json(d["on_value"]), _json(d["variations"]))  # fmt: skip
+        plain = (_pick(data.name, before.name), _pick(data.description, before.description),
+                 _pick(data.enabled, before.enabled))  # fmt: skip
+        if _json([*plain, d]) == _json([before.name, before.description, before.enabled, _merged(before, FlagPatch())]):
+            return reply(before)  # nothing changes: no entry, no new version
+        row = await conn.fetchrow(_UPDATE, workspace_id, key, *plain, d["rollout"], _json(d["rules"]), d["value_type"],
+                                  _json(d["default_value"]), _json(d["on_value"]), _json(d["variations"]))  # fmt: skip
         changed = out(row)
         await flag_changes.committing(conn, who, "update", audit.FLAG, key, before, changed)
     await flag_changes.published(svc, workspace_id)

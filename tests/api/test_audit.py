@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.api.conftest import error_code, new_account, new_team
-from tests.api.flag_support import WS, experiments_url, flags_url, key_headers
+from tests.api.flag_support import WS, document, experiments_url, flags_url, key_headers
 from tests.api.test_experiments import EXP
 from tests.api.test_flags import FLAG
 
@@ -109,3 +109,17 @@ async def test_who_reads_it(api: httpx.AsyncClient) -> None:
     outsider = await new_account(api)
     r = await api.get(audit_url(ws), headers=outsider.headers)
     assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
+
+
+async def test_a_change_that_changes_nothing_is_not_one(api: httpx.AsyncClient) -> None:
+    team = await new_team(api)
+    ws, dev = team.workspace_id, team.developer.headers
+    created = (await api.post(flags_url(ws), json=FLAG, headers=dev)).json()
+    assert (await api.post(experiments_url(ws), json=EXP, headers=dev)).status_code == 201
+    for body in ({}, {"rollout": FLAG["rollout"]}, {"rules": FLAG["rules"], "enabled": True}):
+        r = await api.patch(flags_url(ws, FLAG["key"]), json=body, headers=dev)
+        assert r.status_code == 200 and r.json() == created
+    for body in ({}, {"status": "draft"}, {"variants": EXP["variants"], "allocation": EXP["allocation"]}):
+        assert (await api.patch(experiments_url(ws, EXP["key"]), json=body, headers=dev)).status_code == 200
+    assert [e["action"] for e in await entries(api, ws, dev)] == ["create", "create"]
+    assert (await document(api, ws))["version"] == 2
