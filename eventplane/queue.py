@@ -84,6 +84,11 @@ class Keys:
     def key_channel(self) -> str:
         return f"{self.prefix}apikeys:invalidate"
 
+    @property
+    def config_channel(self) -> str:
+        """Carries a workspace id after any flag or experiment change committed (eventplane/flagconfig.py)."""
+        return f"{self.prefix}flags:config"
+
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}apikey:{key_hash}"
 
