@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS events (
     value        double precision,
     properties   jsonb NOT NULL DEFAULT '{}',
     "timestamp"  timestamptz NOT NULL,
-    received_at  timestamptz NOT NULL
+    received_at  timestamptz NOT NULL,
+    context      jsonb                                  -- the SDK's context (library, ip, locale...), as sent
 ) PARTITION BY RANGE (received_at);
 CREATE INDEX IF NOT EXISTS events_workspace_time ON events (workspace_id, "timestamp");
 CREATE INDEX IF NOT EXISTS events_workspace_type_time ON events (workspace_id, event_type, "timestamp");

@@ -26,17 +26,19 @@ from eventplane.errors import ApiError
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
+from ingest import segment
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
 from ingest.client_report import ClientReports
 from ingest.metrics import EdgeMetrics
-from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_rows
+from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
 log = logging.getLogger("eventplane.ingest")
 TRACK = "/api/v1/tracking/track"
 BATCH = "/api/v1/tracking/batch"
+ROUTE_NAMES = {TRACK: "track", BATCH: "batch"}  # metric labels; the Segment routes are "segment"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
@@ -76,7 +78,7 @@ class IngestApp:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in (TRACK, BATCH):
+        if scope["type"] == "http" and (scope["path"] in (TRACK, BATCH) or scope["path"] in segment.ROUTES):
             await self._tracking(scope, receive, send)
         else:
             await self._rest(scope, receive, send)
@@ -85,7 +87,7 @@ class IngestApp:
         edge = self.edge
         assert edge is not None, "lifespan has not run"
         stats = edge.metrics.stats
-        route = "track" if scope["path"] == TRACK else "batch"
+        route = ROUTE_NAMES.get(scope["path"]) or "segment"
         headers = headers_of(scope)
         request_id = _request_id(headers)
         try:
@@ -102,14 +104,22 @@ class IngestApp:
             failure = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
             await respond(send, 500, failure.body(), request_id)
         else:
-            stats.responses[route, 202] += 1
             stats.events_accepted += accepted
-            await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
+            if route == "segment":  # Segment's clients expect 200 and this body
+                stats.responses[route, 200] += 1
+                await respond(send, 200, segment.SUCCESS, request_id)
+            else:
+                stats.responses[route, 202] += 1
+                await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
 
     async def _accept(self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str) -> int:
         if scope["method"] != "POST":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
-        workspace_id, key_id = await self._authenticate(edge, headers)
+        key = extract_key(headers)
+        is_segment = scope["path"] in segment.ROUTES
+        # Segment's clients may send the key only in the body (writeKey): it is checked once that is read.
+        if key or not is_segment:
+            workspace_id, key_id = await self._authenticate(edge, key)
         refusal = edge.batcher.refusal()
         if refusal is not None:
             raise refusal
@@ -120,7 +130,12 @@ class IngestApp:
             gzipped=_gzipped(headers),
             deadlines=edge.deadlines,
         )
-        parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
+        if is_segment:
+            if not key:
+                workspace_id, key_id = await self._authenticate(edge, segment.write_key(body))
+            parsed = segment.parse(scope["path"], body, edge.limits)
+        else:
+            parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         now_ns = time.time_ns()
         rows = to_rows(parsed, workspace_id, now_ns // 1000, _year(now_ns))
         if rows:
@@ -130,8 +145,7 @@ class IngestApp:
         edge.key_cache.touch(key_id)
         return len(rows)
 
-    async def _authenticate(self, edge: Edge, headers: Headers) -> tuple[str, str]:
-        key = extract_key(headers)
+    async def _authenticate(self, edge: Edge, key: str | None) -> tuple[str, str]:
         if not key:
             raise _auth_error("Missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'")
         if not keys.well_formed(key):

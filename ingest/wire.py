@@ -16,7 +16,7 @@ DropCount = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 
 
 class Event(msgspec.Struct, gc=False):
-    """One tracking event. Unknown fields (an SDK's `context`, say) are ignored."""
+    """One tracking event. Unknown fields are ignored."""
 
     event_type: NonEmpty200
     user_id: Id255 | None = None
@@ -27,6 +27,7 @@ class Event(msgspec.Struct, gc=False):
     timestamp: dt.datetime | None = None
     message_id: MessageId | None = None
     sent_at: dt.datetime | None = None
+    context: msgspec.Raw = msgspec.Raw(b"null")  # the SDK's context (library, ip, locale...): an object
 
 
 class ClientReport(msgspec.Struct, forbid_unknown_fields=True):
