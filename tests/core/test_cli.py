@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import httpx
+from redis.asyncio import Redis
 
+from eventplane.keys import hash_key
+from eventplane.queue import Keys
 from eventplane.settings import Settings
 from tests.conftest import drain
 
@@ -60,3 +65,29 @@ def test_unknown_scope_and_unknown_workspace_are_refused(settings: Settings) -> 
     assert "unknown scope 'everything'" in bad.stderr and "track:write" in bad.stderr
     missing = _cli(settings, "key", "create", "--workspace", f"{slug}-nope")
     assert missing.returncode == 1 and "no workspace" in missing.stderr
+
+
+async def test_set_plan_changes_the_plan_and_tells_every_edge(settings: Settings, redis: Redis, keys: Keys) -> None:
+    slug = f"cli-{uuid.uuid4().hex[:8]}"
+    assert _cli(settings, "workspace", "create", "--name", "Plan Co", "--slug", slug).returncode == 0
+    key = json.loads(_cli(settings, "key", "create", "--workspace", slug).stdout)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.key_channel)
+    confirmed = await pubsub.get_message(timeout=5)
+    assert confirmed is not None and confirmed["type"] in ("subscribe", b"subscribe")
+    try:
+        done = await asyncio.to_thread(_cli, settings, "workspace", "set-plan", slug, "pro")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["plan"] == "pro"
+        deadline = time.monotonic() + 1
+        published: list[str] = []
+        while hash_key(key["key"]) not in published:
+            assert time.monotonic() < deadline, f"no invalidation within 1 s: {published}"
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                published.append(message["data"].decode() if isinstance(message["data"], bytes) else message["data"])
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    missing = _cli(settings, "workspace", "set-plan", "no-such-slug", "pro")
+    assert missing.returncode == 1 and "no workspace" in missing.stderr
+    assert _cli(settings, "workspace", "set-plan", slug, "platinum").returncode == 2  # argparse: not a plan
