@@ -132,7 +132,10 @@ class IngestApp:
         )
         if is_segment:
             if not key:
-                workspace_id, key_id = await self._authenticate(edge, segment.write_key(body))
+                body_key = segment.write_key(body)
+                if not body_key:
+                    raise _auth_error(segment.MISSING_KEY)
+                workspace_id, key_id = await self._authenticate(edge, body_key)
             parsed = segment.parse(scope["path"], body, edge.limits)
         else:
             parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)

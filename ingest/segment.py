@@ -42,6 +42,7 @@ EVENT_TYPES: dict[str, str] = {
     "alias": "$alias",
 }
 SUCCESS = b'{"success":true}'
+MISSING_KEY = "Missing write key: send it as writeKey in the body, as HTTP Basic '<key>:' or in 'X-API-Key: <key>'"
 Name = Annotated[str, msgspec.Meta(max_length=1000)]
 
 

@@ -115,6 +115,7 @@ async def test_bad_keys_are_refused(edge: httpx.AsyncClient, tenant: Tenant) -> 
     event = {"event": "e", "userId": "u"}
     r = await edge.post("/v1/track", json=event)
     assert error(r) == (401, "AUTH_ERROR")
+    assert "writeKey" in r.json()["error"]["message"]
     r = await edge.post("/v1/track", json={**event, "writeKey": "ep_live_wrong"})
     assert error(r) == (401, "AUTH_ERROR")
     r = await edge.post("/v1/batch", json={"batch": [], "writeKey": 42})
