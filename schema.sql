@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS events (
     value        double precision,
     properties   jsonb NOT NULL DEFAULT '{}',
     "timestamp"  timestamptz NOT NULL,
-    received_at  timestamptz NOT NULL
+    received_at  timestamptz NOT NULL,
+    context      jsonb                                  -- the SDK's context (library, ip, locale...), as sent
 ) PARTITION BY RANGE (received_at);
 CREATE INDEX IF NOT EXISTS events_workspace_time ON events (workspace_id, "timestamp");
 CREATE INDEX IF NOT EXISTS events_workspace_type_time ON events (workspace_id, event_type, "timestamp");
@@ -96,6 +97,15 @@ CREATE TABLE IF NOT EXISTS usage_daily (
     event_type   text NOT NULL,
     events       bigint NOT NULL,
     PRIMARY KEY (workspace_id, day, event_type)
+);
+
+-- Events SDKs reported they dropped before sending (client reports), folded in from Redis by a worker.
+CREATE TABLE IF NOT EXISTS client_drops_daily (
+    workspace_id uuid NOT NULL,
+    day          date NOT NULL,
+    reason       text NOT NULL,
+    dropped      bigint NOT NULL,
+    PRIMARY KEY (workspace_id, day, reason)
 );
 
 CREATE OR REPLACE FUNCTION ensure_event_partitions(first_day date, last_day date)

@@ -26,9 +26,13 @@ STORE_EVENTS = "store_events"
 JOB_EXPIRES_MS = 7 * 24 * 3600 * 1000
 
 # (workspace_id, message_id, event_type, user_id, anonymous_id, value, properties JSON text,
-#  timestamp, sent_at, received_at). timestamp and sent_at are the client's (UTC-aware, or None);
-#  received_at is the edge's clock in microseconds since the Unix epoch.
-Row = tuple[str, str, str, str | None, str | None, float | None, bytes, dt.datetime | None, dt.datetime | None, int]
+#  timestamp, sent_at, received_at, context JSON text or None). timestamp and sent_at are the client's
+#  (UTC-aware, or None); received_at is the edge's clock in microseconds since the Unix epoch. Rows
+#  queued by an edge older than `context` have 10 fields; workers read them as context None.
+Row = tuple[
+    str, str, str, str | None, str | None, float | None, bytes, dt.datetime | None, dt.datetime | None, int,
+    bytes | None,
+]  # fmt: skip
 RECEIVED_AT = 9
 
 

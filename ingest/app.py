@@ -26,16 +26,19 @@ from eventplane.errors import ApiError
 from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
+from ingest import segment
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
+from ingest.client_report import ClientReports
 from ingest.metrics import EdgeMetrics
-from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_rows
+from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
 log = logging.getLogger("eventplane.ingest")
 TRACK = "/api/v1/tracking/track"
 BATCH = "/api/v1/tracking/batch"
+ROUTE_NAMES = {TRACK: "track", BATCH: "batch"}  # metric labels; the Segment routes are "segment"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
@@ -55,6 +58,7 @@ class Edge:
     deadlines: Deadlines
     tasks: list[asyncio.Task[None]]
     rates: Rates
+    reports: ClientReports
 
 
 class IngestApp:
@@ -71,7 +75,7 @@ class IngestApp:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in (TRACK, BATCH):
+        if scope["type"] == "http" and (scope["path"] in (TRACK, BATCH) or scope["path"] in segment.ROUTES):
             await self._tracking(scope, receive, send)
         else:
             await self._rest(scope, receive, send)
@@ -80,7 +84,7 @@ class IngestApp:
         edge = self.edge
         assert edge is not None, "lifespan has not run"
         stats = edge.metrics.stats
-        route = "track" if scope["path"] == TRACK else "batch"
+        route = ROUTE_NAMES.get(scope["path"]) or "segment"
         headers = headers_of(scope)
         request_id = _request_id(headers)
         try:
@@ -97,14 +101,22 @@ class IngestApp:
             failure = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
             await respond(send, 500, failure.body(), request_id)
         else:
-            stats.responses[route, 202] += 1
             stats.events_accepted += accepted
-            await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
+            if route == "segment":  # Segment's clients expect 200 and this body
+                stats.responses[route, 200] += 1
+                await respond(send, 200, segment.SUCCESS, request_id)
+            else:
+                stats.responses[route, 202] += 1
+                await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
 
     async def _accept(self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str) -> int:
         if scope["method"] != "POST":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
-        grant = await keyauth.authenticate(extract_key(headers), edge.key_cache.get, scopes.TRACK_WRITE)
+        key = extract_key(headers)
+        is_segment = scope["path"] in segment.ROUTES
+        # Segment's clients may send the key only in the body (writeKey): it is checked once that is read.
+        lookup = edge.key_cache.get
+        grant = await keyauth.authenticate(key, lookup, scopes.TRACK_WRITE) if key or not is_segment else None
         refusal = edge.batcher.refusal()
         if refusal is not None:
             raise refusal
@@ -115,10 +127,21 @@ class IngestApp:
             gzipped=_gzipped(headers),
             deadlines=edge.deadlines,
         )
-        parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
+        if grant is None:  # a Segment route without a key in its headers: the body's writeKey
+            body_key = segment.write_key(body)
+            if not body_key:
+                raise keyauth.KeyRefused(401, "AUTH_ERROR", segment.MISSING_KEY, None, {"www-authenticate": "Bearer"})
+            grant = await keyauth.authenticate(body_key, lookup, scopes.TRACK_WRITE)
+        if is_segment:
+            parsed = segment.parse(scope["path"], body, edge.limits)
+        else:
+            parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         now_ns = time.time_ns()
         rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
-        await edge.batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan))
+        if rows:
+            await edge.batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan))
+        if parsed.report is not None:
+            await edge.reports.record(grant.workspace_id, parsed.report, now_ns)
         edge.key_cache.touch(grant.key_id)
         return len(rows)
 
@@ -174,8 +197,9 @@ class IngestApp:
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
+        reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
-            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports
         )
         try:
             yield

@@ -46,7 +46,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 def _event_row(row: Row) -> tuple[Any, ...]:
     """A queued row as an `events` row (the worker does this in SQL): event time corrected for skew,
     times in microseconds for the worker's COPY codecs. Done before the clock starts."""
-    ws, mid, kind, uid, anon, value, props, ts, sent_at, received_us = row
+    ws, mid, kind, uid, anon, value, props, ts, sent_at, received_us = row[:10]
     if ts is None:
         ts_us = received_us
     elif sent_at is None:

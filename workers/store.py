@@ -27,16 +27,17 @@ from eventplane.queue import RECEIVED_AT
 log = logging.getLogger("eventplane.workers.store")
 COLUMNS = (
     "workspace_id", "message_id", "event_type", "user_id", "anonymous_id",
-    "value", "properties", "timestamp", "received_at",
+    "value", "properties", "timestamp", "received_at", "context",
 )  # fmt: skip
 ROW_FIELDS = (
     "workspace_id", "message_id", "event_type", "user_id", "anonymous_id",
-    "value", "properties", "timestamp", "sent_at", "received_us",
+    "value", "properties", "timestamp", "sent_at", "received_us", "context",
 )  # fmt: skip
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS ep_stage (
     workspace_id uuid, message_id text, event_type text, user_id text, anonymous_id text,
-    value float8, properties bytea, "timestamp" timestamptz, sent_at timestamptz, received_us bigint
+    value float8, properties bytea, "timestamp" timestamptz, sent_at timestamptz, received_us bigint,
+    context bytea
 ) ON COMMIT DELETE ROWS
 """  # one column per queued row field (ROW_FIELDS), so rows are copied as they come off the queue
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -47,7 +48,7 @@ _ROWS = f"""
            -- Segment's clock-skew correction: received_at - (sent_at - timestamp)
            CASE WHEN s."timestamp" IS NULL THEN s.received WHEN s.sent_at IS NULL THEN s."timestamp"
                 ELSE s.received - (s.sent_at - s."timestamp") END,
-           s.received
+           s.received, convert_from(s.context, 'UTF8')::jsonb
     FROM (SELECT *, 'epoch'::timestamptz + received_us * interval '1 microsecond' AS received FROM ep_stage) s
 """
 # What the statements below need of each stored row; an exposure's properties only for `$exposure` events.
@@ -149,6 +150,7 @@ class Writer:
 
     async def store(self, rows: Sequence[Sequence[Any]]) -> Outcome:
         """Store a batch in one transaction. Rows Postgres refuses go to dead_letters (then row by row)."""
+        rows = [row if len(row) == len(ROW_FIELDS) else (*row, None) for row in rows]  # queued before `context`
         async with self._pool.acquire() as conn:
             try:
                 return Outcome(await self._store_with_partitions(conn, rows), 0)
@@ -196,4 +198,6 @@ def dump_row(row: Sequence[Any]) -> bytes:
     """A queued row as JSON (properties inlined as text), for a human reading dead_letters."""
     record = dict(zip(ROW_FIELDS, row, strict=False))
     record["properties"] = bytes(record["properties"]).decode("utf-8", "backslashreplace")
+    if record.get("context") is not None:
+        record["context"] = bytes(record["context"]).decode("utf-8", "backslashreplace")
     return orjson.dumps(record, default=repr, option=orjson.OPT_NON_STR_KEYS)

@@ -59,7 +59,9 @@ async def test_queue_over_high_water_gives_503_queue_full(fresh: Settings, pool:
     async with running_edge(capped) as edge:
         assert (await edge.post(BATCH, json=EVENTS, headers=t.headers)).status_code == 202
         await queue.enqueue(
-            redis, Keys(capped.redis_prefix), [([("x", "m", "e", "u", None, None, b"{}", None, None, 0)] * 150, [])]
+            redis,
+            Keys(capped.redis_prefix),
+            [([("x", "m", "e", "u", None, None, b"{}", None, None, 0, None)] * 150, [])],
         )
         r = await _until(edge, t.headers, 503, limit=2)
         assert r.status_code == 503

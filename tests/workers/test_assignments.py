@@ -34,7 +34,7 @@ def exposure(tenant: Tenant, unit: str, variant: str, *, experiment: str = "pric
     user, anon = (None, unit) if anonymous else (unit, None)
     mid = message_id or f"exp:{experiment}:{version}:{unit}:{uuid.uuid4().hex[:6]}"
     at = T0 + dt.timedelta(minutes=minutes)
-    return (tenant.workspace_id, mid, "$exposure", user, anon, None, props, at, None, time.time_ns() // 1000)
+    return (tenant.workspace_id, mid, "$exposure", user, anon, None, props, at, None, time.time_ns() // 1000, None)
 
 
 async def experiment(pool: asyncpg.Pool, tenant: Tenant, key: str = "price") -> uuid.UUID:

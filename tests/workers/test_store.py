@@ -25,7 +25,7 @@ from workers.store import Writer
 
 def row(tenant: Tenant, message_id: str, *, event_type: str = "e", properties: bytes = b"{}", days: int = 0) -> Row:
     now_us = time.time_ns() // 1000 + days * 86_400_000_000
-    return (tenant.workspace_id, message_id, event_type, "u", None, 1.5, properties, None, None, now_us)
+    return (tenant.workspace_id, message_id, event_type, "u", None, 1.5, properties, None, None, now_us, None)
 
 
 @pytest_asyncio.fixture
@@ -147,7 +147,7 @@ async def test_the_insert_corrects_event_time_for_client_clock_skew(
     ts = dt.datetime(2020, 1, 1, 0, 0, 0, tzinfo=utc)
 
     def skewed(mid: str, timestamp: dt.datetime | None, sent_at: dt.datetime | None) -> Row:
-        return (tenant.workspace_id, mid, "e", "u", None, None, b"{}", timestamp, sent_at, received_us)
+        return (tenant.workspace_id, mid, "e", "u", None, None, b"{}", timestamp, sent_at, received_us, None)
 
     await writer.store([
         skewed("none", None, None),
