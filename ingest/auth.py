@@ -16,16 +16,17 @@ import time
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from eventplane import apikeys
 from eventplane.apikeys import KeyInfo
-from eventplane.errors import ApiError
+from eventplane.errors import TRANSIENT_ERRORS, ApiError
 from eventplane.queue import Keys
 from ingest.asgi import Headers
 
 log = logging.getLogger("eventplane.ingest.auth")
 MAX_LOCAL_ENTRIES = 100_000
+# Postgres cannot answer: any Postgres error, not only the transient ones, means 503, never a 500.
+LOOKUP_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
 LAST_USED_FLUSH_SECONDS = 20.0  # + the worker folding every 30 s: last_used_at lags under 60 s
 
 
@@ -86,10 +87,10 @@ class KeyCache:
             raw = await self._redis.get(redis_key)
             if raw is not None:
                 return apikeys.decode(raw)
-        except (RedisError, OSError):
+        except TRANSIENT_ERRORS:
             return await self._load(key_hash)  # Redis down: Postgres still answers who the key is
         info = await self._load(key_hash)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*TRANSIENT_ERRORS):
             # NX: never overwrite a newer state the API wrote while we were reading Postgres.
             await self._redis.set(redis_key, apikeys.encode(info), ex=apikeys.ttl_for(info), nx=True)
         return info
@@ -97,7 +98,7 @@ class KeyCache:
     async def _load(self, key_hash: str) -> KeyInfo:
         try:
             return await apikeys.load(self._pool, key_hash)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except LOOKUP_ERRORS as exc:
             log.warning("key lookup failed: %s", type(exc).__name__)
             raise ApiError(
                 503,
@@ -125,7 +126,7 @@ class KeyCache:
                     if message is not None:
                         self._local.pop(message["data"].decode(), None)
                         self._generation += 1
-            except (RedisError, OSError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 if self._live:
                     log.warning("key invalidation channel lost (%s); bypassing local cache", type(exc).__name__)
                 self._live = False
@@ -133,7 +134,7 @@ class KeyCache:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*TRANSIENT_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _invalidate_all(self) -> None:
@@ -141,7 +142,7 @@ class KeyCache:
         self._generation += 1
 
     async def flush_last_used(self) -> None:
-        """Every 30 s, hand the ids of keys used since to Redis; a worker folds them into Postgres."""
+        """Every 20 s, hand the ids of keys used since to Redis; a worker folds them into Postgres."""
         while True:
             await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
             await self.write_last_used()
@@ -153,5 +154,5 @@ class KeyCache:
         now = str(int(time.time()))
         try:
             await self._redis.hset(self._keys.key_last_used, mapping=dict.fromkeys(used, now))  # type: ignore[misc]
-        except (RedisError, OSError):
+        except TRANSIENT_ERRORS:
             self._used |= used  # try again next time

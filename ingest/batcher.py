@@ -13,10 +13,9 @@ import contextlib
 import logging
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from eventplane import queue
-from eventplane.errors import ApiError, unavailable
+from eventplane.errors import TRANSIENT_ERRORS, ApiError, unavailable
 from eventplane.queue import Batch, Keys, Row
 from ingest.metrics import EdgeMetrics
 
@@ -115,7 +114,7 @@ class Batcher:
             return
         try:
             job_ids = await asyncio.wait_for(queue.enqueue(writer, self._keys, batches), ENQUEUE_TIMEOUT)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except TRANSIENT_ERRORS as exc:
             request_ids = [rid for _, ids in batches for rid in ids]
             log.warning("enqueue failed (%s): answering 503", type(exc).__name__, extra={"request_ids": request_ids})
             error = unavailable("QUEUE_UNAVAILABLE", "The event queue is unreachable; retry", self._retry_after)
@@ -135,7 +134,7 @@ class Batcher:
         """Keep `overloaded` current: one GET every 100 ms, not one per request."""
         stats = self._metrics.stats
         while True:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*TRANSIENT_ERRORS):
                 self.depth, oldest = await queue.depth(self._redis, self._keys)
                 self.overloaded = self.depth > self._high_water
                 stats.queue_depth, stats.queue_oldest_age = self.depth, oldest
