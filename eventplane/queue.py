@@ -3,7 +3,8 @@
 A job carries a list of rows (see `Row`). The edge enqueues with one Lua script call (arq's own
 `enqueue_job` takes three, and one dedicated connection each), writing arq's job format with arq's
 `serialize_job`, so arq workers run the jobs unchanged. Beside each job the edge records its event count,
-so the depth of the queue in events is one GET; the worker removes the record after its commit, once.
+so the depth of the queue in events is one GET; the worker removes the record after its commit, once,
+and its maintenance job removes those of jobs arq ended without running our code (`reconcile_depth`).
 """
 
 from __future__ import annotations
