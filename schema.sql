@@ -1,5 +1,6 @@
--- EventPlane schema. Applied by `eventplane migrate` (and at `eventplane dev` start); every statement is
--- idempotent, so applying it twice, or to an existing database, changes nothing.
+-- EventPlane schema, whole and current: `eventplane migrate` applies it to an empty database. Existing
+-- databases are upgraded by migrations/NNNN_*.sql instead, so every change goes in both (a new column at
+-- the end of its table); tests/core/test_migrations.py fails when they disagree.
 
 -- Tenants -------------------------------------------------------------------------------------------
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -44,7 +45,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at   timestamptz NOT NULL DEFAULT now(),
     last_used_at timestamptz,
     expires_at   timestamptz,
-    revoked_at   timestamptz
+    revoked_at   timestamptz,
+    description  text,                                  -- a person's note on what the key is for
+    replaced_by  uuid REFERENCES api_keys (id) ON DELETE SET NULL  -- the key a rotation made in its place
 );
 CREATE INDEX IF NOT EXISTS api_keys_workspace ON api_keys (workspace_id);
 
@@ -122,18 +125,25 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message ON dead_letters (workspac
 
 -- Management API (api/) -----------------------------------------------------------------------------
 -- A login session. The access token (a JWT) names its session, so logout ends it at once; the refresh
--- token is rotated on every use, and presenting the one it replaced (a stolen copy) ends the session.
+-- token is rotated on every use, and presenting any one it replaced (a stolen copy) ends the session.
+-- A session ends at created_at + EVENTPLANE_SESSION_MAX_AGE whatever its refreshes.
 CREATE TABLE IF NOT EXISTS sessions (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id       uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     refresh_hash  text NOT NULL UNIQUE,                 -- sha256 hex of the current refresh token
-    previous_hash text,                                 -- the refresh token this one replaced
     expires_at    timestamptz NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
     revoked_at    timestamptz
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
-CREATE INDEX IF NOT EXISTS sessions_previous ON sessions (previous_hash) WHERE previous_hash IS NOT NULL;
+
+-- Every refresh token a session has replaced (sha256 hex): presenting one again ends the session.
+CREATE TABLE IF NOT EXISTS session_refresh_tokens (
+    token_hash  text PRIMARY KEY,
+    session_id  uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    replaced_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS session_refresh_tokens_session ON session_refresh_tokens (session_id);
 
 -- A pending invitation; deleted when declined or replaced, kept (accepted_at set) once used.
 CREATE TABLE IF NOT EXISTS invitations (

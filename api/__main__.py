@@ -13,7 +13,7 @@ def main() -> None:
     settings = servers.resolve(Settings.from_env()).settings
     logs.configure(settings.log_format, settings.log_level)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, loop="uvloop",
-                http="httptools", log_config=None, timeout_graceful_shutdown=20)  # fmt: skip
+                http="httptools", log_config=None, timeout_graceful_shutdown=20, server_header=False)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -78,9 +78,11 @@ async def _user(request: Request, token: str) -> User:
         raise auth_error(exc.reason) from None
     row = await svc.pool.fetchrow(
         "SELECT u.id, u.email, u.name FROM sessions s JOIN users u ON u.id = s.user_id "
-        "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
+        "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL "
+        "AND s.created_at + make_interval(secs => $3) > now()",
         claims.session_id,
         claims.user_id,
+        svc.settings.session_max_age,
     )
     if row is None:
         raise auth_error("Session has ended; log in again")

@@ -18,9 +18,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from api import auth, errors, invitations, keys, members, openapi, security, sessions, usage, workspaces
+from api import auth, errors, invitations, keys, members, openapi, security, usage, workspaces
 from api.logs import redact_access_log
 from api.metrics import ApiMetrics
+from api.passwords import Passwords
 from api.routing import Endpoint, routes
 from api.state import Services
 from eventplane import db, servers
@@ -105,10 +106,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
         redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved
-        app.state.services = Services(resolved, pool, redis, Keys(resolved.redis_prefix), sessions.hasher(resolved))
+        passwords = Passwords(resolved)
+        app.state.services = Services(resolved, pool, redis, Keys(resolved.redis_prefix), passwords)
         try:
             yield
         finally:
+            passwords.close()
             await db.close_pool(pool)
             await redis.aclose()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-from argon2 import PasswordHasher
 from redis.asyncio import Redis
 from starlette.requests import Request
 
+from api.passwords import Passwords
 from eventplane.queue import Keys
 from eventplane.settings import Settings
 
@@ -19,7 +19,7 @@ class Services:
     pool: asyncpg.Pool
     redis: Redis
     keys: Keys
-    hasher: PasswordHasher
+    passwords: Passwords
 
 
 def services(request: Request) -> Services:

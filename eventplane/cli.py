@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import db, scopes, servers, tenants
+from eventplane import db, plans, scopes, servers, tenants
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
@@ -47,7 +47,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _resolved(args)
     created = asyncio.run(db.migrate(settings.dsn))
-    print(f"schema applied; {created} new event partitions")
+    print(f"schema up to date; {created} new event partitions")
     return 0
 
 
@@ -61,6 +61,20 @@ async def _workspace_create(settings: Settings, args: argparse.Namespace) -> int
         return _fail("name must be 1-100 characters; slug 1-50 of a-z, 0-9 and '-'")
     finally:
         await conn.close()
+    _print_json(workspace)
+    return 0
+
+
+async def _workspace_set_plan(settings: Settings, args: argparse.Namespace) -> int:
+    pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
+    redis = connect_redis(settings.redis_dsn)
+    try:
+        workspace = await tenants.set_plan(pool, redis, Keys(settings.redis_prefix), args.slug, args.plan)
+    finally:
+        await db.close_pool(pool)
+        await redis.aclose()
+    if workspace is None:
+        return _fail(f"no workspace with slug '{args.slug}'")
     _print_json(workspace)
     return 0
 
@@ -174,7 +188,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run ingest, api and a worker (and embedded servers)").set_defaults(fn=cmd_dev)
     sub.add_parser("env", help="print DATABASE_URL and REDIS_URL in use").set_defaults(fn=cmd_env)
-    sub.add_parser("migrate", help="apply schema.sql (idempotent)").set_defaults(fn=cmd_migrate)
+    sub.add_parser(
+        "migrate", help="apply the missing migrations/NNNN_*.sql (schema.sql on an empty database)"
+    ).set_defaults(fn=cmd_migrate)
     sub.add_parser("ingest", help="run the edge (EVENTPLANE_INGEST_PORT)").set_defaults(fn=cmd_process)
     sub.add_parser("api", help="run the management API (EVENTPLANE_API_PORT)").set_defaults(fn=cmd_process)
     sub.add_parser("worker", help="run one worker process").set_defaults(fn=cmd_process)
@@ -188,6 +204,10 @@ def parser() -> argparse.ArgumentParser:
     wc.add_argument("--slug", required=True)
     wc.add_argument("--plan", default="free", choices=["free", "pro", "enterprise"])
     wc.set_defaults(fn=_async(_workspace_create))
+    wp = ws.add_parser("set-plan", help="set a workspace's plan (edges see it within a second); prints JSON")
+    wp.add_argument("slug")
+    wp.add_argument("plan", choices=sorted(plans.PLANS))
+    wp.set_defaults(fn=_async(_workspace_set_plan))
 
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
     kc = key.add_parser("create", help="create a key; prints JSON with the key (shown only here)")

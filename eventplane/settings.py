@@ -73,6 +73,8 @@ class Settings:
     log_format: str = "json"  # or "text"
     log_level: str = "INFO"
     worker_poll_delay: float = 0.05
+    # Seconds the edge may take, once uvicorn has finished its requests, to flush and stop its tasks.
+    shutdown_timeout: float = 10.0
     # arq's limit on one job. A killed worker's batch is run again by another worker once arq's
     # in-progress mark expires, job_timeout + 10 s after it started.
     job_timeout: float = 20.0
@@ -83,12 +85,16 @@ class Settings:
     # Management API (api/): sessions, invitations, rate limits, password hashing.
     access_token_ttl: int = 1800
     refresh_token_ttl: int = 30 * 24 * 3600
+    session_max_age: int = 30 * 24 * 3600  # a session ends this long after login, whatever its refreshes
     invitation_ttl: int = 7 * 24 * 3600
-    login_limit_per_email: int = 10  # attempts per login_window_seconds
+    login_limit_per_email: int = 10  # failed attempts per (email, client address) per login_window_seconds
     login_limit_per_ip: int = 100
     login_window_seconds: int = 300
     invite_limit_per_workspace: int = 50  # invitations per invite_window_seconds
     invite_window_seconds: int = 3600
+    signup_limit_per_ip: int = 10  # sign-ups per client address per signup_window_seconds
+    signup_window_seconds: int = 3600
+    password_hash_concurrency: int = 2  # argon2 hashes at once (each takes password_memory_kib)
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
     password_time_cost: int = 3
     password_memory_kib: int = 65536
@@ -123,6 +129,7 @@ class Settings:
             log_format=env.get("EVENTPLANE_LOG_FORMAT") or "json",
             log_level=env.get("EVENTPLANE_LOG_LEVEL") or "INFO",
             worker_poll_delay=_float(env, "EVENTPLANE_WORKER_POLL_DELAY", 0.05),
+            shutdown_timeout=_float(env, "EVENTPLANE_SHUTDOWN_TIMEOUT", 10.0),
             job_timeout=_float(env, "EVENTPLANE_JOB_TIMEOUT", 20.0),
             admin_token=Secret(admin) if admin else None,
             max_workspaces_per_user=_int(env, "MAX_WORKSPACES_PER_USER", 20),
@@ -130,6 +137,9 @@ class Settings:
             login_limit_per_email=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_EMAIL", 10),
             login_limit_per_ip=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_IP", 100),
             invite_limit_per_workspace=_int(env, "EVENTPLANE_INVITE_LIMIT_PER_WORKSPACE", 50),
+            session_max_age=_int(env, "EVENTPLANE_SESSION_MAX_AGE", 30 * 24 * 3600),
+            signup_limit_per_ip=_int(env, "EVENTPLANE_SIGNUP_LIMIT_PER_IP", 10),
+            password_hash_concurrency=_int(env, "EVENTPLANE_PASSWORD_HASH_CONCURRENCY", 2),
             dashboard_origins=_origins(env, "EVENTPLANE_DASHBOARD_ORIGINS"),
             behind_https=_flag(env, "EVENTPLANE_BEHIND_HTTPS"),
         )

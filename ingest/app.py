@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from eventplane import db, keys, scopes, servers
+from eventplane import db, keys, scopes, servers, tasks
 from eventplane.errors import ApiError
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_queue_writer, connect_redis
@@ -182,8 +182,8 @@ class IngestApp:
             retry_after=settings.retry_after_seconds,
         )
         deadlines = Deadlines(settings.body_timeout)
-        tasks = [
-            asyncio.create_task(coro)
+        background = [
+            asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
                 batcher.run(),
                 batcher.watch_depth(),
@@ -193,20 +193,29 @@ class IngestApp:
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
-        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, tasks)
+        edge = self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background)
         try:
             yield
         finally:
-            await batcher.drain()
-            await key_cache.write_last_used()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await db.close_pool(pool)
-            await redis.aclose()
-            for writer in writers:
-                await writer.aclose()
+            await self._shutdown(edge, writers)
             self.edge = None
+
+    async def _shutdown(self, edge: Edge, writers: list[Redis]) -> None:
+        """Flush, stop the background tasks, close. uvicorn waits for this without a limit, so every step
+        is bounded: settings.shutdown_timeout in all (+ at most a second for each close)."""
+        loop = asyncio.get_running_loop()
+        within = edge.settings.shutdown_timeout
+        deadline = loop.time() + within
+        try:
+            async with asyncio.timeout_at(deadline):
+                await edge.batcher.drain()
+                await edge.key_cache.write_last_used()
+        except TimeoutError:
+            log.error("shutdown: events still unqueued after %.1f s are dropped; none was answered 202", within)
+        await tasks.stop(edge.tasks, max(deadline - loop.time(), 1.0), log)
+        await db.close_pool(edge.pool, grace=max(deadline - loop.time(), 1.0))
+        for client in (edge.redis, *writers):
+            await client.aclose()  # each disconnect is bounded by socket_connect_timeout
 
 
 def _request_id(headers: Headers) -> str:

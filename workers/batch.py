@@ -17,11 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eventplane import tasks
 from eventplane.queue import RECEIVED_AT
 from workers.metrics import WorkerMetrics
 from workers.store import Outcome, Writer
 
 log = logging.getLogger("eventplane.workers.batch")
+CLOSE_SECONDS = 5.0  # for the run loop to stop
 
 
 @dataclass
@@ -53,9 +55,7 @@ class BatchWriter:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.stop([self._task], CLOSE_SECONDS, log)  # a plain cancel can be lost: eventplane/tasks.py
         if self._pending:
             await self._slots.acquire()
             self._start_commit()

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from api.permissions import PERMISSIONS, Role
-from tests.api.conftest import Team, new_account, new_team, unique_email
+from tests.api.conftest import Team, add_member, new_account, new_team, new_workspace, unique_email
 
 WS = "/api/v1/workspaces"
 
@@ -31,10 +31,7 @@ Operation = Callable[[httpx.AsyncClient, Team, dict[str, str]], Awaitable[httpx.
 
 
 async def _fresh_member(api: httpx.AsyncClient, team: Team) -> str:
-    r = await api.post(f"{WS}/{team.workspace_id}/members", json={"user_id": (await new_account(api)).id,
-                       "role": "VIEWER"}, headers=team.owner.headers)  # fmt: skip
-    member_id: str = r.json()["id"]
-    return member_id
+    return await add_member(api, team.owner, team.workspace_id, await new_account(api), "VIEWER")
 
 
 async def _update_role(api: httpx.AsyncClient, team: Team, h: dict[str, str]) -> httpx.Response:
@@ -75,7 +72,13 @@ OPERATIONS: dict[str, tuple[Operation, set[str]]] = {
 
 
 async def _add(api: httpx.AsyncClient, team: Team, h: dict[str, str]) -> httpx.Response:
+    """Add directly a user who shares a workspace (of their own) with the caller, as direct adds require."""
     user = await new_account(api)
+    theirs = await new_workspace(api, user)
+    caller_email = (await api.get("/api/v1/me", headers=h)).json()["email"]
+    r = await api.post(f"{WS}/{theirs['id']}/invites", json={"email": caller_email, "role": "VIEWER"},
+                       headers=user.headers)  # fmt: skip
+    assert (await api.post(f"{WS}/invites/{r.json()['token']}/accept", headers=h)).status_code == 200
     return await api.post(f"{WS}/{team.workspace_id}/members", json={"user_id": user.id, "role": "VIEWER"}, headers=h)
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import pkgutil
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -19,8 +20,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from redis.asyncio import Redis
 
 import eventplane
+from eventplane.keys import hash_key
+from eventplane.queue import Keys
 from eventplane.settings import Settings
 from tests.conftest import drain
 
@@ -71,6 +75,32 @@ def test_unknown_scope_and_unknown_workspace_are_refused(settings: Settings) -> 
     assert "unknown scope 'everything'" in bad.stderr and "track:write" in bad.stderr
     missing = _cli(settings, "key", "create", "--workspace", f"{slug}-nope")
     assert missing.returncode == 1 and "no workspace" in missing.stderr
+
+
+async def test_set_plan_changes_the_plan_and_tells_every_edge(settings: Settings, redis: Redis, keys: Keys) -> None:
+    slug = f"cli-{uuid.uuid4().hex[:8]}"
+    assert _cli(settings, "workspace", "create", "--name", "Plan Co", "--slug", slug).returncode == 0
+    key = json.loads(_cli(settings, "key", "create", "--workspace", slug).stdout)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.key_channel)
+    confirmed = await pubsub.get_message(timeout=5)
+    assert confirmed is not None and confirmed["type"] in ("subscribe", b"subscribe")
+    try:
+        done = await asyncio.to_thread(_cli, settings, "workspace", "set-plan", slug, "pro")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["plan"] == "pro"
+        deadline = time.monotonic() + 1
+        published: list[str] = []
+        while hash_key(key["key"]) not in published:
+            assert time.monotonic() < deadline, f"no invalidation within 1 s: {published}"
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                published.append(message["data"].decode() if isinstance(message["data"], bytes) else message["data"])
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    missing = _cli(settings, "workspace", "set-plan", "no-such-slug", "pro")
+    assert missing.returncode == 1 and "no workspace" in missing.stderr
+    assert _cli(settings, "workspace", "set-plan", slug, "platinum").returncode == 2  # argparse: not a plan
 
 
 PROCESSES = ("ingest", "api", "workers")
@@ -127,11 +157,11 @@ async def test_a_process_command_becomes_that_process_and_stops_on_sigterm(
                 await asyncio.sleep(0.05)
         # The same process (a supervisor's SIGTERM reaches it), now running `python -m <module>`.
         assert psutil.Process(proc.pid).cmdline()[1:] == ["-m", module]
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn drains, then re-raises the signal it caught (so the exit status is "killed by SIGTERM").
+        assert await asyncio.to_thread(proc.wait, 30) in (0, -signal.SIGTERM)
     finally:
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 30)
-        except subprocess.TimeoutExpired:  # the edge's shutdown sometimes hangs (on main too): not this test's
+        if proc.poll() is None:
             proc.kill()
             proc.wait()
 
