@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from typing import Any
 
@@ -91,11 +92,25 @@ async def _run_workers(settings: Settings, state: WorkerState) -> None:
         except TRANSIENT_ERRORS as exc:
             log.warning("lost Redis or Postgres (%s); starting the worker again in %.0f s", type(exc).__name__, delay)
         finally:
+            stop = _stop_on_signal()
             with contextlib.suppress(*TRANSIENT_ERRORS):
                 await worker.close()
             if worker.pool is not None:  # close() stops before closing it when Redis is gone
                 await worker.pool.close(close_connection_pool=True)
         if time.monotonic() - started > HEALTHY_AFTER:
             delay = 1.0
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return
         delay = min(delay * 2, 10.0)
+
+
+def _stop_on_signal() -> asyncio.Event:
+    """Until the next arq Worker installs its own handlers, SIGINT and SIGTERM set this event: the handlers
+    of the Worker that ended would drop them, and the process would not stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

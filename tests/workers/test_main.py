@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -110,3 +111,35 @@ async def test_a_worker_keeps_one_set_of_pools_and_its_metrics_across_redis_rest
             if proc.poll() is None:
                 proc.kill()
             log.close()
+
+
+async def test_sigterm_stops_a_worker_waiting_to_reconnect(
+    settings: Settings, tenant: Tenant, pool: asyncpg.Pool, worker_redis: tuple[str, Path], tmp_path: Path
+) -> None:
+    redis_url, redis_data = worker_redis
+    env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": redis_url, "EVENTPLANE_REDIS_PREFIX": "ep:",
+           "EVENTPLANE_WORKER_METRICS_PORT": "0", "EVENTPLANE_WORKER_POLL_DELAY": "0.02",
+           "EVENTPLANE_LOG_FORMAT": "text"}  # fmt: skip
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
+    proc = _spawn(["workers"], env, log)
+    try:
+        redis: Redis = connect_redis(redis_url)
+        try:
+            await queue.enqueue(redis, Keys("ep:"), [([row(tenant, "before-outage")], [])])
+        finally:
+            await redis.aclose()
+        await _wait_rows(pool, tenant, 1, proc)
+        servers.stop_valkey(redis_data)
+        # The second wait (2 s, after a worker that could not connect at all) leaves time to signal within it.
+        deadline = time.monotonic() + 30
+        while b"starting the worker again in 2 s" not in log_path.read_bytes():
+            assert time.monotonic() < deadline, "the worker did not try to start again"
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)  # while it waits to start again
+        assert await asyncio.to_thread(proc.wait, 10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
