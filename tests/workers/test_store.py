@@ -204,3 +204,25 @@ async def test_a_bug_in_our_rows_fails_the_store_instead_of_dead_lettering_it(
     assert await count(pool, tenant) == 0
     dead = await pool.fetchval("SELECT count(*) FROM dead_letters WHERE workspace_id = $1", tenant.workspace_id)
     assert dead == 0
+
+
+async def test_a_bug_in_one_job_fails_only_that_job_not_its_batch_mates(
+    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+) -> None:
+    batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=0.2, concurrency=1)
+    batch.start()
+    unencoded = (*row(tenant, "mate-bug")[:6], "{}", *row(tenant, "x")[7:])  # properties not bytes
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                batch.add([row(tenant, "mate-1"), row(tenant, "mate-2")], "good-1"),
+                batch.add([unencoded], "buggy"),
+                batch.add([row(tenant, "mate-3")], "good-2"),
+                return_exceptions=True,
+            ),
+            30,
+        )
+    finally:
+        await batch.close()
+    assert [type(r) for r in results] == [type(None), TypeError, type(None)]
+    assert await count(pool, tenant) == 3
