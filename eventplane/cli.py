@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import apikeys, db, logs, plans, scopes, servers, serving, tenants
+from eventplane import apikeys, db, plans, scopes, servers, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
 
@@ -141,39 +141,20 @@ def _async(
     return run
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    settings = Settings.from_env()
-    logs.configure(settings.log_format, settings.log_level)
-    config = serving.config(
-        "ingest.app:app", settings, host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
-        access_log=False, log_config=None, timeout_graceful_shutdown=20, server_header=False,
-    )  # fmt: skip
-    uvicorn.Server(config).run()
-    return 0
+# The processes live in their own packages (the core imports none of them): these commands become them.
+PROCESSES = {"ingest": "ingest", "api": "api", "worker": "workers"}
 
 
-def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    settings = Settings.from_env()
-    logs.configure(settings.log_format, settings.log_level)
-    config = serving.config("api.app:app", settings, host=settings.api_host, port=settings.api_port, loop="uvloop",
-                            log_config=None, timeout_graceful_shutdown=20, server_header=False)  # fmt: skip
-    uvicorn.Server(config).run()
-    return 0
+def process_argv(command: str) -> list[str]:
+    """How to start one process: `python -m <its package>` with this interpreter."""
+    return [sys.executable, "-m", PROCESSES[command]]
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    import uvloop
-
-    from workers.main import serve
-
-    settings = _resolved(args)
-    logs.configure(settings.log_format, settings.log_level)
-    uvloop.run(serve(settings))
-    return 0
+def cmd_process(args: argparse.Namespace) -> int:
+    argv = process_argv(args.command)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # same pid: signals from a supervisor (SIGTERM) reach the process itself
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -185,8 +166,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         asyncio.run(db.migrate(settings.dsn))
         env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": settings.redis_dsn}
         env.setdefault("EVENTPLANE_LOG_FORMAT", "text")  # people read these; set json to get JSON
-        me = [sys.executable, "-m", "eventplane.cli"]
-        commands = {"ingest": [*me, "ingest"], "api": [*me, "api"], "worker": [*me, "worker"]}
+        commands = {name: process_argv(name) for name in PROCESSES}
         print(f"EventPlane dev: ingest http://{settings.ingest_host}:{settings.ingest_port}  "
               f"api http://{settings.api_host}:{settings.api_port}  (Ctrl-C stops)", flush=True)  # fmt: skip
         asyncio.run(Supervisor(commands, env).run())
@@ -210,9 +190,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "migrate", help="apply the missing migrations/NNNN_*.sql (schema.sql on an empty database)"
     ).set_defaults(fn=cmd_migrate)
-    sub.add_parser("ingest", help="run the edge (EVENTPLANE_INGEST_PORT)").set_defaults(fn=cmd_ingest)
-    sub.add_parser("api", help="run the management API (EVENTPLANE_API_PORT)").set_defaults(fn=cmd_api)
-    sub.add_parser("worker", help="run one arq worker").set_defaults(fn=cmd_worker)
+    sub.add_parser("ingest", help="run the edge (EVENTPLANE_INGEST_PORT)").set_defaults(fn=cmd_process)
+    sub.add_parser("api", help="run the management API (EVENTPLANE_API_PORT)").set_defaults(fn=cmd_process)
+    sub.add_parser("worker", help="run one worker process").set_defaults(fn=cmd_process)
 
     srv = sub.add_parser("servers", help="embedded servers").add_subparsers(dest="action", required=True)
     srv.add_parser("stop", help="stop the embedded Postgres and Valkey").set_defaults(fn=cmd_servers_stop)

@@ -3,7 +3,8 @@
 A job carries a list of rows (see `Row`). The edge enqueues with one Lua script call (arq's own
 `enqueue_job` takes three, and one dedicated connection each), writing arq's job format with arq's
 `serialize_job`, so arq workers run the jobs unchanged. Beside each job the edge records its event count,
-so the depth of the queue in events is one GET; the worker removes the record after its commit, once.
+so the depth of the queue in events is one GET; the worker removes the record after its commit, once,
+and its maintenance job removes those of jobs arq ended without running our code (`reconcile_depth`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class Keys:
     @property
     def queued_events(self) -> str:
         return f"{self.prefix}queued_events"
+
+    @property
+    def failures(self) -> str:
+        """Per job id, how many times storing it failed for an unexpected reason (not a transient one)."""
+        return f"{self.prefix}failures"
 
     @property
     def key_channel(self) -> str:
@@ -223,6 +229,7 @@ if n then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('DECRBY', KEYS[2], n)
 end
+redis.call('HDEL', KEYS[3], ARGV[1])
 return n
 """
 )
@@ -230,7 +237,59 @@ return n
 
 async def mark_stored(redis: Redis, keys: Keys, job_id: str) -> None:
     """Remove a stored job from the queue depth. Idempotent: a job run twice decrements once."""
-    await DONE(redis, [keys.pending, keys.queued_events], [job_id])
+    await DONE(redis, [keys.pending, keys.queued_events, keys.failures], [job_id])
+
+
+async def count_failure(redis: Redis, keys: Keys, job_id: str) -> int:
+    """Record one unexpected failure of a job; returns how many it has had (mark_stored forgets them)."""
+    n: int = await redis.hincrby(keys.failures, job_id, 1)  # type: ignore[misc]
+    return n
+
+
+# Each id whose arq job key is gone: arq ended that job without our code (its own timeout, max tries,
+# the key's expiry), so it will never run and its events are not queued any more. Remove its count.
+# Race-free: ENQUEUE writes a job key and its count in one atomic script, so a count without a job key
+# is never a job being enqueued; DONE and this script both remove a count only with HGET + HDEL in one
+# script, so a job is subtracted once whichever comes first. Each script keeps the depth equal to the
+# sum of the counts, so removing the stale counts is enough to make the depth true again.
+RECONCILE = Lua(
+    """
+local removed = 0
+for i = 4, #KEYS do
+  local id = ARGV[i - 3]
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local n = redis.call('HGET', KEYS[1], id)
+    if n then
+      redis.call('HDEL', KEYS[1], id)
+      redis.call('DECRBY', KEYS[2], n)
+      removed = removed + tonumber(n)
+    end
+    redis.call('HDEL', KEYS[3], id)
+  end
+end
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[2], 0)
+end
+return removed
+"""
+)
+
+
+async def reconcile_depth(redis: Redis, keys: Keys, chunk: int = 500) -> int:
+    """Drop the counts of jobs that no longer exist; returns the events removed from the depth.
+
+    Walks the counts with HSCAN, a chunk per script call, so Redis is never blocked for long however
+    many jobs are queued. A job enqueued during the walk may be missed; it exists, so that is right.
+    """
+    removed, cursor = 0, 0
+    while True:
+        cursor, counts = await redis.hscan(keys.pending, cursor, count=chunk)
+        ids = [i.decode() for i in counts]
+        if ids or cursor == 0:
+            job_keys = [job_key_prefix + i for i in ids]
+            removed += int(await RECONCILE(redis, [keys.pending, keys.queued_events, keys.failures, *job_keys], ids))
+        if cursor == 0:
+            return removed
 
 
 async def depth(redis: Redis, keys: Keys) -> tuple[int, float]:

@@ -14,17 +14,18 @@ import time
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from eventplane import apikeys, keyauth
 from eventplane.apikeys import KeyInfo
-from eventplane.errors import ApiError
+from eventplane.errors import TRANSIENT_ERRORS, ApiError
 from eventplane.queue import Keys
 from eventplane.redis_client import raise_if_cancelled
 from ingest.asgi import Headers
 
 log = logging.getLogger("eventplane.ingest.auth")
 MAX_LOCAL_ENTRIES = 100_000
+# Postgres cannot answer: any Postgres error, not only the transient ones, means 503, never a 500.
+LOOKUP_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
 LAST_USED_FLUSH_SECONDS = 20.0  # + the worker folding every 30 s: last_used_at lags under 60 s
 
 
@@ -71,7 +72,7 @@ class KeyCache:
         redis_key = self._keys.api_key(key_hash)
         try:
             raw = await self._redis.get(redis_key)
-        except (RedisError, OSError):
+        except TRANSIENT_ERRORS:
             return await self._load(key_hash)  # Redis down: Postgres still answers who the key is
         if raw is not None:
             cached = apikeys.unseal(self._keys, key_hash, raw)
@@ -81,7 +82,7 @@ class KeyCache:
             log.warning("a key-cache entry in Redis failed its check (forged, tampered or stale); using Postgres")
         info = await self._load(key_hash)
         sealed = apikeys.seal(self._keys, key_hash, info)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*TRANSIENT_ERRORS):
             if raw is None:
                 # NX: never overwrite a newer state the API wrote while we were reading Postgres.
                 await self._redis.set(redis_key, sealed, ex=apikeys.ttl_for(info), nx=True)
@@ -92,7 +93,7 @@ class KeyCache:
     async def _load(self, key_hash: str) -> KeyInfo:
         try:
             return await apikeys.load(self._pool, key_hash)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except LOOKUP_ERRORS as exc:
             log.warning("key lookup failed: %s", type(exc).__name__)
             raise ApiError(
                 503,
@@ -120,7 +121,7 @@ class KeyCache:
                     if message is not None:
                         self._local.pop(message["data"].decode(), None)
                         self._generation += 1
-            except (RedisError, OSError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 raise_if_cancelled()
                 if self._live:
                     log.warning("key invalidation channel lost (%s); bypassing local cache", type(exc).__name__)
@@ -129,7 +130,7 @@ class KeyCache:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*TRANSIENT_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _invalidate_all(self) -> None:
@@ -137,7 +138,7 @@ class KeyCache:
         self._generation += 1
 
     async def flush_last_used(self) -> None:
-        """Every 30 s, hand the ids of keys used since to Redis; a worker folds them into Postgres."""
+        """Every 20 s, hand the ids of keys used since to Redis; a worker folds them into Postgres."""
         while True:
             await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
             await self.write_last_used()
@@ -150,5 +151,5 @@ class KeyCache:
         now = str(int(time.time()))
         try:
             await self._redis.hset(self._keys.key_last_used, mapping=dict.fromkeys(used, now))  # type: ignore[misc]
-        except (RedisError, OSError):
+        except TRANSIENT_ERRORS:
             self._used |= used  # try again next time

@@ -18,10 +18,9 @@ import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from eventplane import queue
-from eventplane.errors import ApiError, unavailable
+from eventplane.errors import TRANSIENT_ERRORS, ApiError, unavailable
 from eventplane.queue import Batch, Group, Keys, Row
 from eventplane.rates import UNLIMITED, Rate, limited
 from eventplane.redis_client import raise_if_cancelled
@@ -145,7 +144,7 @@ class Batcher:
             results = await asyncio.wait_for(
                 queue.enqueue_groups(writer, self._keys, [group for group, _ in taken]), ENQUEUE_TIMEOUT
             )
-        except (RedisError, OSError, TimeoutError) as exc:
+        except TRANSIENT_ERRORS as exc:
             request_ids = [item.request_id for _, items in taken for item in items]
             log.warning("enqueue failed (%s): answering 503", type(exc).__name__, extra={"request_ids": request_ids})
             error = unavailable("QUEUE_UNAVAILABLE", "The event queue is unreachable; retry", self._retry_after)
@@ -174,7 +173,7 @@ class Batcher:
         """Keep `overloaded` current: one GET every 100 ms, not one per request."""
         stats = self._metrics.stats
         while True:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*TRANSIENT_ERRORS):
                 self.depth, oldest = await queue.depth(self._redis, self._keys)
                 self.overloaded = self.depth > self._high_water
                 stats.queue_depth, stats.queue_oldest_age = self.depth, oldest

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventplane import tasks
+from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.queue import RECEIVED_AT
 from workers.metrics import WorkerMetrics
 from workers.store import Outcome, Writer
@@ -93,12 +94,25 @@ class BatchWriter:
         task.add_done_callback(self._flushes.discard)
 
     async def _commit(self, pending: list[Pending]) -> None:
+        try:
+            await self._store(pending, isolate=len(pending) > 1)
+        finally:
+            self._slots.release()
+
+    async def _store(self, pending: list[Pending], *, isolate: bool) -> None:
         rows = [row for p in pending for row in p.rows]
         started = time.monotonic()
         try:
             outcome = await self._writer.store(rows)
         except BaseException as exc:  # handed to every waiting job, which decides retry or not
             self._metrics.failed_commits.inc()
+            if isolate and isinstance(exc, Exception) and not isinstance(exc, TRANSIENT_ERRORS):
+                # An unexpected error is one job's (a bug in its rows): store each job alone, so that
+                # only that one fails, is counted and, in the end, parked; not its batch-mates.
+                log.warning("commit of %d jobs failed (%r); storing them one by one", len(pending), exc)
+                for p in pending:
+                    await self._store([p], isolate=False)
+                return
             for p in pending:
                 if not p.future.done():
                     p.future.set_exception(exc)
@@ -109,8 +123,6 @@ class BatchWriter:
                 if not p.future.done():
                     p.future.set_result(None)
             self._record(pending, len(rows), outcome, time.monotonic() - started)
-        finally:
-            self._slots.release()
 
     def _record(self, pending: list[Pending], rows: int, outcome: Outcome, seconds: float) -> None:
         m = self._metrics

@@ -5,9 +5,10 @@ claims each (workspace_id, message_id) in the `event_ids` ledger and inserts onl
 and bumps the usage counters for exactly those rows. Running a batch twice, or receiving an SDK's retry
 in a later batch, therefore stores nothing twice.
 
-The staging table's columns are types asyncpg encodes in C (bytea for the JSON text, bigint for the
-microsecond timestamps); Postgres converts them in the INSERT. Python-side codecs for jsonb and
-timestamptz made the COPY 2-3 times slower.
+The staging table has one column per queued row field, of types asyncpg encodes in C: bytea for the
+JSON text, bigint for the edge's receipt time in microseconds (the client's timestamp and sent_at stay
+timestamptz); Postgres converts them in the INSERT. Python-side codecs for jsonb and timestamptz made the COPY 2-3 times
+slower.
 """
 
 from __future__ import annotations
@@ -86,16 +87,16 @@ SELECT count(*) FROM stored
 """
 # The common case: no id in the batch was stored before. A plain insert into the ledger (a duplicate
 # fails the statement) and every staged row into events: no ON CONFLICT, no join. About half the
-# ledger's cost of the general statement below, measured on 5,000-row batches.
+# ledger's cost of the general statement below, measured on 5,000-row batches. Both statements claim
+# ids in key order, so two transactions with overlapping ids wait for each other instead of deadlocking.
 _STORE_NEW = f"""
 WITH claimed AS (
-    INSERT INTO event_ids (workspace_id, message_id) SELECT workspace_id, message_id FROM ep_stage
+    INSERT INTO event_ids (workspace_id, message_id) SELECT workspace_id, message_id FROM ep_stage ORDER BY 1, 2
 ), stored AS ({_ROWS}
     {_RETURNING}
 {_COUNT}"""
 # After a duplicate (an SDK retry, a job run twice, one id twice in the batch): claim what is free and
-# store only what was claimed, the first staged row of each id. Claims are taken in key order, so that
-# concurrent transactions lock the ledger's keys in the same order.
+# store only what was claimed, the first staged row of each id.
 _STORE_DEDUP = f"""
 WITH fresh AS (
     INSERT INTO event_ids (workspace_id, message_id)
@@ -113,13 +114,14 @@ INSERT INTO dead_letters (workspace_id, message_id, payload, reason, sqlstate)
 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, message_id) DO NOTHING
 """
 
-# Errors that mean "this row can never be stored" (bad data), as opposed to "not now" (see jobs.py).
+# "This row can never be stored": Postgres refused its data (SQLSTATE class 22, data exception; 23,
+# integrity constraint; 54, program limit such as an oversized value). Only these dead-letter a row.
+# Anything else raised while storing (our own TypeError, ValueError, ...) is a bug: the job fails loudly,
+# is retried, and is parked after jobs.GIVE_UP_ON_BUGS_AFTER such failures.
 REJECTED: tuple[type[BaseException], ...] = (
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
-    UnicodeEncodeError,
-    ValueError,
-    TypeError,
+    asyncpg.ProgramLimitExceededError,
 )
 
 
@@ -142,8 +144,8 @@ class Writer:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, connections: int) -> Writer:
-        return cls(await db.create_pool(dsn, min_size=1, max_size=connections))
+    async def connect(cls, dsn: str, connections: int, **pool_kwargs: Any) -> Writer:
+        return cls(await db.create_pool(dsn, min_size=1, max_size=connections, **pool_kwargs))
 
     async def close(self) -> None:
         await db.close_pool(self._pool)
@@ -197,7 +199,8 @@ class Writer:
 def dump_row(row: Sequence[Any]) -> bytes:
     """A queued row as JSON (properties inlined as text), for a human reading dead_letters."""
     record = dict(zip(ROW_FIELDS, row, strict=False))
-    record["properties"] = bytes(record["properties"]).decode("utf-8", "backslashreplace")
-    if record.get("context") is not None:
-        record["context"] = bytes(record["context"]).decode("utf-8", "backslashreplace")
+    for field in ("properties", "context"):  # JSON text; a row our own bug mangled may hold anything
+        value = record.get(field)
+        if isinstance(value, bytes | bytearray | memoryview):
+            record[field] = bytes(value).decode("utf-8", "backslashreplace")
     return orjson.dumps(record, default=repr, option=orjson.OPT_NON_STR_KEYS)

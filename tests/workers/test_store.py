@@ -6,21 +6,24 @@ import asyncio
 import datetime as dt
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import asyncpg
+import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
 from eventplane import queue
+from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.queue import Keys, Row
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain
 from workers import jobs
 from workers.batch import BatchWriter
 from workers.metrics import WorkerMetrics
-from workers.store import Writer
+from workers.state import WorkerState
+from workers.store import Outcome, Writer
 
 
 def row(tenant: Tenant, message_id: str, *, event_type: str = "e", properties: bytes = b"{}", days: int = 0) -> Row:
@@ -47,22 +50,14 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
     rows = [row(tenant, f"m{i}") for i in range(50)]
     (job_id,) = await queue.enqueue(redis, keys, [(rows, ["req-1"])])
     assert (await queue.depth(redis, keys))[0] == 50
-    batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=0.01, concurrency=1)
-    batch.start()
-    ctx: dict[str, Any] = {
-        "batch": batch,
-        "redis": redis,
-        "keys": keys,
-        "job_id": job_id,
-        "job_try": 1,
-        "deadline": 10.0,
-    }
+    state = await WorkerState.open(fresh)
+    ctx: dict[str, Any] = {"state": state, "redis": redis, "job_id": job_id, "job_try": 1}
     as_queued: list[list[Any]] = queue.deserialize(queue.serialize(rows))  # what arq hands the job
     await jobs.store_events(ctx, as_queued)
     assert await count(pool, tenant) == 50
     # The worker died before arq recorded the result, so arq runs the same job again.
     await jobs.store_events({**ctx, "job_try": 2}, as_queued)
-    await batch.close()
+    await state.close()
     assert await count(pool, tenant) == 50
     usage = await pool.fetchval("SELECT sum(events) FROM usage_daily WHERE workspace_id = $1", tenant.workspace_id)
     assert usage == 50
@@ -134,7 +129,7 @@ async def test_a_failed_commit_fails_every_job_in_it(tenant: Tenant, settings: S
     batch = BatchWriter(broken, WorkerMetrics(), max_rows=5000, max_age=0.01, concurrency=1)
     batch.start()
     results = await asyncio.gather(*(batch.add([row(tenant, f"x{j}")]) for j in range(3)), return_exceptions=True)
-    assert all(isinstance(r, jobs.TRANSIENT) for r in results), results
+    assert all(isinstance(r, TRANSIENT_ERRORS) for r in results), results
     await batch.close()
 
 
@@ -161,3 +156,73 @@ async def test_the_insert_corrects_event_time_for_client_clock_skew(
         "ts-only": ts,
         "skewed": received - dt.timedelta(seconds=30),
     }
+
+
+async def test_concurrent_commits_of_overlapping_ids_in_opposite_orders_store_each_once(
+    tenant: Tenant, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    first, second = await Writer.connect(settings.dsn, 1), await Writer.connect(settings.dsn, 1)
+    try:
+        for attempt in range(4):
+            ids = [f"o{attempt}-{i:05d}" for i in range(2000)]
+            # Other event types: the usage counters' rows differ and do not put the two in sequence.
+            forward = [row(tenant, m, event_type="a") for m in ids]
+            backward = [row(tenant, m, event_type="b") for m in reversed(ids)]
+            outcomes = await _together(pool, first.store(forward), second.store(backward))
+            assert all(isinstance(o, Outcome) for o in outcomes), outcomes  # no DeadlockDetectedError
+            assert sum(o.stored for o in outcomes if isinstance(o, Outcome)) == 2000
+    finally:
+        await first.close()
+        await second.close()
+    ids = await pool.fetchval(
+        "SELECT count(DISTINCT message_id) FROM events WHERE workspace_id = $1", tenant.workspace_id
+    )
+    assert (await count(pool, tenant), ids) == (8000, 8000)
+
+
+async def _together(pool: asyncpg.Pool, *stores: Coroutine[Any, Any, Outcome]) -> list[Outcome | BaseException]:
+    """Run the stores with their ledger inserts starting at the same moment: a SHARE lock on event_ids
+    holds every insert back until all of them wait for it (else one usually ends before the next starts)."""
+    async with pool.acquire() as gate, gate.transaction():
+        await gate.execute("LOCK TABLE event_ids IN SHARE MODE")
+        running = asyncio.gather(*stores, return_exceptions=True)
+        deadline = time.monotonic() + 10
+        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'event_ids'::regclass AND NOT granted"
+        while await pool.fetchval(waiting) < len(stores):
+            assert time.monotonic() < deadline, "the stores never reached the ledger"
+            await asyncio.sleep(0.01)
+    return await asyncio.wait_for(running, 30)
+
+
+async def test_a_bug_in_our_rows_fails_the_store_instead_of_dead_lettering_it(
+    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+) -> None:
+    good = row(tenant, "fine")
+    unencoded = (*row(tenant, "str-properties")[:6], "{}", *row(tenant, "x")[7:])  # properties not bytes
+    with pytest.raises(TypeError):
+        await writer.store([good, unencoded])
+    assert await count(pool, tenant) == 0
+    dead = await pool.fetchval("SELECT count(*) FROM dead_letters WHERE workspace_id = $1", tenant.workspace_id)
+    assert dead == 0
+
+
+async def test_a_bug_in_one_job_fails_only_that_job_not_its_batch_mates(
+    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+) -> None:
+    batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=0.2, concurrency=1)
+    batch.start()
+    unencoded = (*row(tenant, "mate-bug")[:6], "{}", *row(tenant, "x")[7:])  # properties not bytes
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                batch.add([row(tenant, "mate-1"), row(tenant, "mate-2")], "good-1"),
+                batch.add([unencoded], "buggy"),
+                batch.add([row(tenant, "mate-3")], "good-2"),
+                return_exceptions=True,
+            ),
+            30,
+        )
+    finally:
+        await batch.close()
+    assert [type(r) for r in results] == [type(None), TypeError, type(None)]
+    assert await count(pool, tenant) == 3
