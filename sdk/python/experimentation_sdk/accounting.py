@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+MAX_REPORTED = 10**9  # the edge's limit per reason and report; the rest travels in the next one
+
 
 @dataclass(frozen=True)
 class Report:
@@ -57,7 +59,7 @@ class Ledger:
     def report(self) -> Report | None:
         """A new report of every drop not yet acknowledged, or None when there is none."""
         with self.lock:
-            counts = {reason: n for reason, n in self.unreported.items() if n > 0}
+            counts = {reason: min(n, MAX_REPORTED) for reason, n in self.unreported.items() if n > 0}
         return Report(str(uuid.uuid4()), counts) if counts else None
 
     def has_unreported(self) -> bool:

@@ -38,6 +38,7 @@ class Core:
         self._warned: dict[str, float] = {}
         self._spool_read = options.sync_mode  # the first sender thread sends what earlier clients spooled
         self._reset_state()
+        self._spool_busy = self.spool is not None and not options.sync_mode  # flush waits for the spool too
         self._closed = False
         lifecycle.register(self)
         if options.sync_mode:
@@ -59,6 +60,7 @@ class Core:
         self._stopping = False
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
+        self._spool_busy = False
 
     # -- the caller's side ------------------------------------------------------------------------------
 
@@ -171,7 +173,12 @@ class Core:
         with self._cond:
             read_spool, self._spool_read = not self._spool_read, True
         if read_spool:
-            self._send_spooled()
+            try:
+                self._send_spooled()
+            finally:
+                with self._cond:
+                    self._spool_busy = False
+                    self._cond.notify_all()
         while True:
             batch = self._next_batch()
             if batch is None:
@@ -232,7 +239,7 @@ class Core:
             self._cond.notify_all()
 
     def _drained(self, reports_before: int) -> bool:
-        if self._queue or self._in_flight is not None:
+        if self._queue or self._in_flight is not None or self._spool_busy:
             return False
         return (
             not self.ledger.has_unreported()

@@ -50,6 +50,7 @@ class Delivery:
     def send(self, batch: Batch, abort: threading.Event, budget: float | None = None) -> Result:
         deadline = time.monotonic() + (self._options.retry_budget if budget is None else budget)
         attempt = 0
+        quick_retry = True  # one immediate retry for a kept-alive connection the server had closed
         while True:
             attempt += 1
             headers = {**self._headers, "X-Request-Id": batch.id}
@@ -57,10 +58,12 @@ class Delivery:
                 headers["X-Retry-Count"] = str(attempt - 1)
             status: int | None = None
             hint: float | None = None
+            stale = False
             try:
                 resp = self._transport.request("POST", BATCH_PATH, batch.body(self._options.gzip), headers)
             except TransportError as exc:
                 failure = Result(Outcome.EXHAUSTED, attempt, message=str(exc))
+                stale = exc.reused
             else:
                 status = resp.status
                 if 200 <= status < 300:
@@ -70,7 +73,10 @@ class Delivery:
                 if not retryable(status):
                     return Result(Outcome.REJECTED, attempt, status, code, message, details)
                 hint = retry_after(resp.headers.get("retry-after"))
-            delay = self._backoff.delay(attempt, hint)
+            if stale and quick_retry:
+                quick_retry, delay = False, 0.0
+            else:
+                delay = self._backoff.delay(attempt, hint)
             if time.monotonic() + delay > deadline:
                 return failure
             log.info(

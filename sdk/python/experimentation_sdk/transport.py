@@ -19,7 +19,14 @@ _IDLE = 4  # connections kept for reuse
 
 
 class TransportError(Exception):
-    """No HTTP answer: connection refused or reset, timeout, TLS failure, malformed response."""
+    """No HTTP answer: connection refused or reset, timeout, TLS failure, malformed response.
+
+    `reused`: it happened on a kept-alive connection, which the server may simply have closed while
+    idle; worth one immediate retry on a fresh connection."""
+
+    def __init__(self, message: str, reused: bool) -> None:
+        super().__init__(message)
+        self.reused = reused
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,8 @@ class Transport:
         self._lock = threading.Lock()
 
     def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
-        """One request. A kept-alive connection the server had closed is retried once on a fresh one:
-        that is the connection's fault, not a failure of the request."""
         conn, reused = self._checkout()
-        try:
-            return self._exchange(conn, method, path, body, headers)
-        except TransportError:
-            if not reused:
-                raise
-        return self._exchange(self._connect(), method, path, body, headers)
+        return self._exchange(conn, reused, method, path, body, headers)
 
     def reset(self) -> None:
         """Forget every connection (after fork: the sockets belong to the parent)."""
@@ -64,7 +64,13 @@ class Transport:
             conn.close()
 
     def _exchange(
-        self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None, headers: dict[str, str]
+        self,
+        conn: http.client.HTTPConnection,
+        reused: bool,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
     ) -> Response:
         try:
             conn.request(method, self._prefix + path, body=body, headers={"User-Agent": USER_AGENT, **headers})
@@ -74,7 +80,8 @@ class Transport:
             keep = not resp.will_close and resp.isclosed()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise TransportError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
+            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise TransportError(text, reused) from exc
         if keep:
             self._checkin(conn)
         else:
