@@ -10,12 +10,12 @@ import time
 import asyncpg
 import httpx
 import pytest
+from experimentation_sdk import DeliveryError, ExperimentationClient
 from redis.asyncio import Redis
 
 from eventplane import client_drops
 from eventplane.queue import Keys
 from eventplane.settings import Settings
-from experimentation_sdk import DeliveryError, ExperimentationClient
 from tests.conftest import Tenant, drain
 from tests.sdk.python.conftest import stored
 from tests.sdk.python.faults import fault_proxy
