@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import asyncpg
 import httpx
@@ -20,7 +21,10 @@ from tests.conftest import Tenant, drain
 from tests.sdk.python.conftest import stored
 from tests.sdk.python.faults import fault_proxy
 
-PAUSED = {"flush_interval": 60.0, "batch_size": 100}  # nothing leaves until flush(): the queue fills up
+
+def paused(key: str, url: str, **options: Any) -> ExperimentationClient:
+    """A client that sends nothing until flush() (batches of 100, a minute apart): its queue fills up."""
+    return ExperimentationClient(key, url, flush_interval=60.0, **options)
 
 
 async def usage_dropped(api: httpx.AsyncClient, tenant: Tenant) -> dict[str, int]:
@@ -41,7 +45,7 @@ async def test_queue_full_drops_are_counted_and_visible_on_the_server(
 ) -> None:
     errors: list[DeliveryError] = []
     async with fault_proxy(edge_url) as proxy:
-        client = ExperimentationClient(tenant.key, proxy.url, max_queue_size=3, on_error=errors.append, **PAUSED)
+        client = paused(tenant.key, proxy.url, max_queue_size=3, on_error=errors.append)
         results = [client.track("full", user_id="u1", message_id=f"m-{i}") for i in range(5)]
         assert results == [True, True, True, False, False]
         assert dict(client.stats().dropped) == {"queue_full": 2}
@@ -64,7 +68,7 @@ async def test_queue_full_drops_are_counted_and_visible_on_the_server(
 async def test_drop_oldest_keeps_the_newest(
     edge_url: str, tenant: Tenant, pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    client = ExperimentationClient(tenant.key, edge_url, max_queue_size=3, queue_full="drop_oldest", **PAUSED)
+    client = paused(tenant.key, edge_url, max_queue_size=3, queue_full="drop_oldest")
     assert all(client.track("full", user_id="u1", message_id=f"m-{i}") for i in range(5))
     assert await asyncio.to_thread(client.flush, 10)  # what was queued when flush began was delivered
     await asyncio.to_thread(client.close)
@@ -74,9 +78,7 @@ async def test_drop_oldest_keeps_the_newest(
 
 
 async def test_block_policy_waits_then_drops(edge_url: str, tenant: Tenant) -> None:
-    client = ExperimentationClient(
-        tenant.key, edge_url, max_queue_size=2, queue_full="block", block_timeout=0.3, **PAUSED
-    )
+    client = paused(tenant.key, edge_url, max_queue_size=2, queue_full="block", block_timeout=0.3)
     assert client.track("a", user_id="u1") and client.track("b", user_id="u1")
     started = time.monotonic()
     assert not client.track("c", user_id="u1")
@@ -86,7 +88,9 @@ async def test_block_policy_waits_then_drops(edge_url: str, tenant: Tenant) -> N
 
 
 async def test_block_policy_gets_room_when_the_sender_takes_a_batch(edge_url: str, tenant: Tenant) -> None:
-    client = ExperimentationClient(tenant.key, edge_url, max_queue_size=2, queue_full="block", block_timeout=10)
+    client = ExperimentationClient(
+        tenant.key, edge_url, max_queue_size=2, queue_full="block", block_timeout=10, flush_interval=0.01
+    )
     done = await asyncio.to_thread(lambda: [client.track("e", user_id="u1") for _ in range(20)])
     assert all(done)
     assert await asyncio.to_thread(client.flush, 10)
@@ -98,7 +102,7 @@ async def test_bad_events_are_dropped_alone_and_their_batch_mates_stored(
     edge_url: str, tenant: Tenant, pool: asyncpg.Pool, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     errors: list[DeliveryError] = []
-    client = ExperimentationClient(tenant.key, edge_url, on_error=errors.append, **PAUSED)
+    client = ExperimentationClient(tenant.key, edge_url, on_error=errors.append)
     with caplog.at_level(logging.ERROR, logger="experimentation_sdk"):
         assert client.track("ok", user_id="u1", message_id="m-ok-1")
         assert not client.track("huge", user_id="u1", properties={"blob": "x" * 40_000})
@@ -117,7 +121,7 @@ async def test_bad_events_are_dropped_alone_and_their_batch_mates_stored(
 
 async def test_report_keeps_its_id_across_retries_and_stays_until_acknowledged(edge_url: str, tenant: Tenant) -> None:
     async with fault_proxy(edge_url, ["503", "lose"]) as proxy:
-        client = ExperimentationClient(tenant.key, proxy.url, max_queue_size=1, backoff_base=0.01, **PAUSED)
+        client = paused(tenant.key, proxy.url, max_queue_size=1, backoff_base=0.01)
         client.track("a", user_id="u1")
         client.track("b", user_id="u1")  # dropped: queue_full
         assert await asyncio.to_thread(client.flush, 10)
