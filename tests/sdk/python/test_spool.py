@@ -10,12 +10,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from experimentation_sdk import ExperimentationClient
 from redis.asyncio import Redis
 
 from eventplane import client_drops
 from eventplane.queue import Keys
 from eventplane.settings import Settings
-from experimentation_sdk import ExperimentationClient
 from tests.conftest import Tenant, drain
 from tests.sdk.python.conftest import dead_url, stored
 from tests.sdk.python.faults import fault_proxy
