@@ -125,9 +125,9 @@ class Core:
                 self._abort.set()  # a batch waiting to retry comes back to us, for the spool
             self._cond.notify_all()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(max(deadline - time.monotonic(), 0.1))
-        elif thread is None or not thread.is_alive():
+        if thread is None or not thread.is_alive():  # none ran (or it died): what is left is sent from here
             self._send_inline_until(deadline)
         with self._cond:
             batches, self._leftover = self._leftover, []

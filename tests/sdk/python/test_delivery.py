@@ -154,3 +154,20 @@ async def test_async_client(edge_url: str, tenant: Tenant, pool: asyncpg.Pool, s
     rows = await stored(pool, tenant.workspace_id)
     assert sorted(rows) == ["m-a1", "m-a2"]
     assert rows["m-a2"]["event_type"] == "$identify"
+
+
+async def test_many_threads_tracking_at_once_each_event_stored_once(
+    edge_url: str, tenant: Tenant, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    client = ExperimentationClient(tenant.key, edge_url)
+
+    def track_many(thread: int) -> None:
+        for i in range(400):
+            client.track("concurrent", user_id=f"u{thread}", message_id=f"t{thread}-{i}")
+
+    await asyncio.gather(*(asyncio.to_thread(track_many, t) for t in range(8)))
+    assert await asyncio.to_thread(client.flush, 30)
+    await asyncio.to_thread(client.close)
+    assert (client.stats().sent, dict(client.stats().dropped)) == (3200, {})
+    await drain(settings)
+    assert len(await stored(pool, tenant.workspace_id)) == 3200
