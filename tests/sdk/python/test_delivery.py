@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import time
 import uuid
 
 import asyncpg
@@ -120,9 +119,7 @@ async def test_retry_budget_ends_in_a_counted_drop(edge_url: str, tenant: Tenant
             tenant.key, proxy.url, retry_budget=0.5, backoff_base=0.05, backoff_max=0.05, on_error=errors.append
         )
         client.track("doomed", user_id="u1")
-        started = time.monotonic()
         assert not await asyncio.to_thread(client.flush, 10)
-        assert time.monotonic() - started < 10
         await asyncio.to_thread(client.close, 1)
     assert len(proxy.seen) >= 2
     assert (errors[0].reason, errors[0].status, errors[0].code) == ("retry_exhausted", 503, "QUEUE_UNAVAILABLE")

@@ -131,6 +131,23 @@ async def test_report_keeps_its_id_across_retries_and_stays_until_acknowledged(e
     assert reports[0]["dropped"] == {"queue_full": 1}
 
 
+async def test_counts_of_a_refused_batch_travel_in_the_next_one(edge_url: str, tenant: Tenant) -> None:
+    async with fault_proxy(edge_url, ["400"]) as proxy:
+        client = paused(tenant.key, proxy.url, max_queue_size=1)
+        client.track("a", user_id="u1", message_id="m-a")
+        client.track("b", user_id="u1")  # dropped: queue_full
+        assert not await asyncio.to_thread(client.flush, 10)  # refused: "a" is dropped (rejected)
+        client.track("c", user_id="u1", message_id="m-c")
+        assert await asyncio.to_thread(client.flush, 10)
+        await asyncio.to_thread(client.close)
+    refused, alone, last = proxy.seen
+    assert (refused.message_ids, refused.body["client_report"]["dropped"]) == (["m-a"], {"queue_full": 1})
+    # Not cleared by the 4xx: flush sends the counts at once, alone, under a new report id.
+    assert (alone.message_ids, alone.body["client_report"]["dropped"]) == ([], {"queue_full": 1, "rejected": 1})
+    assert alone.body["client_report"]["id"] != refused.body["client_report"]["id"]
+    assert (last.message_ids, "client_report" in last.body) == (["m-c"], False)  # acknowledged by the 202
+
+
 async def test_a_report_travels_alone_when_no_event_is_queued(edge_url: str, tenant: Tenant) -> None:
     async with fault_proxy(edge_url) as proxy:
         client = ExperimentationClient(tenant.key, proxy.url)
