@@ -168,3 +168,16 @@ async def test_many_threads_tracking_at_once_each_event_stored_once(
     assert (client.stats().sent, dict(client.stats().dropped)) == (3200, {})
     await drain(settings)
     assert len(await stored(pool, tenant.workspace_id)) == 3200
+
+
+async def test_async_client_in_sync_mode_never_blocks_the_event_loop(
+    edge_url: str, tenant: Tenant, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # The proxy runs in this event loop: were track() to block the loop, nobody would answer it.
+    async with fault_proxy(edge_url, ["503"]) as proxy:
+        client = AsyncExperimentationClient(tenant.key, proxy.url, sync_mode=True, backoff_base=0.01)
+        assert await client.track("inline", user_id="u1", message_id="m-async-inline")
+        assert [s.action for s in proxy.seen] == ["503", "forward"]
+        await client.close()
+    await drain(settings)
+    assert list(await stored(pool, tenant.workspace_id)) == ["m-async-inline"]
