@@ -19,13 +19,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from api import (
+    accounts,
+    api_keys,
     audit,
-    auth,
     errors,
     experiments,
     flags,
     invitations,
-    keys,
     members,
     openapi,
     results,
@@ -45,11 +45,11 @@ from eventplane.settings import Secret, Settings
 
 log = logging.getLogger("eventplane.api")
 ENDPOINTS: list[Endpoint] = [
-    *auth.ENDPOINTS,
+    *accounts.ENDPOINTS,
     *workspaces.ENDPOINTS,
     *members.ENDPOINTS,
     *invitations.ENDPOINTS,
-    *keys.ENDPOINTS,
+    *api_keys.ENDPOINTS,
     *usage.ENDPOINTS,
     *flags.ENDPOINTS,
     *experiments.ENDPOINTS,

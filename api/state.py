@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 
 from api.passwords import Passwords
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 
 
@@ -18,7 +18,7 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     redis: Redis
-    keys: Keys
+    keys: RedisNames
     passwords: Passwords
 
 

@@ -32,7 +32,7 @@ Slug = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9-]+$")
 Description = Annotated[str, Meta(max_length=1000, pattern=NO_NUL)]
 PlanName = Literal["free", "pro", "enterprise"]
 Token = Annotated[str, Meta(min_length=1, max_length=512)]
-# The enum documents the names; api/keys.py checks them (its 400 lists the valid ones).
+# The enum documents the names; api/api_keys.py checks them (its 400 lists the valid ones).
 ScopeName = Annotated[str, Meta(max_length=64, extra_json_schema={"enum": sorted(SCOPES | set(BUNDLES))})]
 ScopeList = Annotated[list[ScopeName], Meta(min_length=1, max_length=16)]
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True)]

@@ -25,7 +25,8 @@ from redis.asyncio import Redis
 
 from eventplane import plans, scopes
 from eventplane.db import Conn
-from eventplane.queue import Keys, Lua
+from eventplane.queue import Lua
+from eventplane.redis_names import RedisNames
 from eventplane.secretfile import stored_secret
 from eventplane.settings import Settings
 
@@ -66,10 +67,10 @@ WHERE k.key_hash = $1
 """
 
 
-def redis_keys(settings: Settings) -> Keys:
+def redis_keys(settings: Settings) -> RedisNames:
     """The Redis key names with the cache secret: EVENTPLANE_CACHE_SECRET, else data_dir/cache_secret."""
     secret = settings.cache_secret or stored_secret(settings.data_dir / "cache_secret")
-    return Keys(settings.redis_prefix, secret.encode())
+    return RedisNames(settings.redis_prefix, secret.encode())
 
 
 async def load(conn: asyncpg.Pool | Conn, key_hash: str) -> KeyInfo:
@@ -90,18 +91,18 @@ async def load(conn: asyncpg.Pool | Conn, key_hash: str) -> KeyInfo:
     )
 
 
-def _mac(keys: Keys, key_hash: str, payload: bytes) -> bytes:
-    assert keys.cache_secret, "build Keys with eventplane.apikeys.redis_keys(settings) to touch the key cache"
+def _mac(keys: RedisNames, key_hash: str, payload: bytes) -> bytes:
+    assert keys.cache_secret, "build RedisNames with eventplane.apikeys.redis_keys(settings) to touch the key cache"
     return hmac.new(keys.cache_secret, key_hash.encode() + b"\n" + payload, hashlib.sha256).digest()
 
 
-def seal(keys: Keys, key_hash: str, info: KeyInfo) -> bytes:
+def seal(keys: RedisNames, key_hash: str, info: KeyInfo) -> bytes:
     """The shared-cache entry for this key: MAC, then [valid until (epoch s), info] as JSON."""
     payload = _encoder.encode((int(time.time()) + ttl_for(info), info))
     return _mac(keys, key_hash, payload) + payload
 
 
-def unseal(keys: Keys, key_hash: str, raw: bytes) -> KeyInfo | None:
+def unseal(keys: RedisNames, key_hash: str, raw: bytes) -> KeyInfo | None:
     """The entry's KeyInfo, or None when it was not sealed by us for this very key, or is too old."""
     mac, payload = raw[:MAC_BYTES], raw[MAC_BYTES:]
     if not hmac.compare_digest(mac, _mac(keys, key_hash, payload)):
@@ -128,7 +129,7 @@ def ttl_for(info: KeyInfo) -> int:
     return REDIS_TTL_SECONDS if info.found else REDIS_NEGATIVE_TTL_SECONDS
 
 
-async def publish(redis: Redis, keys: Keys, key_hash: str, info: KeyInfo) -> None:
+async def publish(redis: Redis, keys: RedisNames, key_hash: str, info: KeyInfo) -> None:
     """Write a key's new state to the shared cache, then tell every edge to drop its copy."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(keys.api_key(key_hash), seal(keys, key_hash, info), ex=ttl_for(info))
@@ -136,7 +137,7 @@ async def publish(redis: Redis, keys: Keys, key_hash: str, info: KeyInfo) -> Non
         await pipe.execute()
 
 
-async def refresh(pool: asyncpg.Pool | Conn, redis: Redis, keys: Keys, key_hashes: list[str]) -> None:
+async def refresh(pool: asyncpg.Pool | Conn, redis: Redis, keys: RedisNames, key_hashes: list[str]) -> None:
     """Re-read these keys from Postgres and publish their state (after revoke, rotate, archive, a plan change)."""
     states = [(key_hash, await load(pool, key_hash)) for key_hash in key_hashes]
     async with redis.pipeline(transaction=True) as pipe:
@@ -148,7 +149,7 @@ async def refresh(pool: asyncpg.Pool | Conn, redis: Redis, keys: Keys, key_hashe
 
 
 async def invalidate_workspace(
-    pool: asyncpg.Pool | Conn, redis: Redis, keys: Keys, workspace_id: str | uuid.UUID
+    pool: asyncpg.Pool | Conn, redis: Redis, keys: RedisNames, workspace_id: str | uuid.UUID
 ) -> None:
     """Publish the state of every key of a workspace (after its plan, or anything its keys carry, changed)."""
     rows = await pool.fetch("SELECT key_hash FROM api_keys WHERE workspace_id = $1", workspace_id)

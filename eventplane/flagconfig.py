@@ -17,7 +17,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from eventplane.db import Conn
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,6 @@ async def bump(conn: Conn, workspace_id: uuid.UUID | str) -> int:
     return version
 
 
-async def publish(redis: Redis, keys: Keys, workspace_id: uuid.UUID | str) -> None:
+async def publish(redis: Redis, keys: RedisNames, workspace_id: uuid.UUID | str) -> None:
     """Tell every edge that the workspace's document changed (call after the commit)."""
     await redis.publish(keys.config_channel, str(workspace_id))

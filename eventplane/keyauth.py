@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from eventplane import keys, scopes
+from eventplane import keyformat, scopes
 from eventplane.apikeys import KeyInfo
 from eventplane.errors import ApiError
 
@@ -55,7 +55,7 @@ def extract(x_api_key: str | None, authorization: str | None) -> str | None:
 
 def is_key(credential: str) -> bool:
     """Whether a Bearer credential is meant as an API key (rather than, on the api, a session token)."""
-    return credential.startswith(keys.PREFIX)
+    return credential.startswith(keyformat.PREFIX)
 
 
 def _refused(status: int, code: str, message: str, details: object = None) -> KeyRefused:
@@ -73,9 +73,9 @@ async def authenticate(credential: str | None, lookup: Lookup, scope: str | None
     """The grant of `credential`, which must hold `scope` when one is given; raises KeyRefused."""
     if not credential:
         raise missing()
-    if not keys.well_formed(credential):
+    if not keyformat.well_formed(credential):
         raise _refused(401, "AUTH_ERROR", "API key is malformed (check that it was copied whole)")
-    return check(await lookup(keys.hash_key(credential)), scope)
+    return check(await lookup(keyformat.hash_key(credential)), scope)
 
 
 def check(info: KeyInfo, scope: str | None = None) -> Grant:

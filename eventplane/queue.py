@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -21,6 +21,8 @@ from arq.constants import job_key_prefix
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+
+from eventplane.redis_names import RedisNames
 
 STORE_EVENTS = "store_events"
 # A queued batch outlives any Postgres outage we plan for; arq's default (1 day) is too short to promise.
@@ -65,52 +67,7 @@ class Rows(list[Any]):
         return f"<{len(self)} rows>"
 
 
-@dataclass(frozen=True)
-class Keys:
-    """Every Redis key EventPlane uses, under one prefix (tests use their own prefix). Whoever writes
-    key-cache entries also needs `cache_secret` (`eventplane.apikeys.redis_keys` fills it in)."""
-
-    prefix: str
-    cache_secret: bytes | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def queue(self) -> str:
-        return f"{self.prefix}queue"
-
-    @property
-    def pending(self) -> str:
-        return f"{self.prefix}pending"
-
-    @property
-    def queued_events(self) -> str:
-        return f"{self.prefix}queued_events"
-
-    @property
-    def failures(self) -> str:
-        """Per job id, how many times storing it failed for an unexpected reason (not a transient one)."""
-        return f"{self.prefix}failures"
-
-    @property
-    def key_channel(self) -> str:
-        return f"{self.prefix}apikeys:invalidate"
-
-    @property
-    def config_channel(self) -> str:
-        """Carries a workspace id after any flag or experiment change committed (eventplane/flagconfig.py)."""
-        return f"{self.prefix}flags:config"
-
-    def api_key(self, key_hash: str) -> str:
-        return f"{self.prefix}apikey:{key_hash}"
-
-    def rate_bucket(self, workspace_id: str) -> str:
-        return f"{self.prefix}rate:{workspace_id}"
-
-    @property
-    def key_last_used(self) -> str:
-        return f"{self.prefix}apikeys:last_used"
-
-
-Batch = tuple[list[Row], list[str]]  # rows, and the ids of the requests they came in
+JobRows = tuple[list[Row], list[str]]  # rows, and the ids of the requests they came in
 
 
 class Lua:
@@ -180,13 +137,13 @@ return out
 class Group:
     """Jobs that are queued together or not at all: one workspace's requests of one flush."""
 
-    bucket: str  # Keys.rate_bucket(workspace_id)
+    bucket: str  # RedisNames.rate_bucket(workspace_id)
     per_second: float  # 0: no limit
     burst: float
-    batches: list[Batch]
+    batches: list[JobRows]
 
 
-async def enqueue_groups(redis: Redis, keys: Keys, groups: list[Group]) -> list[tuple[list[str], float]]:
+async def enqueue_groups(redis: Redis, keys: RedisNames, groups: list[Group]) -> list[tuple[list[str], float]]:
     """Queue each group whose events fit its workspace's bucket, all in one atomic script call.
 
     Returns per group its job ids and 0.0, or no ids and the seconds until its events would fit. The
@@ -216,7 +173,7 @@ async def enqueue_groups(redis: Redis, keys: Keys, groups: list[Group]) -> list[
     return [(job_ids, 0.0) if float(w) == 0 else ([], float(w)) for job_ids, w in zip(ids, waits, strict=True)]
 
 
-async def enqueue(redis: Redis, keys: Keys, batches: list[Batch]) -> list[str]:
+async def enqueue(redis: Redis, keys: RedisNames, batches: list[JobRows]) -> list[str]:
     """Put each batch in the queue as one job, without any rate limit. Returns the job ids."""
     [(job_ids, _)] = await enqueue_groups(redis, keys, [Group(keys.rate_bucket("-"), 0.0, 0.0, batches)])
     return job_ids
@@ -235,12 +192,12 @@ return n
 )
 
 
-async def mark_stored(redis: Redis, keys: Keys, job_id: str) -> None:
+async def mark_stored(redis: Redis, keys: RedisNames, job_id: str) -> None:
     """Remove a stored job from the queue depth. Idempotent: a job run twice decrements once."""
     await DONE(redis, [keys.pending, keys.queued_events, keys.failures], [job_id])
 
 
-async def count_failure(redis: Redis, keys: Keys, job_id: str) -> int:
+async def count_failure(redis: Redis, keys: RedisNames, job_id: str) -> int:
     """Record one unexpected failure of a job; returns how many it has had (mark_stored forgets them)."""
     n: int = await redis.hincrby(keys.failures, job_id, 1)  # type: ignore[misc]
     return n
@@ -275,7 +232,7 @@ return removed
 )
 
 
-async def reconcile_depth(redis: Redis, keys: Keys, chunk: int = 500) -> int:
+async def reconcile_depth(redis: Redis, keys: RedisNames, chunk: int = 500) -> int:
     """Drop the counts of jobs that no longer exist; returns the events removed from the depth.
 
     Walks the counts with HSCAN, a chunk per script call, so Redis is never blocked for long however
@@ -292,7 +249,7 @@ async def reconcile_depth(redis: Redis, keys: Keys, chunk: int = 500) -> int:
             return removed
 
 
-async def depth(redis: Redis, keys: Keys) -> tuple[int, float]:
+async def depth(redis: Redis, keys: RedisNames) -> tuple[int, float]:
     """Events queued and not yet stored, and the age in seconds of the oldest queued job."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(keys.queued_events)

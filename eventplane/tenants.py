@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from eventplane import apikeys, db, keys, scopes
-from eventplane.queue import Keys
+from eventplane import apikeys, db, keyformat, scopes
+from eventplane.redis_names import RedisNames
 
 WORKSPACE_COLUMNS = "id::text, name, slug, description, plan, is_active, created_at, updated_at"
 KEY_COLUMNS = (
@@ -48,7 +48,7 @@ async def key_hashes(conn: db.Conn | asyncpg.Pool, workspace_id: object) -> list
     return [r["key_hash"] for r in rows]
 
 
-async def set_plan(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: Keys, slug: str,
+async def set_plan(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: RedisNames, slug: str,
                    plan: str) -> dict[str, Any] | None:  # fmt: skip
     """The operator's plan change: set it and push the workspace's keys to every edge (None: no such slug)."""
     row = await pool.fetchrow(
@@ -74,14 +74,14 @@ async def create_api_key(
 ) -> tuple[dict[str, Any], str]:
     """Insert a key; returns its record and the plaintext, which exists only in this return value."""
     granted = scopes.validate(scope_names)
-    plaintext = keys.generate()
+    plaintext = keyformat.generate()
     row = await conn.fetchrow(
         f"INSERT INTO api_keys (workspace_id, name, key_hash, key_prefix, scopes, expires_at, created_by, description) "
         f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {KEY_COLUMNS}",
         workspace_id,
         name,
-        keys.hash_key(plaintext),
-        keys.display_prefix(plaintext),
+        keyformat.hash_key(plaintext),
+        keyformat.display_prefix(plaintext),
         granted,
         expires_at,
         created_by,
@@ -91,7 +91,7 @@ async def create_api_key(
     return dict(row), plaintext
 
 
-async def revoke_api_key(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: Keys, key_id: str) -> bool:
+async def revoke_api_key(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: RedisNames, key_id: str) -> bool:
     """Revoke a key and push the change to every edge. False when there is no such key."""
     key_hash = await pool.fetchval(
         "UPDATE api_keys SET is_active = false, revoked_at = coalesce(revoked_at, now()) "

@@ -42,7 +42,7 @@ ROUTE_NAMES = {TRACK: "track", BATCH: "batch"}  # metric labels; the Segment rou
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
-QUEUE_WRITERS = 2  # enqueue round trips in flight at once
+ENQUEUE_CONNECTIONS = 2  # enqueue round trips in flight at once
 ACCEPTED_CONTENT_TYPES = (b"application/json", b"text/plain")  # text/plain: browsers' sendBeacon
 
 
@@ -174,7 +174,7 @@ class IngestApp:
         redis_keys = apikeys.redis_keys(settings)
         key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
         metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses, key_cache.refused_entries))
-        writers = [connect_queue_writer(settings.redis_dsn) for _ in range(QUEUE_WRITERS)]
+        writers = [connect_queue_writer(settings.redis_dsn) for _ in range(ENQUEUE_CONNECTIONS)]
         batcher = Batcher(
             redis,
             writers,

@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 from eventplane import apikeys, keyauth
 from eventplane.apikeys import KeyInfo
 from eventplane.errors import TRANSIENT_ERRORS, ApiError
-from eventplane.queue import Keys
 from eventplane.redis_client import raise_if_cancelled
+from eventplane.redis_names import RedisNames
 from ingest.asgi import Headers
 
 log = logging.getLogger("eventplane.ingest.auth")
@@ -39,7 +39,7 @@ def extract_key(headers: Headers) -> str | None:
 
 
 class KeyCache:
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, keys: Keys, ttl: float, negative_ttl: float) -> None:
+    def __init__(self, redis: Redis, pool: asyncpg.Pool, keys: RedisNames, ttl: float, negative_ttl: float) -> None:
         self._redis = redis
         self._pool = pool
         self._keys = keys

@@ -21,9 +21,10 @@ from redis.asyncio import Redis
 
 from eventplane import queue
 from eventplane.errors import TRANSIENT_ERRORS, ApiError, unavailable
-from eventplane.queue import Batch, Group, Keys, Row
+from eventplane.queue import Group, JobRows, Row
 from eventplane.rates import UNLIMITED, Rate, limited
 from eventplane.redis_client import raise_if_cancelled
+from eventplane.redis_names import RedisNames
 from ingest.metrics import EdgeMetrics
 
 log = logging.getLogger("eventplane.ingest.batcher")
@@ -46,7 +47,7 @@ class Batcher:
         self,
         redis: Redis,
         writers: list[Redis],
-        keys: Keys,
+        keys: RedisNames,
         metrics: EdgeMetrics,
         *,
         job_max_events: int,
@@ -101,8 +102,8 @@ class Batcher:
         return [(self._group(items), items) for items in [*by_workspace.values(), *alone]]
 
     def _group(self, items: list[Pending]) -> Group:
-        batches: list[Batch] = []
-        current: Batch = ([], [])
+        batches: list[JobRows] = []
+        current: JobRows = ([], [])
         for item in items:
             for start in range(0, len(item.rows), self._job_max_events):
                 part = item.rows[start : start + self._job_max_events]

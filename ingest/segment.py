@@ -66,7 +66,7 @@ class Message(msgspec.Struct, gc=False):
     sentAt: dt.datetime | None = None
 
 
-class Batch(msgspec.Struct):
+class SegmentBatch(msgspec.Struct):
     batch: list[Message]
     context: msgspec.Raw = msgspec.Raw(b"null")
     sentAt: dt.datetime | None = None
@@ -81,7 +81,7 @@ class _WriteKey(msgspec.Struct):
 
 
 _message_decoder = msgspec.json.Decoder(Message)
-_batch_decoder = msgspec.json.Decoder(Batch)
+_batch_decoder = msgspec.json.Decoder(SegmentBatch)
 _raw_batch_decoder = msgspec.json.Decoder(_RawBatch)
 _key_decoder = msgspec.json.Decoder(_WriteKey)
 _object_decoder = msgspec.json.Decoder(dict[str, Any])

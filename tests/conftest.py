@@ -28,8 +28,8 @@ import uvicorn
 from redis.asyncio import Redis
 
 from eventplane import apikeys, db, servers, tenants
-from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from ingest.app import create_app
 from workers.main import build_worker
@@ -116,7 +116,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture(scope="session")
-def keys(settings: Settings) -> Keys:
+def keys(settings: Settings) -> RedisNames:
     return apikeys.redis_keys(settings)
 
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from eventplane import client_drops, db, queue
 from eventplane.errors import TRANSIENT_ERRORS
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from workers.state import WorkerState
 from workers.store import dump_row
 
@@ -49,7 +49,7 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]], request_ids: 
     try:
         # Our own deadline, inside arq's: arq treats its timeout as a failure and drops the job.
         async with asyncio.timeout(state.deadline):
-            await state.batch.add(rows, job_id, request_ids or ())
+            await state.committer.add(rows, job_id, request_ids or ())
         await queue.mark_stored(redis, state.keys, job_id)
     except TRANSIENT_ERRORS as exc:
         delay = backoff_seconds(job_try)
@@ -66,7 +66,7 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]], request_ids: 
     return len(rows)
 
 
-async def _count_failure(redis: Redis, keys: Keys, job_id: str, rows: list[list[Any]], exc: Exception) -> int:
+async def _count_failure(redis: Redis, keys: RedisNames, job_id: str, rows: list[list[Any]], exc: Exception) -> int:
     try:
         return await queue.count_failure(redis, keys, job_id)
     except TRANSIENT_ERRORS as lost:  # cannot count it now: try again later, uncounted
@@ -109,7 +109,7 @@ async def maintain(ctx: dict[str, Any]) -> None:
         log.warning("queue depth corrected by %d events of jobs that no longer exist", removed)
 
 
-async def fold_last_used(redis: Any, keys: Keys, pool: asyncpg.Pool) -> int:
+async def fold_last_used(redis: Any, keys: RedisNames, pool: asyncpg.Pool) -> int:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hgetall(keys.key_last_used)
         pipe.delete(keys.key_last_used)

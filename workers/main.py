@@ -15,7 +15,7 @@ from arq.worker import Worker
 
 from eventplane import db, queue
 from eventplane.errors import TRANSIENT_ERRORS
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from workers import jobs
 from workers.state import WorkerState
@@ -47,7 +47,7 @@ def worker_kwargs(settings: Settings, state: WorkerState | None = None, **overri
         on_startup=startup,
         on_shutdown=shutdown,
         redis_settings=RedisSettings.from_dsn(settings.redis_dsn),
-        queue_name=Keys(settings.redis_prefix).queue,
+        queue_name=RedisNames(settings.redis_prefix).queue,
         job_serializer=queue.serialize,
         job_deserializer=queue.deserialize,
         max_jobs=settings.worker_max_jobs,
@@ -68,7 +68,7 @@ def build_worker(settings: Settings, state: WorkerState | None = None, **overrid
 
 async def serve(settings: Settings) -> None:
     """Run workers until SIGINT/SIGTERM. arq's worker exits when Redis drops; a new one then starts on
-    the same WorkerState (pools, batch writer, metrics), which is closed once, at exit.
+    the same WorkerState (pools, committer, metrics), which is closed once, at exit.
 
     A batch interrupted that way rolls back and is run again (and deduplicated) later.
     """

@@ -1,7 +1,7 @@
 """What one worker process owns: built once at start, shared by every arq Worker it runs, closed once.
 
 arq's Worker ends when Redis drops, and `workers.main.serve` starts a new one; the Postgres pools, the
-batch writer and the metrics server outlive it, so a Redis outage neither leaks connections nor freezes
+committer and the metrics server outlive it, so a Redis outage neither leaks connections nor freezes
 the metrics (a new server on the same port would fail "port in use" while the old one served the old
 registry). Jobs find this object in their ctx as `ctx["state"]`.
 """
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from eventplane import db
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
-from workers.batch import BatchWriter
+from workers.commits import Committer
 from workers.metrics import WorkerMetrics
-from workers.store import Writer
+from workers.store import Store
 
 # Deadline of one store inside arq's job timeout: arq treats its own timeout as a failure and drops
 # the job; ours raises Retry instead. A 5,000-event batch takes about 0.2 s.
@@ -32,10 +32,10 @@ def application_name(pid: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class WorkerState:
-    keys: Keys
+    keys: RedisNames
     pool: asyncpg.Pool  # maintenance and parking
-    writer: Writer
-    batch: BatchWriter
+    store: Store
+    committer: Committer
     metrics: WorkerMetrics
     deadline: float  # seconds one store may take (see DEADLINE_SHARE)
 
@@ -44,13 +44,13 @@ class WorkerState:
         name = {"application_name": application_name()}
         pool = await db.create_pool(settings.dsn, min_size=1, max_size=2, server_settings=name)
         try:
-            writer = await Writer.connect(settings.dsn, settings.worker_flush_concurrency, server_settings=name)
+            writer = await Store.connect(settings.dsn, settings.worker_flush_concurrency, server_settings=name)
         except BaseException:
             await db.close_pool(pool)
             raise
         metrics = WorkerMetrics()
         metrics.serve(settings.worker_metrics_port)
-        batch = BatchWriter(
+        batch = Committer(
             writer,
             metrics,
             max_rows=settings.worker_batch_rows,
@@ -58,10 +58,12 @@ class WorkerState:
             concurrency=settings.worker_flush_concurrency,
         )
         batch.start()
-        return cls(Keys(settings.redis_prefix), pool, writer, batch, metrics, settings.job_timeout * DEADLINE_SHARE)
+        return cls(
+            RedisNames(settings.redis_prefix), pool, writer, batch, metrics, settings.job_timeout * DEADLINE_SHARE
+        )
 
     async def close(self) -> None:
-        await self.batch.close()
-        await self.writer.close()
+        await self.committer.close()
+        await self.store.close()
         await db.close_pool(self.pool)
         self.metrics.close()

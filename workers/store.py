@@ -139,12 +139,12 @@ class Outcome:
     dead: int  # rows Postgres refused, now in dead_letters
 
 
-class Writer:
+class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, connections: int, **pool_kwargs: Any) -> Writer:
+    async def connect(cls, dsn: str, connections: int, **pool_kwargs: Any) -> Store:
         return cls(await db.create_pool(dsn, min_size=1, max_size=connections, **pool_kwargs))
 
     async def close(self) -> None:

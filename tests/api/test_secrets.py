@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from api.sessions import token_hash
-from eventplane.keys import hash_key
+from eventplane.keyformat import hash_key
 from tests.api.conftest import unique_email, unique_slug
 
 # The test's own HTTP client logs the URLs it calls (an invitation token among them); it is not the service.

@@ -23,8 +23,8 @@ import pytest
 from redis.asyncio import Redis
 
 import eventplane
-from eventplane.keys import hash_key
-from eventplane.queue import Keys
+from eventplane.keyformat import hash_key
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import drain
 
@@ -77,7 +77,9 @@ def test_unknown_scope_and_unknown_workspace_are_refused(settings: Settings) -> 
     assert missing.returncode == 1 and "no workspace" in missing.stderr
 
 
-async def test_set_plan_changes_the_plan_and_tells_every_edge(settings: Settings, redis: Redis, keys: Keys) -> None:
+async def test_set_plan_changes_the_plan_and_tells_every_edge(
+    settings: Settings, redis: Redis, keys: RedisNames
+) -> None:
     slug = f"cli-{uuid.uuid4().hex[:8]}"
     assert _cli(settings, "workspace", "create", "--name", "Plan Co", "--slug", slug).returncode == 0
     key = json.loads(_cli(settings, "key", "create", "--workspace", slug).stdout)

@@ -9,7 +9,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from eventplane import flagconfig
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from tests.conftest import make_tenant
 
 _FLAG = """
@@ -60,7 +60,7 @@ async def test_document_holds_definitions_and_the_bumped_version(pool: asyncpg.P
     ]  # fmt: skip
 
 
-async def test_publish_reaches_a_subscriber(redis: Redis, keys: Keys) -> None:
+async def test_publish_reaches_a_subscriber(redis: Redis, keys: RedisNames) -> None:
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.config_channel)
     try:

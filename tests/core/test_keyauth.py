@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 
 from api.app import create_app as create_api
 from eventplane import apikeys, keyauth
-from eventplane.keys import hash_key
-from eventplane.queue import Keys
+from eventplane.keyformat import hash_key
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Secret, Settings
 from tests.api.conftest import new_account, new_workspace
 from tests.conftest import make_tenant, running_edge
@@ -48,7 +48,7 @@ async def _poll(edge: httpx.AsyncClient, headers: dict[str, str], status: int, l
 
 
 async def test_suspended_plan_is_403_at_every_edge_within_a_second_and_on_the_api(
-    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: Keys
+    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: RedisNames
 ) -> None:
     t = await make_tenant(pool)
     async with running_edge(settings) as one, running_edge(settings) as two:
@@ -72,7 +72,7 @@ async def test_suspended_plan_is_403_at_every_edge_within_a_second_and_on_the_ap
 
 
 async def test_a_plan_change_through_the_api_reaches_the_edges(
-    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: Keys
+    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: RedisNames
 ) -> None:
     async with api_client(settings) as api:
         owner = await new_account(api)

@@ -14,8 +14,8 @@ import orjson
 from redis.asyncio import Redis
 
 from eventplane import apikeys, tenants
-from eventplane.keys import generate, hash_key
-from eventplane.queue import Keys
+from eventplane.keyformat import generate, hash_key
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import make_tenant, running_edge
 
@@ -40,7 +40,7 @@ async def test_exact_scope_and_admin_bundle_are_enough(edge: httpx.AsyncClient, 
 
 
 async def test_archived_workspace_is_403_until_restored(
-    edge: httpx.AsyncClient, pool: asyncpg.Pool, redis: Redis, keys: Keys
+    edge: httpx.AsyncClient, pool: asyncpg.Pool, redis: Redis, keys: RedisNames
 ) -> None:
     t = await make_tenant(pool)
     assert (await edge.post(TRACK, json=OK, headers=t.headers)).status_code == 202
@@ -71,7 +71,7 @@ async def _poll_until(
 
 
 async def test_revoked_key_gets_401_at_every_edge_within_a_second(
-    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: Keys
+    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: RedisNames
 ) -> None:
     t = await make_tenant(pool)
     async with running_edge(settings) as one, running_edge(settings) as two:
@@ -97,7 +97,7 @@ def _forged_entries(workspace_id: str) -> list[bytes]:
 
 
 async def test_a_forged_cache_entry_for_an_unknown_key_is_401(
-    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: Keys
+    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: RedisNames
 ) -> None:
     victim = await make_tenant(pool)
     for forged in _forged_entries(victim.workspace_id):
@@ -111,7 +111,7 @@ async def test_a_forged_cache_entry_for_an_unknown_key_is_401(
 
 
 async def test_a_tampered_or_copied_cache_entry_for_a_revoked_key_is_401(
-    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: Keys
+    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: RedisNames
 ) -> None:
     revoked, active = await make_tenant(pool), await make_tenant(pool)
     async with running_edge(settings) as edge:  # fills the shared cache with the active key's entry

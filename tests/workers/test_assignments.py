@@ -16,14 +16,14 @@ import pytest_asyncio
 from eventplane.queue import Row
 from eventplane.settings import Settings
 from tests.conftest import Tenant, make_tenant
-from workers.store import Writer
+from workers.store import Store
 
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 
 
 @pytest_asyncio.fixture
-async def writer(settings: Settings) -> AsyncIterator[Writer]:
-    w = await Writer.connect(settings.dsn, 2)
+async def writer(settings: Settings) -> AsyncIterator[Store]:
+    w = await Store.connect(settings.dsn, 2)
     yield w
     await w.close()
 
@@ -54,7 +54,7 @@ async def assignments(pool: asyncpg.Pool, exp_id: uuid.UUID) -> dict[tuple[int, 
     return {(r["bucket_version"], r["unit_id"]): (r["variant"], r["first_exposed_at"]) for r in rows}
 
 
-async def test_first_exposure_wins(pool: asyncpg.Pool, writer: Writer) -> None:
+async def test_first_exposure_wins(pool: asyncpg.Pool, writer: Store) -> None:
     tenant = await make_tenant(pool)
     exp_id = await experiment(pool, tenant)
     plain = (tenant.workspace_id, "m-plain", "buy", "u1", None, 3.0, b'{"experiment": "price"}', T0, None,
@@ -87,7 +87,7 @@ async def test_first_exposure_wins(pool: asyncpg.Pool, writer: Writer) -> None:
     assert len(recorded) == 6
 
 
-async def test_deleting_the_experiment_removes_its_assignments(pool: asyncpg.Pool, writer: Writer) -> None:
+async def test_deleting_the_experiment_removes_its_assignments(pool: asyncpg.Pool, writer: Store) -> None:
     tenant = await make_tenant(pool)
     exp_id = await experiment(pool, tenant, "gone")
     await writer.store([exposure(tenant, "u1", "a", experiment="gone")])

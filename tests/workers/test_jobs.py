@@ -15,7 +15,8 @@ from arq.constants import job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 
 from eventplane import queue
-from eventplane.queue import Batch, Keys, Row
+from eventplane.queue import JobRows, Row
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain
 from workers import jobs
@@ -44,9 +45,9 @@ async def test_a_batch_is_parked_after_five_unexpected_failures_whatever_its_tra
     tenant: Tenant, pool: asyncpg.Pool, redis: Redis, fresh: Settings, state: WorkerState,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    keys = Keys(fresh.redis_prefix)
+    keys = RedisNames(fresh.redis_prefix)
     committed = row(tenant, "park-committed")
-    await state.writer.store([committed])  # an earlier try of this job committed this row
+    await state.store.store([committed])  # an earlier try of this job committed this row
     bug = row(tenant, "park-bug", properties="{}")  # a bug upstream: properties not encoded
     (job_id,) = await queue.enqueue(redis, keys, [([committed, row(tenant, "park-new"), bug], [])])
     # The job had already been retried 40 times for a Postgres outage: arq's try count is 41.
@@ -66,7 +67,7 @@ async def test_a_batch_is_parked_after_five_unexpected_failures_whatever_its_tra
 async def test_unexpected_failures_are_counted_per_job_not_per_try(
     tenant: Tenant, pool: asyncpg.Pool, redis: Redis, fresh: Settings, state: WorkerState
 ) -> None:
-    keys = Keys(fresh.redis_prefix)
+    keys = RedisNames(fresh.redis_prefix)
     bug = row(tenant, "count-bug", properties="{}")
     (job_id,) = await queue.enqueue(redis, keys, [([bug], [])])
     ctx: dict[str, Any] = {"state": state, "redis": redis, "job_id": job_id, "job_try": 30}
@@ -82,9 +83,9 @@ async def test_unexpected_failures_are_counted_per_job_not_per_try(
 async def test_queue_depth_returns_to_truth_when_arq_drops_jobs_without_our_code(
     tenant: Tenant, pool: asyncpg.Pool, redis: Redis, fresh: Settings, state: WorkerState
 ) -> None:
-    keys = Keys(fresh.redis_prefix)
-    lost: list[Batch] = [([row(tenant, f"lost{i}") for i in range(7)], []), ([row(tenant, "lost-too")], [])]
-    stored: Batch = ([row(tenant, f"s{i}") for i in range(3)], [])
+    keys = RedisNames(fresh.redis_prefix)
+    lost: list[JobRows] = [([row(tenant, f"lost{i}") for i in range(7)], []), ([row(tenant, "lost-too")], [])]
+    stored: JobRows = ([row(tenant, f"s{i}") for i in range(3)], [])
     first, second, _ = await queue.enqueue(redis, keys, [*lost, stored])
     await redis.delete(job_key_prefix + first, job_key_prefix + second)  # as when their job keys expire
     await drain(fresh)  # arq drops those two ("job expired") without calling our code, and runs the third

@@ -22,8 +22,8 @@ import pytest
 from redis.asyncio import Redis
 
 from eventplane import queue, servers
-from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import Tenant, own_valkey
 from tests.workers.test_store import row
@@ -84,7 +84,7 @@ async def test_a_worker_keeps_one_set_of_pools_and_its_metrics_across_redis_rest
     log = (tmp_path / "worker.log").open("wb")
     proc = _spawn(["eventplane.cli", "worker"], env, log)
     pg_port = urlsplit(settings.dsn).port or 5432
-    keys = Keys("ep:")
+    keys = RedisNames("ep:")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as metrics:
             for restart in range(RESTARTS + 1):
@@ -126,7 +126,7 @@ async def test_sigterm_stops_a_worker_waiting_to_reconnect(
     try:
         redis: Redis = connect_redis(redis_url)
         try:
-            await queue.enqueue(redis, Keys("ep:"), [([row(tenant, "before-outage")], [])])
+            await queue.enqueue(redis, RedisNames("ep:"), [([row(tenant, "before-outage")], [])])
         finally:
             await redis.aclose()
         await _wait_rows(pool, tenant, 1, proc)

@@ -16,14 +16,15 @@ from redis.asyncio import Redis
 
 from eventplane import queue
 from eventplane.errors import TRANSIENT_ERRORS
-from eventplane.queue import Keys, Row
+from eventplane.queue import Row
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain
 from workers import jobs
-from workers.batch import BatchWriter
+from workers.commits import Committer
 from workers.metrics import WorkerMetrics
 from workers.state import WorkerState
-from workers.store import Outcome, Writer
+from workers.store import Outcome, Store
 
 
 def row(tenant: Tenant, message_id: str, *, event_type: str = "e", properties: bytes = b"{}", days: int = 0) -> Row:
@@ -32,8 +33,8 @@ def row(tenant: Tenant, message_id: str, *, event_type: str = "e", properties: b
 
 
 @pytest_asyncio.fixture
-async def writer(settings: Settings) -> AsyncIterator[Writer]:
-    w = await Writer.connect(settings.dsn, 2)
+async def writer(settings: Settings) -> AsyncIterator[Store]:
+    w = await Store.connect(settings.dsn, 2)
     yield w
     await w.close()
 
@@ -44,9 +45,9 @@ async def count(pool: asyncpg.Pool, tenant: Tenant) -> int:
 
 
 async def test_a_job_run_twice_stores_once_and_counts_once(
-    tenant: Tenant, writer: Writer, pool: asyncpg.Pool, redis: Redis, fresh: Settings
+    tenant: Tenant, writer: Store, pool: asyncpg.Pool, redis: Redis, fresh: Settings
 ) -> None:
-    keys = Keys(fresh.redis_prefix)
+    keys = RedisNames(fresh.redis_prefix)
     rows = [row(tenant, f"m{i}") for i in range(50)]
     (job_id,) = await queue.enqueue(redis, keys, [(rows, ["req-1"])])
     assert (await queue.depth(redis, keys))[0] == 50
@@ -65,7 +66,7 @@ async def test_a_job_run_twice_stores_once_and_counts_once(
 
 
 async def test_arq_worker_runs_queued_jobs(tenant: Tenant, pool: asyncpg.Pool, redis: Redis, fresh: Settings) -> None:
-    keys = Keys(fresh.redis_prefix)
+    keys = RedisNames(fresh.redis_prefix)
     await queue.enqueue(redis, keys, [([row(tenant, f"a{i}") for i in range(10)], []), ([row(tenant, "b")], [])])
     await drain(fresh)
     assert await count(pool, tenant) == 11
@@ -74,7 +75,7 @@ async def test_arq_worker_runs_queued_jobs(tenant: Tenant, pool: asyncpg.Pool, r
 
 
 async def test_poison_events_go_to_dead_letters_and_batch_mates_are_stored(
-    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+    tenant: Tenant, writer: Store, pool: asyncpg.Pool
 ) -> None:
     good = [row(tenant, f"ok{i}") for i in range(3)]
     nul_json = row(tenant, "bad-json", properties=b'{"k": "\\u0000"}')  # jsonb refuses \u0000
@@ -95,7 +96,7 @@ async def test_poison_events_go_to_dead_letters_and_batch_mates_are_stored(
     assert n == 2
 
 
-async def test_missing_partition_is_created_on_demand(tenant: Tenant, writer: Writer, pool: asyncpg.Pool) -> None:
+async def test_missing_partition_is_created_on_demand(tenant: Tenant, writer: Store, pool: asyncpg.Pool) -> None:
     far = row(tenant, f"future-{uuid.uuid4()}", days=40)  # beyond the week of partitions made ahead
     day = dt.datetime.fromtimestamp(far[9] / 1e6, dt.UTC).strftime("%Y%m%d")  # received_at, µs
     assert await pool.fetchval("SELECT to_regclass($1)", f"events_p{day}") is None
@@ -104,9 +105,9 @@ async def test_missing_partition_is_created_on_demand(tenant: Tenant, writer: Wr
 
 
 async def test_batch_writer_commits_concurrent_jobs_together_and_acks_after_commit(
-    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+    tenant: Tenant, writer: Store, pool: asyncpg.Pool
 ) -> None:
-    batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=0.2, concurrency=1)
+    batch = Committer(writer, WorkerMetrics(), max_rows=5000, max_age=0.2, concurrency=1)
     batch.start()
     jobs_rows = [[row(tenant, f"j{j}-{i}") for i in range(10)] for j in range(5)]
     adds = [asyncio.create_task(batch.add(rows)) for rows in jobs_rows]
@@ -116,7 +117,7 @@ async def test_batch_writer_commits_concurrent_jobs_together_and_acks_after_comm
     await asyncio.gather(*adds)
     assert await count(pool, tenant) == 50
     # Size reached: a commit starts without waiting for the age.
-    big = BatchWriter(writer, WorkerMetrics(), max_rows=20, max_age=60, concurrency=1)
+    big = Committer(writer, WorkerMetrics(), max_rows=20, max_age=60, concurrency=1)
     big.start()
     await asyncio.wait_for(big.add([row(tenant, f"big{i}") for i in range(25)]), 5)
     await batch.close()
@@ -124,9 +125,9 @@ async def test_batch_writer_commits_concurrent_jobs_together_and_acks_after_comm
 
 
 async def test_a_failed_commit_fails_every_job_in_it(tenant: Tenant, settings: Settings) -> None:
-    broken = await Writer.connect(settings.dsn, 1)
+    broken = await Store.connect(settings.dsn, 1)
     await broken.close()  # every store now fails, as when Postgres goes away
-    batch = BatchWriter(broken, WorkerMetrics(), max_rows=5000, max_age=0.01, concurrency=1)
+    batch = Committer(broken, WorkerMetrics(), max_rows=5000, max_age=0.01, concurrency=1)
     batch.start()
     results = await asyncio.gather(*(batch.add([row(tenant, f"x{j}")]) for j in range(3)), return_exceptions=True)
     assert all(isinstance(r, TRANSIENT_ERRORS) for r in results), results
@@ -134,7 +135,7 @@ async def test_a_failed_commit_fails_every_job_in_it(tenant: Tenant, settings: S
 
 
 async def test_the_insert_corrects_event_time_for_client_clock_skew(
-    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+    tenant: Tenant, writer: Store, pool: asyncpg.Pool
 ) -> None:
     utc = dt.UTC
     received = dt.datetime(2026, 11, 22, 12, 0, 0, 500, tzinfo=utc)
@@ -161,7 +162,7 @@ async def test_the_insert_corrects_event_time_for_client_clock_skew(
 async def test_concurrent_commits_of_overlapping_ids_in_opposite_orders_store_each_once(
     tenant: Tenant, settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    first, second = await Writer.connect(settings.dsn, 1), await Writer.connect(settings.dsn, 1)
+    first, second = await Store.connect(settings.dsn, 1), await Store.connect(settings.dsn, 1)
     try:
         for attempt in range(4):
             ids = [f"o{attempt}-{i:05d}" for i in range(2000)]
@@ -195,7 +196,7 @@ async def _together(pool: asyncpg.Pool, *stores: Coroutine[Any, Any, Outcome]) -
 
 
 async def test_a_bug_in_our_rows_fails_the_store_instead_of_dead_lettering_it(
-    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+    tenant: Tenant, writer: Store, pool: asyncpg.Pool
 ) -> None:
     good = row(tenant, "fine")
     unencoded = (*row(tenant, "str-properties")[:6], "{}", *row(tenant, "x")[7:])  # properties not bytes
@@ -207,9 +208,9 @@ async def test_a_bug_in_our_rows_fails_the_store_instead_of_dead_lettering_it(
 
 
 async def test_a_bug_in_one_job_fails_only_that_job_not_its_batch_mates(
-    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+    tenant: Tenant, writer: Store, pool: asyncpg.Pool
 ) -> None:
-    batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=0.2, concurrency=1)
+    batch = Committer(writer, WorkerMetrics(), max_rows=5000, max_age=0.2, concurrency=1)
     batch.start()
     unencoded = (*row(tenant, "mate-bug")[:6], "{}", *row(tenant, "x")[7:])  # properties not bytes
     try:

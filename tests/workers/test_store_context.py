@@ -11,17 +11,17 @@ import pytest_asyncio
 
 from eventplane.settings import Settings
 from tests.conftest import Tenant
-from workers.store import Writer
+from workers.store import Store
 
 
 @pytest_asyncio.fixture
-async def writer(settings: Settings) -> AsyncIterator[Writer]:
-    w = await Writer.connect(settings.dsn, 1)
+async def writer(settings: Settings) -> AsyncIterator[Store]:
+    w = await Store.connect(settings.dsn, 1)
     yield w
     await w.close()
 
 
-async def test_rows_with_and_without_context(writer: Writer, tenant: Tenant, pool: asyncpg.Pool) -> None:
+async def test_rows_with_and_without_context(writer: Store, tenant: Tenant, pool: asyncpg.Pool) -> None:
     now_us = time.time_ns() // 1000
     base = (tenant.workspace_id, "", "e", "u", None, None, b"{}", None, None, now_us)
     with_context = (*base[:1], "with", *base[2:], b'{"library": {"name": "x"}}')

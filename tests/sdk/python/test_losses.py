@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from eventplane import client_drops
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain
 from tests.sdk.python.conftest import stored
@@ -51,7 +51,7 @@ async def test_queue_full_drops_are_counted_and_visible_on_the_server(
     pool: asyncpg.Pool,
     settings: Settings,
     redis: Redis,
-    keys: Keys,
+    keys: RedisNames,
     api: httpx.AsyncClient,
 ) -> None:
     errors: list[DeliveryError] = []

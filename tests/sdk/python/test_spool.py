@@ -14,7 +14,7 @@ from experimentation_sdk import ExperimentationClient
 from redis.asyncio import Redis
 
 from eventplane import client_drops
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain
 from tests.sdk.python.conftest import dead_url, stored
@@ -41,7 +41,7 @@ async def test_undelivered_at_close_is_sent_by_the_next_client_once(
     pool: asyncpg.Pool,
     settings: Settings,
     redis: Redis,
-    keys: Keys,
+    keys: RedisNames,
     api: httpx.AsyncClient,
     tmp_path: Path,
 ) -> None:

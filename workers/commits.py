@@ -1,4 +1,4 @@
-"""Many queued jobs, one transaction: the worker's batch writer.
+"""Many queued jobs, one transaction: the committer (the worker's batch writer: add, and flush on size or age).
 
 The edge queues small jobs under light load (it flushes at once, for latency). Each job hands its rows
 to `add` and waits; the writer commits whatever has gathered when it reaches `max_rows` or `max_age`,
@@ -21,9 +21,9 @@ from eventplane import tasks
 from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.queue import RECEIVED_AT
 from workers.metrics import WorkerMetrics
-from workers.store import Outcome, Writer
+from workers.store import Outcome, Store
 
-log = logging.getLogger("eventplane.workers.batch")
+log = logging.getLogger("eventplane.workers.commits")
 CLOSE_SECONDS = 5.0  # for the run loop to stop
 
 
@@ -35,9 +35,9 @@ class Pending:
     future: asyncio.Future[None]
 
 
-class BatchWriter:
+class Committer:
     def __init__(
-        self, writer: Writer, metrics: WorkerMetrics, *, max_rows: int, max_age: float, concurrency: int
+        self, writer: Store, metrics: WorkerMetrics, *, max_rows: int, max_age: float, concurrency: int
     ) -> None:
         self._writer = writer
         self._metrics = metrics

@@ -13,22 +13,22 @@ import pytest_asyncio
 from eventplane.settings import Settings
 from tests.conftest import Tenant
 from tests.workers.test_store import count, row
-from workers.batch import BatchWriter
+from workers.commits import Committer
 from workers.metrics import WorkerMetrics
-from workers.store import Writer
+from workers.store import Store
 
 
 @pytest_asyncio.fixture
-async def writer(settings: Settings) -> AsyncIterator[Writer]:
-    w = await Writer.connect(settings.dsn, 1)
+async def writer(settings: Settings) -> AsyncIterator[Store]:
+    w = await Store.connect(settings.dsn, 1)
     yield w
     await w.close()
 
 
 async def test_close_ends_and_commits_when_rows_arrive_as_it_stops(
-    tenant: Tenant, writer: Writer, pool: asyncpg.Pool
+    tenant: Tenant, writer: Store, pool: asyncpg.Pool
 ) -> None:
-    batch = BatchWriter(writer, WorkerMetrics(), max_rows=5000, max_age=30, concurrency=1)
+    batch = Committer(writer, WorkerMetrics(), max_rows=5000, max_age=30, concurrency=1)
     batch.start()
     first = asyncio.create_task(batch.add([row(tenant, "m1")]))
     for _ in range(3):

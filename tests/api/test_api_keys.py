@@ -12,8 +12,8 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from eventplane import keys as key_format
-from eventplane.queue import Keys
+from eventplane import keyformat
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.api.conftest import Account, Team, demoted_while_waiting, error_code, new_account, new_team, new_workspace
 from tests.conftest import drain
@@ -55,12 +55,12 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(api: httpx.Asy
     r = await create_key(api, team.developer, team.workspace_id, ["track:write", "read"])
     assert r.status_code == 201
     created = r.json()
-    assert key_format.well_formed(created["key"]) and created["key"].startswith(created["key_prefix"])
+    assert keyformat.well_formed(created["key"]) and created["key"].startswith(created["key_prefix"])
     assert set(created) == CREATED_FIELDS
     assert created["scopes"] == ["track:write", "read"]
     row = await pool.fetchrow("SELECT key_hash, created_by FROM api_keys WHERE id = $1", created["id"])
     assert row is not None
-    assert row["key_hash"] == key_format.hash_key(created["key"]) and str(row["created_by"]) == team.developer.id
+    assert row["key_hash"] == keyformat.hash_key(created["key"]) and str(row["created_by"]) == team.developer.id
 
     r = await api.get(keys_url(team.workspace_id), headers=team.viewer.headers)
     [listed] = r.json()["items"]
@@ -152,7 +152,7 @@ async def test_rotate_rules(api: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     rotated = r.json()
     assert (rotated["name"], rotated["scopes"], rotated["replaced_key_id"]) == ("ci", ["read"], created["id"])
-    assert rotated["key"] != created["key"] and key_format.well_formed(rotated["key"])
+    assert rotated["key"] != created["key"] and keyformat.well_formed(rotated["key"])
     stops = dt.datetime.fromisoformat(rotated["replaced_key_expires_at"])
     assert dt.timedelta(minutes=59) < stops - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
     assert (await api.delete(keys_url(team.workspace_id, created["id"]), headers=team.owner.headers)).status_code == 204
@@ -167,7 +167,7 @@ async def test_rotate_rules(api: httpx.AsyncClient) -> None:
 
 
 async def test_last_used_at_is_exposed(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, redis: Redis, keys: Keys, pool: asyncpg.Pool
+    api: httpx.AsyncClient, edge: httpx.AsyncClient, redis: Redis, keys: RedisNames, pool: asyncpg.Pool
 ) -> None:
     team = await new_team(api)
     created = (await create_key(api, team.owner, team.workspace_id)).json()
