@@ -233,8 +233,13 @@ export class ExperimentationClient {
     this._pumping = true;
     this._pumped = this._pump(keepalive).finally(() => {
       this._pumping = false;
-      this._settleFlushes(true);
-      if (this._queue.waiting > 0 && !this._abort.signal.aborted) this._schedule();
+      // Events queued while the last batch was being settled: a waiting flush wants them now.
+      if (this._queue.waiting > 0 && !this._abort.signal.aborted) {
+        if (this._flushes.length > 0) this._kick();
+        else this._schedule();
+      } else {
+        this._settleFlushes(true);
+      }
     });
   }
 

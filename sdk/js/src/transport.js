@@ -61,14 +61,16 @@ export class Transport {
     const onAbort = () => controller.abort();
     signal?.addEventListener('abort', onAbort);
     try {
-      const response = await this._opts.fetch(url, {
-        method: 'POST',
-        headers: this.headers(gzipped),
-        body,
-        keepalive,
-        signal: controller.signal,
+      // Raced against the signal too: a fetch implementation that ignores it must not hang close().
+      const aborted = new Promise((_, reject) => {
+        controller.signal.addEventListener('abort', () => reject(new Error('aborted')));
       });
-      const text = await response.text();
+      aborted.catch(() => {});
+      const response = await Promise.race([
+        this._opts.fetch(url, { method: 'POST', headers: this.headers(gzipped), body, keepalive, signal: controller.signal }),
+        aborted,
+      ]);
+      const text = await Promise.race([response.text(), aborted]);
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
       if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status, retryAfterMs, error: null };
       return { ok: false, status: response.status, retryAfterMs, error: errorOf(response.status, text) };
