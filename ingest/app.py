@@ -30,6 +30,7 @@ from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
+from ingest.client_report import ClientReports
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_rows
 
@@ -54,6 +55,7 @@ class Edge:
     metrics: EdgeMetrics
     deadlines: Deadlines
     tasks: list[asyncio.Task[None]]
+    reports: ClientReports
 
 
 def _auth_error(message: str) -> ApiError:
@@ -121,7 +123,10 @@ class IngestApp:
         parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         now_ns = time.time_ns()
         rows = to_rows(parsed, workspace_id, now_ns // 1000, _year(now_ns))
-        await edge.batcher.submit(rows, request_id)
+        if rows:
+            await edge.batcher.submit(rows, request_id)
+        if parsed.report is not None:
+            await edge.reports.record(workspace_id, parsed.report, now_ns)
         edge.key_cache.touch(key_id)
         return len(rows)
 
@@ -193,7 +198,8 @@ class IngestApp:
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
-        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, tasks)
+        reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
+        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, tasks, reports)
         try:
             yield
         finally:
