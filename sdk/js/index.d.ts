@@ -1,0 +1,119 @@
+// Type declarations for @experimentation/sdk (hand-written; the package ships plain ESM, no build step).
+
+export type QueueFullPolicy = 'dropNewest' | 'dropOldest' | 'block';
+
+/** Why events were dropped; the same names travel to the server in `client_report.dropped`. */
+export type DropReason = 'queue_full' | 'queue_full_oldest' | 'too_large' | 'rejected' | 'retry_exhausted' | 'shutdown';
+
+export interface Logger {
+  warn?(message: string): void;
+  error?(message: string): void;
+}
+
+export interface ClientOptions {
+  /** The workspace key (`ep_live_...`); defaults to env EXPERIMENTATION_API_KEY. */
+  apiKey?: string;
+  /** Where the edge is, e.g. "https://your-platform.example.com". */
+  baseUrl?: string;
+  /** Alias of baseUrl. */
+  apiUrl?: string;
+  /** Most events held (waiting + being sent). Default 10,000. */
+  maxQueueSize?: number;
+  /** What track() does when the queue is full. Default "dropNewest". */
+  queueFullPolicy?: QueueFullPolicy;
+  /** With "block": how long track() waits for room before dropping. Default 1,000 ms. */
+  blockTimeoutMs?: number;
+  /** Events per batch, and the queue length that triggers a send at once. Default 100 (at most 2,500). */
+  flushAt?: number;
+  /** Longest an event waits before its batch is sent. Default 500 ms. */
+  flushIntervalMs?: number;
+  /** Largest request body before compression. Default 512,000 bytes (the edge's limit). */
+  maxBatchBytes?: number;
+  /** Largest event; bigger ones are dropped (reason "too_large"). Default 32,768 bytes (the edge's limit). */
+  maxEventBytes?: number;
+  /** Gzip bodies where the runtime has CompressionStream. Default true. */
+  gzip?: boolean;
+  /** Deadline of one HTTP attempt. Default 10,000 ms. */
+  requestTimeoutMs?: number;
+  /** Total time one batch may spend retrying before it is dropped ("retry_exhausted"). Default 300,000 ms. */
+  retryBudgetMs?: number;
+  /** Ceiling applied to a server's Retry-After. Default 60,000 ms. */
+  retryAfterCapMs?: number;
+  /** Backoff base and ceiling (full jitter). Defaults 500 ms and 30,000 ms. */
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** close()'s default flush deadline. Default 10,000 ms. */
+  closeTimeoutMs?: number;
+  /** Node: flush on `beforeExit` (best effort, bounded by exitFlushTimeoutMs). Defaults true, 5,000 ms. */
+  flushOnExit?: boolean;
+  exitFlushTimeoutMs?: number;
+  /** Browser: keep unsent events in localStorage across reloads. Defaults true, 1,000 events. */
+  persist?: boolean;
+  maxPersistedEvents?: number;
+  /** Browser: localStorage key prefix. Default "experimentation-sdk". */
+  storageKey?: string;
+  /** Called for every failed attempt (willRetry) and every drop; exceptions it throws are ignored. */
+  onError?: (error: DeliveryError) => void;
+  /** Where warnings go. Default console; null silences the SDK. */
+  logger?: Logger | null;
+  /** A fetch implementation. Default globalThis.fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface TrackOptions {
+  userId?: string;
+  anonymousId?: string;
+  value?: number;
+  properties?: Record<string, unknown>;
+  /** When it happened. Default: now, when track() is called. */
+  timestamp?: Date | string | number;
+  /** Deduplication key (at most 100 characters). Default: a new uuid4. */
+  messageId?: string;
+}
+
+export interface Stats {
+  /** Events waiting or being sent (blocked track() calls included). */
+  queued: number;
+  /** Events the server acknowledged (2xx). */
+  sent: number;
+  /** Events given up on after sending: rejected + retry_exhausted (also counted in dropped). */
+  failed: number;
+  /** Attempts that failed and were retried. */
+  retries: number;
+  /** Every event lost, by reason. */
+  dropped: Partial<Record<DropReason, number>>;
+  /** Drop counts not yet acknowledged by the server. */
+  pendingReport: boolean;
+}
+
+export declare class DeliveryError extends Error {
+  readonly name: 'DeliveryError';
+  /** The server's error code (e.g. "VALIDATION_ERROR", "QUEUE_FULL"), or NETWORK_ERROR / TIMEOUT / the drop reason upper-cased. */
+  readonly code: string;
+  /** HTTP status; 0 when there was no answer or the drop happened in the client. */
+  readonly status: number;
+  readonly details: unknown;
+  /** Set when events were dropped. */
+  readonly reason: DropReason | null;
+  /** Events concerned. */
+  readonly count: number;
+  readonly willRetry: boolean;
+  readonly retryInMs: number | null;
+}
+
+export declare class ExperimentationClient {
+  constructor(options: ClientOptions);
+  /** Queue an event; resolves true when queued, false when dropped (counted and reported). Never rejects. */
+  track(event: string, options?: TrackOptions): Promise<boolean>;
+  /** Sends "$identify" with the traits as properties. */
+  identify(userId: string, traits?: Record<string, unknown>): Promise<boolean>;
+  /** Resolves true when everything queued was delivered (and drop reports acknowledged). */
+  flush(timeoutMs?: number): Promise<boolean>;
+  /** Flush within timeoutMs (default closeTimeoutMs), then stop; what is left is dropped as "shutdown". */
+  close(timeoutMs?: number): Promise<boolean>;
+  stats(): Stats;
+  hasPendingWork(): boolean;
+}
+
+export declare const DEFAULTS: Readonly<Required<Omit<ClientOptions, 'apiKey' | 'baseUrl' | 'apiUrl' | 'onError' | 'logger' | 'fetch'>>>;
+export declare const VERSION: string;
