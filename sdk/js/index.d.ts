@@ -117,3 +117,46 @@ export declare class ExperimentationClient {
 
 export declare const DEFAULTS: Readonly<Required<Omit<ClientOptions, 'apiKey' | 'baseUrl' | 'apiUrl' | 'onError' | 'logger' | 'fetch'>>>;
 export declare const VERSION: string;
+
+// ---- Feature flags: the pure evaluation functions (src/bucketing.js, src/evaluation.js; docs/flags.md) ----
+
+/** The evaluation context, in the config document's names. */
+export interface EvaluationContext {
+  user_id?: string | null;
+  anonymous_id?: string | null;
+  attributes?: Record<string, unknown>;
+}
+
+export type FlagReason = 'DISABLED' | 'TARGETING_MATCH' | 'SPLIT' | 'DEFAULT' | 'ERROR';
+export type AssignReason = 'NOT_RUNNING' | 'STICKY' | 'TARGETING_MISS' | 'NAMESPACE_MISS' | 'NOT_ALLOCATED' | 'SPLIT' | 'ERROR';
+
+export interface FlagResult {
+  key: string;
+  enabled: boolean;
+  value: unknown;
+  reason: FlagReason;
+  /** The multivariate value's key, when one was picked. */
+  variant: string | null;
+  /** "TARGETING_KEY_MISSING" (no unit where a bucket decides), "FLAG_NOT_FOUND", ... */
+  errorCode: string | null;
+}
+
+export interface Assignment {
+  variant: string | null;
+  reason: AssignReason;
+  errorCode: string | null;
+}
+
+/** A flag or experiment definition as in GET /api/v1/sdk/config. */
+export type FlagDefinition = Record<string, unknown> & { key: string };
+export type ExperimentDefinition = Record<string, unknown> & { key: string };
+
+/** murmur3_x86_32(utf8(salt + ":" + key + ":" + unitId), seed 0) mod 10000. */
+export declare function bucket(salt: string, key: string, unitId: string): number;
+export declare function murmur3_32(bytes: Uint8Array, seed?: number): number;
+export declare function evaluateFlag(flag: FlagDefinition, context: EvaluationContext): FlagResult;
+export declare function assign(
+  experiment: ExperimentDefinition,
+  context: EvaluationContext,
+  stickyLookup?: ((experiment: ExperimentDefinition, unit: string) => string | null | undefined) | null,
+): Assignment;
