@@ -95,3 +95,14 @@ export function assign(experiment, context, stickyLookup = null) {
   const index = pick(bucket(salt, key, unit), ranges(variants.map((v) => v.weight)));
   return index === null ? answer(null, 'NOT_ALLOCATED') : answer(variants[index].key, 'SPLIT');
 }
+
+const MAX_MESSAGE_ID = 100; // the edge's limit
+
+/** The `$exposure` event's deterministic message id: "exp:<key>:<bucket_version>:<unit>", or, past the
+ * edge's 100 characters, "exp:" + its SHA-256 in hex (as the Python SDK and the edge). */
+export async function exposureMessageId(experimentKey, bucketVersion, unit) {
+  const id = `exp:${experimentKey}:${bucketVersion}:${unit}`;
+  if ([...id].length <= MAX_MESSAGE_ID) return id; // code points, as the edge counts
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(id)));
+  return `exp:${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}

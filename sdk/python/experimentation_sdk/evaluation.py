@@ -8,6 +8,7 @@ between 0 and 100, a multivariate value, an experiment), else the answer is ERRO
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 from experimentation_sdk.bucketing import BUCKETS, bucket, pick, ranges, threshold
 from experimentation_sdk.conditions import all_or_any, matches
 
-__all__ = ["Assignment", "FlagResult", "all_or_any", "assign", "evaluate_flag", "matches", "unit_of"]
+__all__ = [
+    "Assignment", "FlagResult", "all_or_any", "assign", "evaluate_flag", "exposure_message_id", "matches", "unit_of",
+]  # fmt: skip
 
 StickyLookup = Callable[[Mapping[str, Any], str], "str | None"]
 TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
@@ -145,3 +148,16 @@ def assign(
     if index is None:  # weights summing under 100 leave the top buckets unassigned
         return Assignment(None, "NOT_ALLOCATED")
     return Assignment(variants[index]["key"], "SPLIT")
+
+
+MAX_MESSAGE_ID = 100  # the edge's limit
+
+
+def exposure_message_id(experiment_key: str, bucket_version: int, unit: str) -> str:
+    """The `$exposure` event's deterministic message_id, so the ledger stores one per unit and bucket
+    version whoever records it (the edge for a remote assign, the SDK for a local one):
+    "exp:<key>:<bucket_version>:<unit>", or, past the edge's 100 characters, "exp:" + its SHA-256."""
+    message_id = f"exp:{experiment_key}:{bucket_version}:{unit}"
+    if len(message_id) <= MAX_MESSAGE_ID:
+        return message_id
+    return "exp:" + hashlib.sha256(message_id.encode()).hexdigest()
