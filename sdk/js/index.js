@@ -4,4 +4,4 @@ export { DeliveryError } from './src/errors.js';
 export { DEFAULTS } from './src/options.js';
 export { VERSION } from './src/transport.js';
 export { bucket, murmur3_32 } from './src/bucketing.js';
-export { assign, evaluateFlag } from './src/evaluation.js';
+export { assign, evaluateFlag, exposureMessageId } from './src/evaluation.js';
