@@ -82,12 +82,25 @@ class Keys:
     def key_channel(self) -> str:
         return f"{self.prefix}apikeys:invalidate"
 
+    @property
+    def config_channel(self) -> str:
+        """Carries a workspace id after any flag or experiment change committed (eventplane/flagconfig.py)."""
+        return f"{self.prefix}flags:config"
+
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}apikey:{key_hash}"
 
     @property
     def key_last_used(self) -> str:
         return f"{self.prefix}apikeys:last_used"
+
+    def flag_config(self, workspace_id: str) -> str:
+        """A workspace's config document as the edges cache it: a hash {v: version, b: body}."""
+        return f"{self.prefix}flagconfig:{workspace_id}"
+
+    def sticky(self, workspace_id: str, experiment: str, salt: str, bucket_version: int) -> str:
+        """Recorded assignments of one experiment at one bucket version: a hash unit -> variant."""
+        return f"{self.prefix}sticky:{workspace_id}:{experiment}:{salt}:{bucket_version}"
 
 
 Batch = tuple[list[Row], list[str]]  # rows, and the ids of the requests they came in

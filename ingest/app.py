@@ -26,6 +26,7 @@ from eventplane.errors import ApiError
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
+from ingest import flags, sse
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
@@ -56,6 +57,7 @@ class Edge:
     deadlines: Deadlines
     tasks: list[asyncio.Task[None]]
     reports: ClientReports
+    flags: flags.Flags
 
 
 def _auth_error(message: str) -> ApiError:
@@ -78,6 +80,9 @@ class IngestApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in (TRACK, BATCH):
             await self._tracking(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(flags.PREFIXES):
+            assert self.edge is not None, "lifespan has not run"
+            await self.edge.flags(scope, receive, send, _request_id(headers_of(scope)))
         else:
             await self._rest(scope, receive, send)
 
@@ -187,6 +192,7 @@ class IngestApp:
             retry_after=settings.retry_after_seconds,
         )
         deadlines = Deadlines(settings.body_timeout)
+        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics.stats)
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
@@ -195,16 +201,19 @@ class IngestApp:
                 key_cache.listen(),
                 key_cache.flush_last_used(),
                 deadlines.sweep(),
+                flag_routes.cache.listen(),
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
-            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, reports
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, reports, flag_routes
         )
+        unchain = sse.close_on_signals(flag_routes.streams)
         try:
             yield
         finally:
+            unchain()
             await self._shutdown(edge, writers)
             self.edge = None
 
@@ -214,6 +223,7 @@ class IngestApp:
         loop = asyncio.get_running_loop()
         within = edge.settings.shutdown_timeout
         deadline = loop.time() + within
+        edge.flags.streams.close_all()
         try:
             async with asyncio.timeout_at(deadline):
                 await edge.batcher.drain()
