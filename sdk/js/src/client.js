@@ -271,7 +271,8 @@ export class ExperimentationClient {
         this._settle(items);
         this._counts.sent += items.length;
         this._ledger.ack(report);
-        this._persistSoon();
+        this._current = null;
+        this._persistNow(); // one storage write per acknowledged batch: the stored copy never outlives the 2xx by much
         return true;
       }
       if (this._abort.signal.aborted) break;
