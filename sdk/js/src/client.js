@@ -12,6 +12,7 @@ import { Transport } from './transport.js';
 const ENVELOPE_BYTES = 2_048; // room for `sent_at` and a client_report around the events
 const KEEPALIVE_BYTES = 60_000; // browsers refuse keepalive bodies over 64 KB (all in flight together)
 const PERSIST_EVERY_MS = 1_000;
+const now = () => globalThis.performance?.now() ?? Date.now(); // monotonic where there is one
 const MESSAGES = {
   queue_full: 'queue full: event dropped (policy dropNewest or block timed out)',
   queue_full_oldest: 'queue full: oldest queued event dropped (policy dropOldest)',
@@ -261,7 +262,7 @@ export class ExperimentationClient {
 
   /** Send one batch until a 2xx, a refusal or the end of its time budget. Returns whether it was accepted. */
   async _deliver(items, report, keepalive) {
-    const started = Date.now();
+    const started = now();
     let attempt = 0;
     while (!this._abort.signal.aborted) {
       const text = body(items, report, new Date().toISOString());
@@ -285,7 +286,7 @@ export class ExperimentationClient {
       }
       attempt += 1;
       const delay = retryDelay(attempt, result.retryAfterMs, this._opts);
-      if (Date.now() - started + delay > this._opts.retryBudgetMs) {
+      if (now() - started + delay > this._opts.retryBudgetMs) {
         this._settle(items);
         this._drop('retry_exhausted', items.length, result.error);
         return false;
