@@ -88,6 +88,7 @@ export class ExperimentationClient {
    * (sending goes on in the background).
    */
   flush(timeoutMs) {
+    if (this._abort.signal.aborted) return Promise.resolve(!this.hasPendingWork()); // closed: nothing will be sent
     const before = this._ledger.totalDropped;
     return new Promise((resolve) => {
       const waiter = { before, resolve, timer: null };
@@ -117,7 +118,10 @@ export class ExperimentationClient {
       this._wakeSleep();
       await this._pumped;
       const left = this._queue.clear() + this._blocked.length;
-      for (const b of this._blocked.splice(0)) b.resolve(false);
+      for (const b of this._blocked.splice(0)) {
+        clearTimeout(b.timer);
+        b.resolve(false);
+      }
       if (left > 0 && this._persistence === null) this._drop('shutdown', left, null);
       clearTimeout(this._timer);
       clearTimeout(this._persistTimer);
@@ -190,6 +194,7 @@ export class ExperimentationClient {
 
   /** Room was made: let blocked callers in, oldest first. */
   _unblock() {
+    if (this._abort.signal.aborted) return; // closing: close() releases the blocked calls as shutdown drops
     while (this._blocked.length > 0 && this._queue.hasRoom()) {
       const entry = this._blocked.shift();
       clearTimeout(entry.timer);

@@ -156,3 +156,15 @@ test('close() delivers what is queued; what cannot be delivered in time is dropp
   assert.equal(await client.track('late', { userId: 'u' }), false);
   assert.deepEqual(client.stats().dropped, { shutdown: 2 });
 });
+
+test('after close(), flush() resolves at once and blocked track() calls are released as shutdown drops', async (t) => {
+  const edge = await startEdge(['hang']);
+  t.after(() => edge.close());
+  const client = new ExperimentationClient(fastOptions(edge.url, { maxQueueSize: 1, queueFullPolicy: 'block', blockTimeoutMs: 60_000, requestTimeoutMs: 60_000 }));
+  client.track('a', { userId: 'u' });
+  const blocked = client.track('b', { userId: 'u' });
+  assert.equal(await client.close(50), false);
+  assert.equal(await blocked, false);
+  assert.deepEqual(client.stats().dropped, { shutdown: 2 });
+  assert.equal(await client.flush(), true);
+});
