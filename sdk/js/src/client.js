@@ -88,7 +88,7 @@ export class ExperimentationClient {
    * (sending goes on in the background).
    */
   flush(timeoutMs) {
-    if (this._abort.signal.aborted) return Promise.resolve(!this.hasPendingWork()); // closed: nothing will be sent
+    if (this._abort.signal.aborted) return this._closing; // closed: nothing more will be sent
     const before = this._ledger.totalDropped;
     return new Promise((resolve) => {
       const waiter = { before, resolve, timer: null };
