@@ -57,6 +57,7 @@ export class ExperimentationClient {
     this._timer = null;
     this._sleep = null;
     this._pumping = false;
+    this._urgent = false;
     this._pumped = Promise.resolve();
     this._current = null;
     this._closed = false;
@@ -237,25 +238,32 @@ export class ExperimentationClient {
     this._timer = null;
     if (this._pumping || this._abort.signal.aborted) return;
     this._pumping = true;
-    this._pumped = this._pump(keepalive).finally(() => {
+    this._pumped = this._pump(keepalive).then((reportFailed) => {
       this._pumping = false;
+      this._urgent = false;
+      if (this._abort.signal.aborted) return this._settleFlushes(true);
       // Events queued while the last batch was being settled: a waiting flush wants them now.
-      if (this._queue.waiting > 0 && !this._abort.signal.aborted) {
-        if (this._flushes.length > 0) this._kick();
-        else this._schedule();
-      } else {
-        this._settleFlushes(true);
-      }
+      if (this._queue.waiting > 0 && this._flushes.length > 0) return this._kick();
+      // The rest waits for the next tick; a report left alone goes too, unless sending it alone just failed.
+      if (this._queue.waiting > 0 || (this._ledger.hasUnsent && !reportFailed)) this._schedule();
+      this._settleFlushes(true);
     });
   }
 
+  /** Another batch now, rather than at the next tick: a full one, or someone is waiting. */
+  _due() {
+    return this._queue.waiting >= this._opts.flushAt || this._flushes.length > 0 || this._urgent || this._closed;
+  }
+
+  /** Send batches one at a time; returns whether a report sent alone failed (then it waits for company). */
   async _pump(keepalive) {
     let reportOnlyFailed = false;
-    while (!this._abort.signal.aborted) {
+    for (let first = true; !this._abort.signal.aborted; first = false) {
+      if (!first && !this._due()) return reportOnlyFailed;
       const limit = keepalive ? KEEPALIVE_BYTES : this._opts.maxBatchBytes;
       const items = this._queue.take(this._opts.flushAt, limit - ENVELOPE_BYTES);
       const report = reportOnlyFailed && items.length === 0 ? null : this._ledger.next();
-      if (items.length === 0 && report === null) return;
+      if (items.length === 0 && report === null) return reportOnlyFailed;
       this._current = items;
       const delivered = await this._deliver(items, report, keepalive);
       this._current = null;
@@ -263,6 +271,7 @@ export class ExperimentationClient {
       if (!delivered && items.length === 0) reportOnlyFailed = true;
       this._settleFlushes(false);
     }
+    return reportOnlyFailed;
   }
 
   /** Send one batch until a 2xx, a refusal or the end of its time budget. Returns whether it was accepted. */
@@ -424,6 +433,7 @@ export class ExperimentationClient {
     this._persistNow();
     if (this._queue.waiting === 0 && !this._ledger.hasUnsent) return;
     if (!this._pumping) {
+      this._urgent = true;
       this._kick(true);
       return;
     }

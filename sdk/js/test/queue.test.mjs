@@ -168,3 +168,38 @@ test('after close(), flush() resolves at once with close()\'s answer, and blocke
   assert.deepEqual(client.stats().dropped, { shutdown: 2 });
   assert.equal(await client.flush(), false); // as close() said
 });
+
+async function waitFor(condition, timeoutMs = 5_000) {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('events tracked while a batch is in flight wait for the next tick instead of going one request each', async (t) => {
+  let release;
+  const held = new Promise((r) => (release = r));
+  let answeredAt = 0;
+  const edge = await startEdge();
+  t.after(() => edge.close());
+  const slowFirst = async (url, init) => {
+    if (edge.requests.length === 0) {
+      await held;
+      const response = await fetch(url, init);
+      answeredAt = performance.now();
+      return response;
+    }
+    return fetch(url, init);
+  };
+  const client = new ExperimentationClient(fastOptions(edge.url, { flushIntervalMs: 200, fetch: slowFirst }));
+  client.track('first', { userId: 'u' });
+  await waitFor(() => client.stats().queued === 1 && client._pumping);
+  for (const n of ['b', 'c', 'd']) client.track(n, { userId: 'u' });
+  release();
+  await waitFor(() => edge.requests.length === 2);
+  assert.ok(edge.requests[1].at - answeredAt >= 150, `second batch ${edge.requests[1].at - answeredAt} ms after the first answer`);
+  assert.deepEqual(edge.requests[1].body.events.map((e) => e.event_type), ['b', 'c', 'd']);
+  assert.equal(await client.flush(), true);
+  await client.close();
+});
