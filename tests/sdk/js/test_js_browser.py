@@ -164,3 +164,23 @@ async def test_a_page_that_goes_away_sends_its_queue_with_keepalive(fresh: Setti
             await asyncio.wait_for(site.accepted.wait(), DEADLINE)
     await drain(fresh)
     assert await stored(pool, tenant.workspace_id) == dict.fromkeys(ids, 1)
+
+
+async def test_local_storage_holds_at_most_max_persisted_events(fresh: Settings, pool: asyncpg.Pool) -> None:
+    tenant = await make_tenant(pool)
+    ids = [f"bound-{i}-{uuid.uuid4()}" for i in range(5)]
+    async with running_edge(fresh) as edge, browser_page() as page:
+        site = Site(edge)
+        async with serve(site.app) as origin:
+            site.down = True
+            await open_page(page, origin)
+            extra = {"flushIntervalMs": 20, "backoffBaseMs": 60_000, "maxPersistedEvents": 2}
+            await page.evaluate(TRACK, [tenant.key, ids, extra])
+            kept = await page.wait_for_function(
+                """() => {
+                     const k = Object.keys(localStorage).find((k) => k.startsWith('experimentation-sdk:'));
+                     return k && JSON.parse(localStorage.getItem(k)).events.map((e) => JSON.parse(e).message_id);
+                   }""",
+                timeout=DEADLINE * 1000,
+            )
+            assert await kept.json_value() == ids[:2]  # the oldest, which go first
