@@ -12,6 +12,7 @@ import { Transport } from './transport.js';
 const ENVELOPE_BYTES = 2_048; // room for `sent_at` and a client_report around the events
 const KEEPALIVE_BYTES = 60_000; // browsers refuse keepalive bodies over 64 KB (all in flight together)
 const PERSIST_EVERY_MS = 1_000;
+const DROP_LOG_EVERY_MS = 1_000; // one log line per reason and second: an overloaded queue must not flood the log
 const now = () => globalThis.performance?.now() ?? Date.now(); // monotonic where there is one
 const MESSAGES = {
   queue_full: 'queue full: event dropped (policy dropNewest or block timed out)',
@@ -52,6 +53,7 @@ export class ExperimentationClient {
     this._ledger = new DropLedger();
     this._transport = new Transport(this._opts);
     this._counts = { sent: 0, failed: 0, retries: 0 };
+    this._dropLog = {};
     this._blocked = [];
     this._flushes = [];
     this._timer = null;
@@ -216,10 +218,25 @@ export class ExperimentationClient {
     if (count <= 0) return;
     this._ledger.add(reason, count);
     if (reason === 'rejected' || reason === 'retry_exhausted') this._counts.failed += count;
-    const detail = error ? ` (${error.code}${error.message ? `: ${error.message}` : ''})` : '';
-    this._opts.logger?.warn?.(`[experimentation-sdk] dropped ${count} event(s), reason ${reason}: ${MESSAGES[reason] ?? reason}${detail}`);
+    this._logDrop(reason, count, error);
     this._report(new DeliveryError({ reason, count, willRetry: false, ...(error ?? {}), code: error?.code ?? reason.toUpperCase() }));
     this._persistSoon();
+  }
+
+  _logDrop(reason, count, error) {
+    const t = now();
+    const last = this._dropLog[reason] ?? { at: -Infinity, held: 0 };
+    this._dropLog[reason] = last;
+    if (t - last.at < DROP_LOG_EVERY_MS) {
+      last.held += count;
+      return;
+    }
+    const total = count + last.held;
+    last.at = t;
+    last.held = 0;
+    const detail = error ? ` (${error.code}${error.message ? `: ${error.message}` : ''})` : '';
+    const since = total > count ? ` (${total} since the last line)` : '';
+    this._opts.logger?.warn?.(`[experimentation-sdk] dropped ${count} event(s)${since}, reason ${reason}: ${MESSAGES[reason] ?? reason}${detail}`);
   }
 
   _report(error) {

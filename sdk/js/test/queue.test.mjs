@@ -203,3 +203,14 @@ test('events tracked while a batch is in flight wait for the next tick instead o
   assert.equal(await client.flush(), true);
   await client.close();
 });
+
+test('a flood of queue_full drops logs one line a second, while onError and stats see each one', async () => {
+  const logger = collectingLogger();
+  const errors = [];
+  const client = new ExperimentationClient(fastOptions('http://127.0.0.1:9', { maxQueueSize: 1, logger, onError: (e) => errors.push(e), fetch: () => new Promise(() => {}) }));
+  for (let i = 0; i < 1000; i++) client.track('e', { userId: 'u' });
+  assert.deepEqual(client.stats().dropped, { queue_full: 999 });
+  assert.equal(errors.length, 999);
+  assert.equal(logger.lines.filter((l) => l.includes('queue_full')).length, 1);
+  await client.close(0);
+});
