@@ -16,6 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
+from experimentation_sdk.evaluation import exposure_message_id
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -36,7 +37,8 @@ return redis.call('HGET', KEYS[1], ARGV[1])
 
 
 def message_id(experiment: str, bucket_version: int, unit: str) -> str:
-    return f"exp:{experiment}:{bucket_version}:{unit}"
+    # The SDKs' rule (hashed past 100 characters): a unit exposed by an SDK and by the edge is stored once.
+    return exposure_message_id(experiment, bucket_version, unit)
 
 
 def unavailable() -> ApiError:

@@ -103,3 +103,23 @@ async def test_exposures_are_stored_once_per_unit_local_or_remote(
     ]
     stored = {json.loads(r["properties"])["experiment"]: json.loads(r["properties"])["variant"] for r in rows}
     assert stored == variants
+
+
+async def test_a_long_unit_exposed_by_the_sdk_and_by_the_edge_is_stored_once(
+    edge: httpx.AsyncClient, tenant: Tenant, pool: asyncpg.Pool, redis: Redis, keys: Keys, settings: Settings
+) -> None:
+    unit = "user-" + "x" * 120  # its "exp:<key>:<version>:<unit>" is over the edge's 100 characters
+    await flagseed.put(pool, redis, keys, tenant.workspace_id, experiments=[flagseed.experiment("long-exp")])
+    client = sdk(edge, tenant)
+    try:
+        assert await asyncio.to_thread(client.wait_for_flags, 5)
+        local = await asyncio.to_thread(client.get_variant, "long-exp", user_id=unit)
+        assert await asyncio.to_thread(client.flush, 5)
+    finally:
+        await asyncio.to_thread(client.close)
+    r = await edge.post("/api/v1/experiments/long-exp/assign", json={"user_id": unit}, headers=tenant.headers)
+    assert r.json()["variant"] == local
+    await drain(settings)
+    rows = await exposures(pool, tenant)
+    assert len(rows) == 1 and rows[0]["user_id"] == unit
+    assert rows[0]["message_id"].startswith("exp:") and len(rows[0]["message_id"]) == 68
