@@ -2,11 +2,11 @@
 // and count (and report to the server) every event it gives up on.
 import { DeliveryError } from './errors.js';
 import { buildEvent, restoreEvent } from './event.js';
+import { Flags } from './flags.js';
 import { installNodeExit, installPageHide, Persistence } from './lifecycle.js';
 import { resolveOptions } from './options.js';
 import { EventQueue } from './queue.js';
 import { DropLedger } from './report.js';
-import { Flags } from './flags.js';
 import { isRetryable, retryDelay } from './retry.js';
 import { Transport } from './transport.js';
 
@@ -136,7 +136,6 @@ export class ExperimentationClient {
     return this._closing;
   }
 
-  /** Counters since the client started. */
   /** Whether the flag is on for this user; `default` (false) on any error. Never rejects. */
   async isEnabled(key, options = {}) {
     const result = await this._flags.flag(key, { ...options, default: options.default ?? false });
@@ -168,6 +167,7 @@ export class ExperimentationClient {
     return this._flags.waitReady(timeoutMs);
   }
 
+  /** Counters since the client started. */
   stats() {
     return {
       queued: this._queue.size + this._blocked.length,
