@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint bench loadtest clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "EventPlane needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e sdk/python
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -24,6 +25,8 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
+	@command -v node >/dev/null || { echo 'make test needs Node 18+ for the JS SDK (sdk/js): install nodejs'; exit 1; }
+	node --test sdk/js/test/
 	$(BIN)/pytest -q
 
 clean:

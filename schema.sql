@@ -98,6 +98,15 @@ CREATE TABLE IF NOT EXISTS usage_daily (
     PRIMARY KEY (workspace_id, day, event_type)
 );
 
+-- Events SDKs reported they dropped before sending (client reports), folded in from Redis by a worker.
+CREATE TABLE IF NOT EXISTS client_drops_daily (
+    workspace_id uuid NOT NULL,
+    day          date NOT NULL,
+    reason       text NOT NULL,
+    dropped      bigint NOT NULL,
+    PRIMARY KEY (workspace_id, day, reason)
+);
+
 CREATE OR REPLACE FUNCTION ensure_event_partitions(first_day date, last_day date)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE

@@ -52,7 +52,17 @@ async def usage(request: Request) -> Response:
         day.events += row["events"]
         day.by_type[row["event_type"]] = row["events"]
     total = sum(d.events for d in days.values())
-    return reply(UsageOut(workspace_id=workspace_id, from_=start, to=to, total=total, days=list(days.values())))
+    dropped = await services(request).pool.fetch(
+        "SELECT reason, sum(dropped)::bigint AS n FROM client_drops_daily "
+        "WHERE workspace_id = $1 AND day BETWEEN $2 AND $3 GROUP BY reason ORDER BY reason",
+        workspace_id,
+        start,
+        to,
+    )
+    client_dropped = {row["reason"]: row["n"] for row in dropped}  # SDKs' own losses, from client reports
+    out = UsageOut(workspace_id=workspace_id, from_=start, to=to, total=total, days=list(days.values()),
+                   client_dropped=client_dropped)  # fmt: skip
+    return reply(out)
 
 
 def _period(today: dt.date) -> tuple[dt.date, dt.date]:

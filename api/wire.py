@@ -235,6 +235,7 @@ class UsageOut(Struct, kw_only=True):
     to: dt.date
     total: int
     days: list[UsageDay]
+    client_dropped: dict[str, int]  # events SDKs reported they dropped before sending, by reason
 
 
 class BillingUsage(Struct, kw_only=True):

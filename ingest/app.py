@@ -31,6 +31,7 @@ from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
+from ingest.client_report import ClientReports
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_rows
 
@@ -55,6 +56,7 @@ class Edge:
     metrics: EdgeMetrics
     deadlines: Deadlines
     tasks: list[asyncio.Task[None]]
+    reports: ClientReports
     flags: flags.Flags
 
 
@@ -126,7 +128,10 @@ class IngestApp:
         parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         now_ns = time.time_ns()
         rows = to_rows(parsed, workspace_id, now_ns // 1000, _year(now_ns))
-        await edge.batcher.submit(rows, request_id)
+        if rows:
+            await edge.batcher.submit(rows, request_id)
+        if parsed.report is not None:
+            await edge.reports.record(workspace_id, parsed.report, now_ns)
         edge.key_cache.touch(key_id)
         return len(rows)
 
@@ -200,8 +205,9 @@ class IngestApp:
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
+        reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
-            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, flag_routes
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, reports, flag_routes
         )
         unchain = sse.close_on_signals(flag_routes.streams)
         try:

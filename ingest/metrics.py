@@ -18,6 +18,7 @@ class EdgeStats:
     def __init__(self) -> None:
         self.responses: Counter[tuple[str, int]] = Counter()
         self.rejections: Counter[str] = Counter()
+        self.client_dropped: Counter[str] = Counter()  # events SDKs reported dropped, by reason
         self.events_accepted = 0
         self.queue_depth = 0
         self.queue_oldest_age = 0.0
@@ -38,6 +39,12 @@ class _Collector(Collector):
         for code, n in s.rejections.items():
             rejected.add_metric([code], n)
         yield rejected
+        dropped = CounterMetricFamily(
+            "eventplane_ingest_client_dropped", "Events SDKs reported they dropped", labels=["reason"]
+        )
+        for reason, n in s.client_dropped.items():
+            dropped.add_metric([reason], n)
+        yield dropped
         yield CounterMetricFamily("eventplane_ingest_events_accepted", "Events answered 202", value=s.events_accepted)
         yield GaugeMetricFamily("eventplane_queue_depth_events", "Events queued, not yet stored", value=s.queue_depth)
         yield GaugeMetricFamily(

@@ -13,9 +13,10 @@ import msgspec
 
 from eventplane.errors import ApiError, validation
 from eventplane.queue import Row
-from ingest.wire import Event, any_decoder, batch_decoder, event_decoder, raw_batch_decoder
+from ingest.wire import ClientReport, Event, any_decoder, batch_decoder, event_decoder, raw_batch_decoder
 
-_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+# msgspec ends its messages with " - at `$.path`", or " - at `key` in `$.path`" for a bad mapping key.
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.S)
 _MISSING_FIELD = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 
 
@@ -30,6 +31,7 @@ class Parsed:
     events: list[Event]
     sent_at: dt.datetime | None
     prefix: str | None  # how error paths name an event: None (one event), "events" or "" (bare array)
+    report: ClientReport | None = None  # what the SDK dropped before sending (batch bodies only)
 
 
 def _join(prefix: str, path: str) -> str:
@@ -45,6 +47,8 @@ def _schema_error(exc: msgspec.MsgspecError, prefix: str) -> ApiError:
     m = _MSGSPEC_PATH.match(str(exc))
     assert m is not None  # the pattern matches any string
     message, path = m["msg"], m["path"] or ""
+    if m["key"]:
+        message = f"a key: {message}"
     missing = _MISSING_FIELD.match(message)
     if missing:
         path = f"{path}.{missing['field']}"
@@ -135,14 +139,15 @@ def parse_batch(body: bytes, limits: Limits) -> Parsed:
         raise _schema_error(exc, "") from None
     except RecursionError:
         raise _too_deep() from None
-    events, sent_at, prefix = (
-        (decoded, None, "") if isinstance(decoded, list) else (decoded.events, decoded.sent_at, "events")
-    )
-    if not events:
+    if isinstance(decoded, list):
+        events, sent_at, prefix, report = decoded, None, "", None
+    else:
+        events, sent_at, prefix, report = decoded.events, decoded.sent_at, "events", decoded.client_report
+    if not events and report is None:  # a batch sent only to carry a client report may be empty
         raise validation("The batch has no events", prefix or "$")
     if len(events) > limits.max_batch_events:
         raise _batch_too_large(len(events), limits.max_batch_events)
-    return Parsed(events, sent_at, prefix)
+    return Parsed(events, sent_at, prefix, report)
 
 
 def _batch_too_large(count: int, limit: int) -> ApiError:

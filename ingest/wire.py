@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Annotated
 
 import msgspec
@@ -10,6 +11,8 @@ import msgspec
 NonEmpty200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Id255 = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+DropReason = Annotated[str, msgspec.Meta(pattern="^[a-z_]{1,40}$")]
+DropCount = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 
 
 class Event(msgspec.Struct, gc=False):
@@ -26,11 +29,19 @@ class Event(msgspec.Struct, gc=False):
     sent_at: dt.datetime | None = None
 
 
+class ClientReport(msgspec.Struct, forbid_unknown_fields=True):
+    """Events an SDK dropped before sending, by reason; `id` makes a retried report count once."""
+
+    id: uuid.UUID
+    dropped: Annotated[dict[DropReason, DropCount], msgspec.Meta(max_length=16)]
+
+
 class Batch(msgspec.Struct):
-    """`{"events": [...], "sent_at"?}`; a bare JSON array of events is accepted too."""
+    """`{"events": [...], "sent_at"?, "client_report"?}`; a bare JSON array of events is accepted too."""
 
     events: list[Event]
     sent_at: dt.datetime | None = None
+    client_report: ClientReport | None = None
 
 
 class RawBatch(msgspec.Struct):

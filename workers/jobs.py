@@ -11,7 +11,7 @@ import asyncpg
 from arq import Retry
 from redis.exceptions import RedisError
 
-from eventplane import db, queue
+from eventplane import client_drops, db, queue
 from eventplane.queue import Keys
 from workers.batch import BatchWriter
 from workers.store import dump_row
@@ -82,11 +82,13 @@ async def _park(ctx: dict[str, Any], rows: list[list[Any]], exc: BaseException) 
 
 
 async def maintain(ctx: dict[str, Any]) -> None:
-    """Twice a minute: partitions a week ahead, and keys' last_used_at from what the edges reported."""
+    """Twice a minute: partitions a week ahead, keys' last_used_at and SDKs' drop counts from what the
+    edges reported."""
     pool: asyncpg.Pool = ctx["pool"]
     async with pool.acquire() as conn:
         await db.ensure_partitions(conn)
     await fold_last_used(ctx["redis"], ctx["keys"], pool)
+    await client_drops.fold(ctx["redis"], ctx["keys"], pool)
 
 
 async def fold_last_used(redis: Any, keys: Keys, pool: asyncpg.Pool) -> int:

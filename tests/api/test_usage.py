@@ -26,6 +26,11 @@ async def test_usage_per_day_and_type(api: httpx.AsyncClient, pool: asyncpg.Pool
     team = await new_team(api)
     d1, d2, d3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
     await seed(pool, team.workspace_id, [(d1, "click", 3), (d1, "view", 2), (d2, "click", 5), (d3, "click", 7)])
+    await pool.executemany(
+        "INSERT INTO client_drops_daily (workspace_id, day, reason, dropped) VALUES ($1, $2, $3, $4)",
+        [(team.workspace_id, d1, "queue_full", 4), (team.workspace_id, d2, "queue_full", 1),
+         (team.workspace_id, d2, "shutdown", 2), (team.workspace_id, d3, "shutdown", 9)],
+    )  # fmt: skip
     r = await api.get(f"{WS}/{team.workspace_id}/usage", params={"from": "2026-01-01", "to": "2026-01-02"},
                       headers=team.viewer.headers)  # fmt: skip
     assert r.status_code == 200
@@ -38,6 +43,7 @@ async def test_usage_per_day_and_type(api: httpx.AsyncClient, pool: asyncpg.Pool
             {"day": "2026-01-01", "events": 5, "by_type": {"click": 3, "view": 2}},
             {"day": "2026-01-02", "events": 5, "by_type": {"click": 5}},
         ],
+        "client_dropped": {"queue_full": 5, "shutdown": 2},
     }
 
 
