@@ -3,7 +3,8 @@
 A unit's first assignment to a variant is recorded in a Redis hash per (experiment, bucket version),
 first writer wins; `assign` reads it before deciding, so later weight or allocation changes do not move
 the unit. Each answer with a variant is an exposure: a `$exposure` event queued like any tracked event,
-with a deterministic message_id so that the workers' ledger stores it once per unit. An edge remembers
+with the deterministic message_id the SDKs use for local assignments too, so that the workers' ledger
+stores one per unit whoever recorded it. An edge remembers
 the exposures it queued within a window (a bounded LRU) so a unit asking a thousand times costs one event.
 """
 
@@ -16,6 +17,7 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
+from experimentation_sdk.evaluation import exposure_message_id
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -33,10 +35,6 @@ redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('HGET', KEYS[1], ARGV[1])
 """
 )
-
-
-def message_id(experiment: str, bucket_version: int, unit: str) -> str:
-    return f"exp:{experiment}:{bucket_version}:{unit}"
 
 
 def unavailable() -> ApiError:
@@ -100,7 +98,7 @@ class Exposures:
         key: str = experiment["key"]
         properties = orjson.dumps({"experiment": key, "variant": variant, "bucket_version": bucket_version})
         row: Row = (
-            workspace_id, message_id(key, bucket_version, unit), EXPOSURE, user_id, anonymous_id,
+            workspace_id, exposure_message_id(key, bucket_version, unit), EXPOSURE, user_id, anonymous_id,
             None, properties, None, None, time.time_ns() // 1000,
         )  # fmt: skip
         try:

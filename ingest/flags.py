@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
@@ -35,7 +35,6 @@ from ingest.configcache import Cached, ConfigCache
 from ingest.exposures import Exposures
 from ingest.metrics import EdgeStats
 from ingest.sse import Streams
-from ingest.wire import Id255
 
 log = logging.getLogger("eventplane.ingest.flags")
 PREFIXES = ("/api/v1/feature-flags/", "/api/v1/experiments/", "/api/v1/sdk/", "/ofrep/")
@@ -46,14 +45,15 @@ CONFIG = "/api/v1/sdk/config"
 STREAM = "/api/v1/sdk/config/stream"
 OFREP_BULK = "/ofrep/v1/evaluate/flags"
 MAX_BODY_BYTES = 64 * 1024
+UnitId = Annotated[str, msgspec.Meta(max_length=255)]
 _WANTED = frozenset({b"x-api-key", b"authorization", b"content-length", b"if-none-match", b"x-request-id"})
 
 
 class Context(msgspec.Struct):
-    """An evaluation context. The unit is user_id, else anonymous_id."""
+    """An evaluation context. The unit is user_id, else anonymous_id; an empty one is no unit (as in the SDK)."""
 
-    user_id: Id255 | None = None
-    anonymous_id: Id255 | None = None
+    user_id: UnitId | None = None
+    anonymous_id: UnitId | None = None
     attributes: dict[str, Any] = {}
 
     def as_dict(self) -> dict[str, Any]:
@@ -227,7 +227,8 @@ class Flags:
                 variant = await self.exposures.record(ws, experiment, unit, variant)
                 if variant != result.variant:  # another edge recorded this unit first: its answer counts
                     result = evaluation.Assignment(variant, "STICKY")
-            await self.exposures.expose(ws, experiment, variant, context.user_id, context.anonymous_id, request_id)
+            user_id, anonymous_id = context.user_id or None, context.anonymous_id or None
+            await self.exposures.expose(ws, experiment, variant, user_id, anonymous_id, request_id)
         return _encode({"key": key, **result.as_dict()})
 
 
