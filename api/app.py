@@ -18,7 +18,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from api import auth, errors, invitations, keys, members, openapi, security, usage, workspaces
+from api import (
+    audit,
+    auth,
+    errors,
+    experiments,
+    flags,
+    invitations,
+    keys,
+    members,
+    openapi,
+    results,
+    security,
+    usage,
+    workspaces,
+)
 from api.logs import redact_access_log
 from api.metrics import ApiMetrics
 from api.passwords import Passwords
@@ -37,6 +51,10 @@ ENDPOINTS: list[Endpoint] = [
     *invitations.ENDPOINTS,
     *keys.ENDPOINTS,
     *usage.ENDPOINTS,
+    *flags.ENDPOINTS,
+    *experiments.ENDPOINTS,
+    *results.ENDPOINTS,
+    *audit.ENDPOINTS,
 ]
 
 

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
@@ -100,10 +101,13 @@ async def _read(conn: Conn, workspace_id: uuid.UUID) -> Config:
     return Config(str(workspace_id), version, _encoder.encode(document))
 
 
-async def load(conn: Conn, workspace_id: uuid.UUID | str) -> Config:
+async def load(conn: Conn | asyncpg.Pool, workspace_id: uuid.UUID | str) -> Config:
     """The workspace's document and its version, read from one snapshot (a workspace without flags or
-    experiments has version 0 and empty lists)."""
+    experiments has version 0 and empty lists). Takes a connection or a pool."""
     ws = workspace_id if isinstance(workspace_id, uuid.UUID) else uuid.UUID(workspace_id)
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as acquired:
+            return await load(acquired, ws)
     if conn.is_in_transaction():
         return await _read(conn, ws)
     async with conn.transaction(isolation="repeatable_read", readonly=True):

@@ -7,7 +7,7 @@ CREATE TABLE feature_flags (
     description   text,
     enabled       boolean NOT NULL DEFAULT false,
     salt          text NOT NULL,
-    rollout       numeric(5, 2) NOT NULL DEFAULT 0 CHECK (rollout BETWEEN 0 AND 100),
+    rollout       numeric(5, 2) NOT NULL DEFAULT 100 CHECK (rollout BETWEEN 0 AND 100),
     rules         jsonb NOT NULL DEFAULT '[]',
     value_type    text NOT NULL DEFAULT 'boolean' CHECK (value_type IN ('boolean', 'string', 'number', 'object')),
     default_value jsonb NOT NULL DEFAULT 'false',

@@ -50,7 +50,30 @@ _ROWS = f"""
            s.received
     FROM (SELECT *, 'epoch'::timestamptz + received_us * interval '1 microsecond' AS received FROM ep_stage) s
 """
-_COUNT = """
+# What the statements below need of each stored row; an exposure's properties only for `$exposure` events.
+_RETURNING = (
+    'RETURNING workspace_id, event_type, received_at, coalesce(user_id, anonymous_id) AS unit, "timestamp", '
+    "CASE WHEN event_type = '$exposure' THEN properties END AS exposure"
+)
+# A stored `$exposure` event records the unit's assignment to the experiment at that bucket version; the
+# first one wins (the earliest of a batch, and never over one already recorded). Rows are claimed in key
+# order, as the ledger's are, so concurrent transactions take their locks in one order.
+_ASSIGN = """
+), exposures AS (
+    SELECT workspace_id, unit, exposure ->> 'experiment' AS experiment, exposure ->> 'variant' AS variant,
+           CASE WHEN exposure ->> 'bucket_version' ~ '^[0-9]{1,9}$' THEN (exposure ->> 'bucket_version')::int END
+               AS bucket_version, "timestamp"
+    FROM stored WHERE exposure IS NOT NULL AND unit IS NOT NULL
+), assigned AS (
+    INSERT INTO experiment_assignments (workspace_id, experiment_id, bucket_version, unit_id, variant, first_exposed_at)
+    SELECT DISTINCT ON (x.id, e.bucket_version, e.unit) e.workspace_id, x.id, e.bucket_version, e.unit, e.variant,
+           e."timestamp"
+    FROM exposures e JOIN experiments x ON x.workspace_id = e.workspace_id AND x.key = e.experiment
+    WHERE e.bucket_version IS NOT NULL AND e.variant IS NOT NULL
+    ORDER BY x.id, e.bucket_version, e.unit, e."timestamp"
+    ON CONFLICT DO NOTHING
+    RETURNING 1"""
+_COUNT = f"""{_ASSIGN}
 ), counted AS (
     INSERT INTO usage_daily (workspace_id, day, event_type, events)
     SELECT workspace_id, (received_at AT TIME ZONE 'UTC')::date, event_type, count(*)
@@ -67,7 +90,7 @@ _STORE_NEW = f"""
 WITH claimed AS (
     INSERT INTO event_ids (workspace_id, message_id) SELECT workspace_id, message_id FROM ep_stage
 ), stored AS ({_ROWS}
-    RETURNING workspace_id, event_type, received_at
+    {_RETURNING}
 {_COUNT}"""
 # After a duplicate (an SDK retry, a job run twice, one id twice in the batch): claim what is free and
 # store only what was claimed, the first staged row of each id. Claims are taken in key order, so that
@@ -82,7 +105,7 @@ WITH fresh AS (
     SELECT DISTINCT ON (workspace_id, message_id) * FROM ep_stage ORDER BY workspace_id, message_id, ctid
 ), stored AS ({_ROWS.replace("FROM ep_stage) s", "FROM first) s")}
     JOIN fresh USING (workspace_id, message_id)
-    RETURNING workspace_id, event_type, received_at
+    {_RETURNING}
 {_COUNT}"""
 _DEAD_LETTER = """
 INSERT INTO dead_letters (workspace_id, message_id, payload, reason, sqlstate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -12,14 +13,22 @@ from tests.api.conftest import Team, add_member, new_account, new_team, new_work
 
 WS = "/api/v1/workspaces"
 
+_DEFINITIONS = {
+    "flags:read",
+    "flags:write",
+    "flags:rollout",
+    "experiments:read",
+    "experiments:write",
+    "experiments:allocation",
+}
 EXPECTED = {
     "OWNER": {"workspace:read", "workspace:update", "workspace:delete", "workspace:transfer", "members:read",
               "members:invite", "members:update_roles", "members:remove", "billing:read", "api_keys:read",
-              "api_keys:write"},
+              "api_keys:write"} | _DEFINITIONS,
     "ADMIN": {"workspace:read", "workspace:update", "members:read", "members:invite", "members:update_roles",
-              "members:remove", "billing:read", "api_keys:read", "api_keys:write"},
-    "DEVELOPER": {"workspace:read", "members:read", "api_keys:read", "api_keys:write"},
-    "VIEWER": {"workspace:read", "members:read", "api_keys:read"},
+              "members:remove", "billing:read", "api_keys:read", "api_keys:write"} | _DEFINITIONS,
+    "DEVELOPER": {"workspace:read", "members:read", "api_keys:read", "api_keys:write"} | _DEFINITIONS,
+    "VIEWER": {"workspace:read", "members:read", "api_keys:read", "flags:read", "experiments:read"},
 }  # fmt: skip
 
 
@@ -67,6 +76,15 @@ OPERATIONS: dict[str, tuple[Operation, set[str]]] = {
     "api_keys:read": (lambda api, t, h: api.get(f"{WS}/{t.workspace_id}/api-keys", headers=h), set(EXPECTED)),
     "api_keys:write": (lambda api, t, h: api.post(f"{WS}/{t.workspace_id}/api-keys",
                        json={"name": "k", "scopes": ["read"]}, headers=h), {"OWNER", "ADMIN", "DEVELOPER"}),
+    "flags:read": (lambda api, t, h: api.get(f"{WS}/{t.workspace_id}/feature-flags", headers=h), set(EXPECTED)),
+    "flags:write": (lambda api, t, h: api.post(f"{WS}/{t.workspace_id}/feature-flags",
+                    json={"key": f"f-{uuid.uuid4().hex[:8]}"}, headers=h), {"OWNER", "ADMIN", "DEVELOPER"}),
+    "experiments:read": (lambda api, t, h: api.get(f"{WS}/{t.workspace_id}/experiments", headers=h), set(EXPECTED)),
+    "experiments:write": (lambda api, t, h: api.post(f"{WS}/{t.workspace_id}/experiments",
+                          json={"key": f"e-{uuid.uuid4().hex[:8]}", "conversion": {"event_type": "buy"},
+                                "variants": [{"key": "a", "weight": 50}, {"key": "b", "weight": 50}]}, headers=h),
+                          {"OWNER", "ADMIN", "DEVELOPER"}),
+    "audit-log": (lambda api, t, h: api.get(f"{WS}/{t.workspace_id}/audit-log", headers=h), set(EXPECTED)),
     "workspace:transfer": (_transfer, {"OWNER"}),
 }  # fmt: skip
 

@@ -28,8 +28,7 @@ VALUES ($1, 'price', 'Price', '0123456789ab', '[{"key": "control", "weight": 50}
 
 async def test_empty_workspace_is_version_zero(pool: asyncpg.Pool) -> None:
     tenant = await make_tenant(pool)
-    async with pool.acquire() as conn:
-        config = await flagconfig.load(conn, tenant.workspace_id)
+    config = await flagconfig.load(pool, tenant.workspace_id)
     assert config.version == 0
     assert config.etag == f'"{tenant.workspace_id}:0"'
     doc = json.loads(config.body)

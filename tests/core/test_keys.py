@@ -34,7 +34,8 @@ def test_hash_and_display_prefix_do_not_reveal_the_key() -> None:
 
 
 def test_bundles_expand() -> None:
-    assert scopes.expand(["write"]) == {"flags:read", "experiments:read", "workspace:read", "track:write"}
+    assert scopes.expand(["write"]) == {"flags:read", "experiments:read", "workspace:read", "track:write",
+                                        "flags:write", "experiments:write"}  # fmt: skip
     assert scopes.expand(["read"]) == {"flags:read", "experiments:read", "workspace:read"}
     assert scopes.expand(["admin"]) == scopes.SCOPES
     assert scopes.expand(["track:write"]) == {"track:write"}
