@@ -116,8 +116,12 @@ class ConfigCache:
         task = self._filling.get(workspace_id)
         if task is None:
             task = self._filling[workspace_id] = asyncio.create_task(self._fill(workspace_id))
-            task.add_done_callback(lambda _: self._filling.pop(workspace_id, None))
+            task.add_done_callback(lambda done: self._filled(workspace_id, done))
         return await asyncio.shield(task)  # a caller that hangs up does not cancel the others' fill
+
+    def _filled(self, workspace_id: str, task: asyncio.Task[Cached]) -> None:
+        if self._filling.get(workspace_id) is task:
+            del self._filling[workspace_id]
 
     async def _fill(self, workspace_id: str) -> Cached:
         generation = self._generation.get(workspace_id, 0)
@@ -197,6 +201,7 @@ class ConfigCache:
 
     async def _changed(self, workspace_id: str) -> None:
         self._local.pop(workspace_id, None)
+        self._filling.pop(workspace_id, None)  # callers from now on wait for a fill that follows the change
         self._generation[workspace_id] = self._generation.get(workspace_id, 0) + 1
         with contextlib.suppress(RedisError, OSError):
             # Every edge drops the shared copy; the next fill writes the new version back.
