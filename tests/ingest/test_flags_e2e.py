@@ -111,6 +111,13 @@ async def test_quickstart_end_to_end(edge: httpx.AsyncClient, settings: Settings
         after = await assign_all(edge, headers, UNITS)
         assert {u: a["variant"] for u, a in after.items()} == {u: a["variant"] for u, a in before.items()}
         assert {a["reason"] for a in after.values()} == {"STICKY"}
+        client = ExperimentationClient(tenant.key, str(edge.base_url), flag_timeout=2.0)
+        try:  # a "remote" experiment: the SDK asks the edge, which knows who was exposed
+            assert await asyncio.to_thread(client.wait_for_flags, 5)
+            remote = [await asyncio.to_thread(client.get_variant, "pricing", user_id=u) for u in UNITS[:20]]
+            assert remote == [before[u]["variant"] for u in UNITS[:20]]
+        finally:
+            await asyncio.to_thread(client.close, 5)
 
         r = await api.post(f"/workspaces/{ws}/experiments/pricing/rerandomize", headers=headers)
         assert r.status_code == 200, r.text
