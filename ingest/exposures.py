@@ -28,11 +28,18 @@ from ingest.batcher import Batcher
 log = logging.getLogger("eventplane.ingest.exposures")
 EXPOSURE = "$exposure"
 
-# First wins: set the unit's variant unless one is recorded, and answer the recorded one.
+# First wins: answer the unit's recorded variant if the experiment still lists it (ARGV[3..]), else record
+# and answer this one. A variant removed since it was recorded cannot be served, so it is replaced.
 _RECORD = Lua(
     """
-redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('HGET', KEYS[1], ARGV[1])
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  for i = 3, #ARGV do
+    if ARGV[i] == current then return current end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return ARGV[2]
 """
 )
 
@@ -66,9 +73,10 @@ class Exposures:
         return None if raw is None else str(raw.decode())
 
     async def record(self, workspace_id: str, experiment: dict[str, Any], unit: str, variant: str) -> str:
-        """Record `variant` unless another edge recorded one first; returns the one that counts."""
+        """Record `variant` unless another edge recorded a variant still listed first; returns the one that counts."""
         try:
-            raw = await _RECORD(self._redis, [self._key(workspace_id, experiment)], [unit, variant])
+            listed = [v["key"] for v in experiment["variants"]]
+            raw = await _RECORD(self._redis, [self._key(workspace_id, experiment)], [unit, variant, *listed])
         except (RedisError, OSError):
             raise unavailable() from None
         return str(raw.decode())
