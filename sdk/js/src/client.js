@@ -13,6 +13,8 @@ import { Transport } from './transport.js';
 const ENVELOPE_BYTES = 2_048; // room for `sent_at` and a client_report around the events
 const KEEPALIVE_BYTES = 60_000; // browsers refuse keepalive bodies over 64 KB (all in flight together)
 const PERSIST_EVERY_MS = 1_000;
+const DROP_LOG_EVERY_MS = 1_000; // one log line per reason and second: an overloaded queue must not flood the log
+const now = () => globalThis.performance?.now() ?? Date.now(); // monotonic where there is one
 const MESSAGES = {
   queue_full: 'queue full: event dropped (policy dropNewest or block timed out)',
   queue_full_oldest: 'queue full: oldest queued event dropped (policy dropOldest)',
@@ -53,11 +55,13 @@ export class ExperimentationClient {
     this._ledger = new DropLedger();
     this._transport = new Transport(this._opts);
     this._counts = { sent: 0, failed: 0, retries: 0 };
+    this._dropLog = {};
     this._blocked = [];
     this._flushes = [];
     this._timer = null;
     this._sleep = null;
     this._pumping = false;
+    this._urgent = false;
     this._pumped = Promise.resolve();
     this._current = null;
     this._closed = false;
@@ -89,6 +93,7 @@ export class ExperimentationClient {
    * (sending goes on in the background).
    */
   flush(timeoutMs) {
+    if (this._abort.signal.aborted) return this._closing; // closed: nothing more will be sent
     const before = this._ledger.totalDropped;
     return new Promise((resolve) => {
       const waiter = { before, resolve, timer: null };
@@ -119,7 +124,10 @@ export class ExperimentationClient {
       this._wakeSleep();
       await this._pumped;
       const left = this._queue.clear() + this._blocked.length;
-      for (const b of this._blocked.splice(0)) b.resolve(false);
+      for (const b of this._blocked.splice(0)) {
+        clearTimeout(b.timer);
+        b.resolve(false);
+      }
       if (left > 0 && this._persistence === null) this._drop('shutdown', left, null);
       clearTimeout(this._timer);
       clearTimeout(this._persistTimer);
@@ -223,6 +231,7 @@ export class ExperimentationClient {
 
   /** Room was made: let blocked callers in, oldest first. */
   _unblock() {
+    if (this._abort.signal.aborted) return; // closing: close() releases the blocked calls as shutdown drops
     while (this._blocked.length > 0 && this._queue.hasRoom()) {
       const entry = this._blocked.shift();
       clearTimeout(entry.timer);
@@ -243,10 +252,25 @@ export class ExperimentationClient {
     if (count <= 0) return;
     this._ledger.add(reason, count);
     if (reason === 'rejected' || reason === 'retry_exhausted') this._counts.failed += count;
-    const detail = error ? ` (${error.code}${error.message ? `: ${error.message}` : ''})` : '';
-    this._opts.logger?.warn?.(`[experimentation-sdk] dropped ${count} event(s), reason ${reason}: ${MESSAGES[reason] ?? reason}${detail}`);
+    this._logDrop(reason, count, error);
     this._report(new DeliveryError({ reason, count, willRetry: false, ...(error ?? {}), code: error?.code ?? reason.toUpperCase() }));
     this._persistSoon();
+  }
+
+  _logDrop(reason, count, error) {
+    const t = now();
+    const last = this._dropLog[reason] ?? { at: -Infinity, held: 0 };
+    this._dropLog[reason] = last;
+    if (t - last.at < DROP_LOG_EVERY_MS) {
+      last.held += count;
+      return;
+    }
+    const total = count + last.held;
+    last.at = t;
+    last.held = 0;
+    const detail = error ? ` (${error.code}${error.message ? `: ${error.message}` : ''})` : '';
+    const since = total > count ? ` (${total} since the last line)` : '';
+    this._opts.logger?.warn?.(`[experimentation-sdk] dropped ${count} event(s)${since}, reason ${reason}: ${MESSAGES[reason] ?? reason}${detail}`);
   }
 
   _report(error) {
@@ -265,25 +289,32 @@ export class ExperimentationClient {
     this._timer = null;
     if (this._pumping || this._abort.signal.aborted) return;
     this._pumping = true;
-    this._pumped = this._pump(keepalive).finally(() => {
+    this._pumped = this._pump(keepalive).then((reportFailed) => {
       this._pumping = false;
+      this._urgent = false;
+      if (this._abort.signal.aborted) return this._settleFlushes(true);
       // Events queued while the last batch was being settled: a waiting flush wants them now.
-      if (this._queue.waiting > 0 && !this._abort.signal.aborted) {
-        if (this._flushes.length > 0) this._kick();
-        else this._schedule();
-      } else {
-        this._settleFlushes(true);
-      }
+      if (this._queue.waiting > 0 && this._flushes.length > 0) return this._kick();
+      // The rest waits for the next tick; a report left alone goes too, unless sending it alone just failed.
+      if (this._queue.waiting > 0 || (this._ledger.hasUnsent && !reportFailed)) this._schedule();
+      this._settleFlushes(true);
     });
   }
 
+  /** Another batch now, rather than at the next tick: a full one, or someone is waiting. */
+  _due() {
+    return this._queue.waiting >= this._opts.flushAt || this._flushes.length > 0 || this._urgent || this._closed;
+  }
+
+  /** Send batches one at a time; returns whether a report sent alone failed (then it waits for company). */
   async _pump(keepalive) {
     let reportOnlyFailed = false;
-    while (!this._abort.signal.aborted) {
+    for (let first = true; !this._abort.signal.aborted; first = false) {
+      if (!first && !this._due()) return reportOnlyFailed;
       const limit = keepalive ? KEEPALIVE_BYTES : this._opts.maxBatchBytes;
       const items = this._queue.take(this._opts.flushAt, limit - ENVELOPE_BYTES);
       const report = reportOnlyFailed && items.length === 0 ? null : this._ledger.next();
-      if (items.length === 0 && report === null) return;
+      if (items.length === 0 && report === null) return reportOnlyFailed;
       this._current = items;
       const delivered = await this._deliver(items, report, keepalive);
       this._current = null;
@@ -291,11 +322,12 @@ export class ExperimentationClient {
       if (!delivered && items.length === 0) reportOnlyFailed = true;
       this._settleFlushes(false);
     }
+    return reportOnlyFailed;
   }
 
   /** Send one batch until a 2xx, a refusal or the end of its time budget. Returns whether it was accepted. */
   async _deliver(items, report, keepalive) {
-    const started = Date.now();
+    const started = now();
     let attempt = 0;
     while (!this._abort.signal.aborted) {
       const text = body(items, report, new Date().toISOString());
@@ -305,7 +337,8 @@ export class ExperimentationClient {
         this._settle(items);
         this._counts.sent += items.length;
         this._ledger.ack(report);
-        this._persistSoon();
+        this._current = null;
+        this._persistNow(); // one storage write per acknowledged batch: the stored copy never outlives the 2xx by much
         return true;
       }
       if (this._abort.signal.aborted) break;
@@ -318,7 +351,7 @@ export class ExperimentationClient {
       }
       attempt += 1;
       const delay = retryDelay(attempt, result.retryAfterMs, this._opts);
-      if (Date.now() - started + delay > this._opts.retryBudgetMs) {
+      if (now() - started + delay > this._opts.retryBudgetMs) {
         this._settle(items);
         this._drop('retry_exhausted', items.length, result.error);
         return false;
@@ -451,6 +484,7 @@ export class ExperimentationClient {
     this._persistNow();
     if (this._queue.waiting === 0 && !this._ledger.hasUnsent) return;
     if (!this._pumping) {
+      this._urgent = true;
       this._kick(true);
       return;
     }

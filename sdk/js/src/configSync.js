@@ -26,8 +26,9 @@ export function parseDocument(text, etag = null) {
 }
 
 export class ConfigSync {
-  constructor(opts, { stream, pollIntervalMs, backoffBaseMs = 500, backoffCapMs = 30_000 }) {
+  constructor(opts, { stream, pollIntervalMs, customFetch = false, backoffBaseMs = 500, backoffCapMs = 30_000 }) {
     this._opts = opts;
+    this._customFetch = customFetch;
     this._stream = stream;
     this._pollIntervalMs = pollIntervalMs;
     this._backoffBaseMs = backoffBaseMs;
@@ -108,6 +109,7 @@ export class ConfigSync {
           await openStream(this._opts.baseUrl + STREAM_PATH, { 'x-api-key': this._opts.apiKey, accept: 'text/event-stream' }, {
             signal: this._abort.signal,
             fetchImpl: this._opts.fetch,
+            customFetch: this._customFetch,
             onOpen: () => {
               this.streaming = true;
               this.poll(); // subscribed: catch up on changes made before it

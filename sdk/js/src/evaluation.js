@@ -103,6 +103,7 @@ const MAX_MESSAGE_ID = 100; // the edge's limit
 export async function exposureMessageId(experimentKey, bucketVersion, unit) {
   const id = `exp:${experimentKey}:${bucketVersion}:${unit}`;
   if ([...id].length <= MAX_MESSAGE_ID) return id; // code points, as the edge counts
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(id)));
+  const subtle = globalThis.crypto?.subtle ?? (await import('node:crypto')).webcrypto.subtle; // Node 18: no global crypto
+  const digest = new Uint8Array(await subtle.digest('SHA-256', new TextEncoder().encode(id)));
   return `exp:${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }

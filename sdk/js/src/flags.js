@@ -34,7 +34,11 @@ export class Flags {
     if (typeof this._timeoutMs !== 'number' || !(this._timeoutMs > 0)) {
       throw new TypeError(`ExperimentationClient: option flagTimeoutMs must be a positive number, got ${this._timeoutMs}`);
     }
-    this._syncOptions = { stream: pick('flagStream') !== false, pollIntervalMs: pick('configPollIntervalMs') };
+    this._syncOptions = {
+      stream: pick('flagStream') !== false,
+      pollIntervalMs: pick('configPollIntervalMs'),
+      customFetch: input?.fetch !== undefined,
+    };
     this._track = track;
     this._exposed = new Set();
     this.sync = null;

@@ -3,6 +3,7 @@
 // reload or a send that never got its answer loses nothing; the server deduplicates by message_id.
 
 const IS_BROWSER = typeof window !== 'undefined' && typeof document !== 'undefined';
+let instances = 0; // clients of one page store under keys of their own
 
 /** Node: a best-effort flush when the event loop empties (`beforeExit`); `await client.close()` is the reliable path. */
 export function installNodeExit(client, opts) {
@@ -55,8 +56,8 @@ function storageOf(name) {
 }
 
 /**
- * The queue's copy in localStorage, one entry per tab (its id kept in sessionStorage, which survives a
- * reload). A client starting adopts every entry under its prefix, its own and other tabs': an entry of
+ * The queue's copy in localStorage, one entry per client of a tab (the tab's id kept in sessionStorage,
+ * which survives a reload). A client starting adopts every entry under its prefix, its own and other tabs': an entry of
  * a tab still open is then sent twice, which the server's deduplication makes harmless.
  */
 export class Persistence {
@@ -76,7 +77,7 @@ export class Persistence {
       tab = Math.random().toString(36).slice(2, 10);
       session?.setItem(tabKey, tab);
     }
-    this._key = this._prefix + tab;
+    this._key = `${this._prefix}${tab}:${instances++}`;
     this.frozen = false;
   }
 

@@ -72,8 +72,7 @@ export function resolveOptions(input = {}) {
   if (!POLICIES.has(merged.queueFullPolicy)) {
     throw new TypeError(`ExperimentationClient: queueFullPolicy must be one of ${[...POLICIES].join(', ')}, got ${merged.queueFullPolicy}`);
   }
-  const fetchImpl = input.fetch ?? globalThis.fetch;
-  if (typeof fetchImpl !== 'function') {
+  if (typeof (input.fetch ?? globalThis.fetch) !== 'function') {
     throw new TypeError('ExperimentationClient: no fetch in this runtime (Node 18+ has one); pass options.fetch');
   }
   if (input.onError !== undefined && typeof input.onError !== 'function') {
@@ -85,7 +84,8 @@ export function resolveOptions(input = {}) {
     apiKey: apiKey.trim(),
     baseUrl: baseUrl.replace(/\/+$/, ''),
     batchUrl: baseUrl.replace(/\/+$/, '') + BATCH_PATH,
-    fetch: fetchImpl,
+    // Called as a plain function: browsers throw "Illegal invocation" for window.fetch called on another `this`.
+    fetch: input.fetch ?? ((url, init) => globalThis.fetch(url, init)),
     onError: input.onError ?? null,
     logger: logger ?? null,
   });

@@ -9,6 +9,7 @@ export class DropLedger {
   constructor() {
     this.unreported = {};
     this.pending = null;
+    this._restored = []; // reports adopted from storage, each keeping its id, sent one after another
     this.total = {};
   }
 
@@ -23,11 +24,12 @@ export class DropLedger {
   }
 
   get hasUnsent() {
-    return this.pending !== null || Object.keys(this.unreported).length > 0;
+    return this.pending !== null || this._restored.length > 0 || Object.keys(this.unreported).length > 0;
   }
 
   /** The report the next batch carries: the unacknowledged one, or a new one from the counts since. */
   next() {
+    if (this.pending === null && this._restored.length > 0) this.pending = this._restored.shift();
     if (this.pending === null && Object.keys(this.unreported).length > 0) {
       const dropped = {};
       for (const [reason, count] of Object.entries(this.unreported)) {
@@ -51,15 +53,20 @@ export class DropLedger {
   }
 
   toJSON() {
-    return { pending: this.pending, unreported: this.unreported };
+    const pending = this.pending === null ? this._restored : [this.pending, ...this._restored];
+    return { pending, unreported: this.unreported };
   }
 
   /** Merge counts saved by an earlier page (a pending report keeps its id: it may have been counted). */
   restore(saved) {
     if (!saved || typeof saved !== 'object') return;
     const { pending, unreported } = saved;
-    if (pending && typeof pending.id === 'string' && pending.dropped && this.pending === null) {
-      this.pending = { id: pending.id, dropped: { ...pending.dropped } };
+    const known = new Set([this.pending, ...this._restored].filter(Boolean).map((r) => r.id));
+    for (const report of Array.isArray(pending) ? pending : [pending]) {
+      if (report && typeof report.id === 'string' && report.dropped && typeof report.dropped === 'object' && !known.has(report.id)) {
+        known.add(report.id);
+        this._restored.push({ id: report.id, dropped: { ...report.dropped } });
+      }
     }
     for (const [reason, count] of Object.entries(unreported ?? {})) {
       if (Number.isInteger(count) && count > 0) this.unreported[reason] = (this.unreported[reason] ?? 0) + count;

@@ -41,11 +41,11 @@ export class EventParser {
 const IS_NODE = typeof globalThis.process?.versions?.node === 'string';
 
 /**
- * Open the stream. `onOpen` runs once the answer's headers arrived (the subscription is live); the
+ * Open the stream (over the caller's fetch when one was given, `customFetch`). `onOpen` runs once the answer's headers arrived (the subscription is live); the
  * promise resolves when the stream ends, rejects on an error or a non-200 answer. `signal` aborts it.
  */
-export function openStream(url, headers, { onOpen, onEvent, signal, fetchImpl }) {
-  return IS_NODE && fetchImpl === globalThis.fetch
+export function openStream(url, headers, { onOpen, onEvent, signal, fetchImpl, customFetch = false }) {
+  return IS_NODE && !customFetch
     ? nodeStream(url, headers, onOpen, onEvent, signal)
     : fetchStream(url, headers, onOpen, onEvent, signal, fetchImpl);
 }
@@ -53,7 +53,8 @@ export function openStream(url, headers, { onOpen, onEvent, signal, fetchImpl })
 async function nodeStream(url, headers, onOpen, onEvent, signal) {
   const http = url.startsWith('https:') ? await import('node:https') : await import('node:http');
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'GET', headers, signal });
+    // agent: false: a pooled (keep-alive) socket is ref'd again by the agent whenever it is handed out.
+    const req = http.request(url, { method: 'GET', headers, signal, agent: false });
     req.on('socket', (socket) => socket.unref());
     req.on('error', reject);
     req.on('response', (res) => {
@@ -62,6 +63,7 @@ async function nodeStream(url, headers, onOpen, onEvent, signal) {
         reject(Object.assign(new Error(`stream answered ${res.statusCode}`), { status: res.statusCode }));
         return;
       }
+      res.socket?.unref();
       onOpen();
       const parser = new EventParser(onEvent);
       res.setEncoding('utf8');

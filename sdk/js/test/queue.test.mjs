@@ -156,3 +156,61 @@ test('close() delivers what is queued; what cannot be delivered in time is dropp
   assert.equal(await client.track('late', { userId: 'u' }), false);
   assert.deepEqual(client.stats().dropped, { shutdown: 2 });
 });
+
+test('after close(), flush() resolves at once with close()\'s answer, and blocked track() calls are released as shutdown drops', async (t) => {
+  const edge = await startEdge(['hang']);
+  t.after(() => edge.close());
+  const client = new ExperimentationClient(fastOptions(edge.url, { maxQueueSize: 1, queueFullPolicy: 'block', blockTimeoutMs: 60_000, requestTimeoutMs: 60_000 }));
+  client.track('a', { userId: 'u' });
+  const blocked = client.track('b', { userId: 'u' });
+  assert.equal(await client.close(50), false);
+  assert.equal(await blocked, false);
+  assert.deepEqual(client.stats().dropped, { shutdown: 2 });
+  assert.equal(await client.flush(), false); // as close() said
+});
+
+async function waitFor(condition, timeoutMs = 5_000) {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('events tracked while a batch is in flight wait for the next tick instead of going one request each', async (t) => {
+  let release;
+  const held = new Promise((r) => (release = r));
+  let answeredAt = 0;
+  const edge = await startEdge();
+  t.after(() => edge.close());
+  const slowFirst = async (url, init) => {
+    if (edge.requests.length === 0) {
+      await held;
+      const response = await fetch(url, init);
+      answeredAt = performance.now();
+      return response;
+    }
+    return fetch(url, init);
+  };
+  const client = new ExperimentationClient(fastOptions(edge.url, { flushIntervalMs: 200, fetch: slowFirst }));
+  client.track('first', { userId: 'u' });
+  await waitFor(() => client.stats().queued === 1 && client._pumping);
+  for (const n of ['b', 'c', 'd']) client.track(n, { userId: 'u' });
+  release();
+  await waitFor(() => edge.requests.length === 2);
+  assert.ok(edge.requests[1].at - answeredAt >= 150, `second batch ${edge.requests[1].at - answeredAt} ms after the first answer`);
+  assert.deepEqual(edge.requests[1].body.events.map((e) => e.event_type), ['b', 'c', 'd']);
+  assert.equal(await client.flush(), true);
+  await client.close();
+});
+
+test('a flood of queue_full drops logs one line a second, while onError and stats see each one', async () => {
+  const logger = collectingLogger();
+  const errors = [];
+  const client = new ExperimentationClient(fastOptions('http://127.0.0.1:9', { maxQueueSize: 1, logger, onError: (e) => errors.push(e), fetch: () => new Promise(() => {}) }));
+  for (let i = 0; i < 1000; i++) client.track('e', { userId: 'u' });
+  assert.deepEqual(client.stats().dropped, { queue_full: 999 });
+  assert.equal(errors.length, 999);
+  assert.equal(logger.lines.filter((l) => l.includes('queue_full')).length, 1);
+  await client.close(0);
+});

@@ -134,3 +134,31 @@ test('a batch that cannot be delivered within its time budget is dropped as retr
   assert.equal(client.stats().pendingReport, false);
   await client.close();
 });
+
+test('a 400 naming the drop report discards the report and still delivers the events', async (t) => {
+  const bad = { error: { code: 'VALIDATION_ERROR', message: 'client_report.dropped: bad', details: { field: 'client_report.dropped' } } };
+  const edge = await startEdge([{ status: 400, body: bad }]);
+  t.after(() => edge.close());
+  const client = new ExperimentationClient(fastOptions(edge.url, { maxQueueSize: 1 }));
+  client.track('a', { userId: 'u' });
+  client.track('b', { userId: 'u' }); // queue_full: the first body carries a report
+  assert.equal(await client.flush(), true);
+  assert.ok(edge.requests[0].body.client_report);
+  assert.equal(edge.requests[1].body.client_report, undefined);
+  assert.deepEqual(edge.requests[1].body.events.map((e) => e.event_type), ['a']);
+  assert.equal(client.stats().pendingReport, false);
+  await client.close();
+});
+
+test('flush(timeoutMs) resolves false at its deadline while sending goes on; a throwing onError changes nothing', async (t) => {
+  const edge = await startEdge(['hang']);
+  t.after(() => edge.close());
+  const client = new ExperimentationClient(fastOptions(edge.url, { requestTimeoutMs: 300, onError: () => { throw new Error('boom'); } }));
+  client.track('e', { userId: 'u' });
+  assert.equal(await client.flush(50), false);
+  assert.equal(client.stats().queued, 1, 'in flight, counted as queued');
+  assert.equal(await client.flush(), true); // the hung attempt times out, the retry is answered
+  assert.equal(edge.requests.length, 2);
+  assert.equal(client.stats().sent, 1);
+  await client.close();
+});

@@ -10,7 +10,6 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 MAX_REPORTED = 10**9  # the edge's limit per reason and report; the rest travels in the next one
@@ -34,7 +33,7 @@ class Stats:
     queued: int
     sent: int
     failed: int
-    dropped: MappingProxyType[str, int]
+    dropped: dict[str, int]  # a copy: changing it changes nothing
     retries: int
     spooled: int
 
@@ -90,5 +89,5 @@ class Ledger:
 
     def snapshot(self, queued: int) -> Stats:
         with self.lock:
-            dropped = MappingProxyType({k: v for k, v in self.dropped.items() if v})
+            dropped = {k: v for k, v in self.dropped.items() if v}
             return Stats(queued, self.sent, self.failed, dropped, self.retries, self.spooled)

@@ -99,8 +99,12 @@ class Core:
         if self.options.sync_mode:
             return self._flush_inline()
         with self._cond:
-            if self._thread is None or not self._thread.is_alive():
+            if threading.current_thread() is self._thread:
+                return False  # called from on_error, in the sender itself: it cannot wait for itself
+            if self._queue or self.ledger.has_unreported():
                 self._ensure_sender()
+                if self._thread is None or not self._thread.is_alive():
+                    return False  # none could be started (closing, interpreter exit): close() sends inline
             lost, reports = self._lost, self._reports_settled
             self._flushing += 1
             self._cond.notify_all()
@@ -121,8 +125,10 @@ class Core:
                 self._abort.set()  # a batch waiting to retry comes back to us, for the spool
             self._cond.notify_all()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(max(deadline - time.monotonic(), 0.1))
+        if thread is None or not thread.is_alive():  # none ran (or it died): what is left is sent from here
+            self._send_inline_until(deadline)
         with self._cond:
             batches, self._leftover = self._leftover, []
             if self._in_flight is not None:  # still in a request: sent again from the spool, deduplicated
@@ -261,6 +267,20 @@ class Core:
         else:
             self.dropped(result.outcome.value, 1, describe(result), result)
         return False
+
+    def _send_inline_until(self, deadline: float) -> None:
+        """No sender thread could be started (the interpreter is shutting down): send from here."""
+        while time.monotonic() < deadline:
+            with self._cond:
+                if not self._queue:
+                    return
+                batch = Batch(self._queue.take(self.options.batch_size), self.ledger.report())
+            result = self.delivery.send(batch, self._abort, deadline - time.monotonic())
+            if result.outcome is Outcome.EXHAUSTED:  # out of time, not of retries: the spool may keep it
+                result = Result(Outcome.ABORTED, result.attempts, result.status, result.code, result.message)
+            self._settle(batch, result)
+            if result.outcome is Outcome.ABORTED:
+                return
 
     def _flush_inline(self) -> bool:
         report = self.ledger.report()

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from api.app import create_app as create_api
 from eventplane import client_drops
 from eventplane.queue import Keys
 from eventplane.settings import Settings
@@ -24,7 +26,16 @@ from tests.conftest import drain, make_tenant, running_edge
 
 ROOT = Path(__file__).resolve().parents[3]
 INTEGRATION = ROOT / "sdk" / "js" / "test" / "integration"
-DECLARED = {"forced_retry", "lost_response", "retry_after", "queue_full", "too_large", "close_at_exit", "before_exit"}
+DECLARED = {
+    "forced_retry",
+    "lost_response",
+    "retry_after",
+    "queue_full",
+    "too_large",
+    "close_at_exit",
+    "before_exit",
+    "clock_skew",
+}
 NODE_DEADLINE = 180.0
 
 
@@ -96,6 +107,7 @@ async def test_js_sdk_delivers_exactly_once_through_faults_and_reports_its_drops
     absent = [i for d in declared.values() for i in d["absent"]]
     rows = await pool.fetch(
         """SELECT message_id, count(*) AS n, min(event_type) AS event_type, min(user_id) AS user_id,
+                  max(abs(extract(epoch FROM received_at - "timestamp"))) AS skew_seconds,
                   min(anonymous_id) AS anonymous_id, min(value) AS value, min(properties::text) AS properties
            FROM events WHERE workspace_id = $1 GROUP BY message_id""",
         tenant.workspace_id,
@@ -104,6 +116,8 @@ async def test_js_sdk_delivers_exactly_once_through_faults_and_reports_its_drops
     assert {i: stored[i]["n"] if i in stored else 0 for i in once} == dict.fromkeys(once, 1)
     assert [i for i in absent if i in stored] == []
     assert set(stored) == set(once), "stored events nobody declared"
+    on_time = [i for d in declared.values() for i in d["on_time"]]
+    assert {i: stored[i]["skew_seconds"] < 60 for i in on_time} == dict.fromkeys(on_time, True)
     for d in declared.values():
         for message_id, fields in d["fields"].items():
             row: dict[str, Any] = dict(stored[message_id])
@@ -122,3 +136,16 @@ async def test_js_sdk_delivers_exactly_once_through_faults_and_reports_its_drops
         tenant.workspace_id,
     )
     assert {row["reason"]: row["n"] for row in folded} == drops
+    assert await usage_client_dropped(fresh, tenant.workspace_id, tenant.key) == drops
+
+
+async def usage_client_dropped(settings: Settings, workspace_id: str, key: str) -> dict[str, int]:
+    """What the workspace's owner sees: GET /api/v1/workspaces/{id}/usage on the real api app."""
+    app = create_api(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as api:
+            r = await api.get(f"/api/v1/workspaces/{workspace_id}/usage", headers={"X-API-Key": key})
+    assert r.status_code == 200, r.text
+    dropped: dict[str, int] = r.json()["client_dropped"]
+    return dropped

@@ -1,7 +1,7 @@
 """A fault-injecting HTTP proxy in front of the real edge, on a real socket, run in the test's loop.
 
-Each request takes the next action from a script: forward it, answer 503 or 429 (with Retry-After)
-without forwarding, or forward it and then close the connection without answering (a lost response:
+Each request takes the next action from a script: forward it, answer 400, 503 or 429 (with
+Retry-After) without forwarding, or forward it and then close the connection without answering (a lost response:
 the edge stored the batch, the client never learns it). Every request is recorded as the edge saw it.
 """
 
@@ -72,6 +72,9 @@ class FaultProxy:
         self.seen.append(Seen(time.monotonic(), action, headers, len(text), json.loads(text) if text else {}))
         if action == "503":
             await _reply(writer, 503, {"error": {"code": "QUEUE_UNAVAILABLE", "message": "injected", "details": None}})
+            return True
+        if action == "400":
+            await _reply(writer, 400, {"error": {"code": "VALIDATION_ERROR", "message": "injected", "details": None}})
             return True
         if action.startswith("429:"):
             error = {"error": {"code": "RATE_LIMITED", "message": "injected", "details": None}}

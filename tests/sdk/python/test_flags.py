@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from experimentation_sdk import ExperimentationClient
+from experimentation_sdk import AsyncExperimentationClient, ExperimentationClient
 
 from tests.sdk.python.flag_server import FlagServer
 
@@ -230,3 +230,20 @@ def test_long_units_get_a_hashed_exposure_id_within_the_edges_limit(server: Flag
         assert exposure["message_id"].startswith("exp:") and len(exposure["message_id"]) == 68
     finally:
         client.close()
+
+
+async def test_the_asyncio_client_answers_locally_without_blocking_the_loop(server: FlagServer) -> None:
+    server.behaviour.config_status = 503
+    server.behaviour.flag_answers["checkout"] = {"key": "checkout", "enabled": True, "value": True, "reason": "SPLIT"}
+    client = AsyncExperimentationClient("ep_live_test", server.url, flush_at_exit=False)
+    try:
+        assert (await client.flag_details("checkout", user_id="u1")).reason == "SPLIT"  # remote, in a thread
+        server.behaviour.config_status = 200
+        server.publish([{**FLAG, "rollout": 0}], [EXPERIMENT])
+        assert await client.wait_for_flags(5)
+        assert await client.is_enabled("checkout", user_id="u1") is False
+        assert await client.get_value("checkout", user_id="u1", default="x") is False
+        assert await client.get_variant("new-checkout", user_id="ada") in ("control", "treatment")
+        assert await client.get_variant("nope", user_id="ada", default="d") == "d"
+    finally:
+        await client.close()

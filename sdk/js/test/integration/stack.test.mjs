@@ -1,7 +1,8 @@
 // Against the real edge, run by tests/sdk/js/test_js_sdk.py, which gives EP_EDGE_URL, EP_API_KEY and
 // EP_OUT (a directory). Each test writes EP_OUT/<name>.json declaring what Postgres must hold afterwards:
 // {"once": [message ids stored exactly once], "absent": [ids never stored], "drops": {reason: n},
-//  "fields": {id: {column: value}}}; the pytest test checks it.
+//  "fields": {id: {column: value}}, "on_time": [ids whose stored timestamp must be within a minute of
+//  their receipt]}; the pytest test checks it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -17,8 +18,8 @@ const skip = !(EDGE && KEY && OUT) && 'needs the real stack: run tests/sdk/js/te
 const RUN = randomUUID().slice(0, 8);
 const INDEX = new URL('../../index.js', import.meta.url).href;
 
-function declare(name, { once = [], absent = [], drops = {}, fields = {} }) {
-  writeFileSync(join(OUT, `${name}.json`), JSON.stringify({ once, absent, drops, fields }));
+function declare(name, { once = [], absent = [], drops = {}, fields = {}, onTime = [] }) {
+  writeFileSync(join(OUT, `${name}.json`), JSON.stringify({ once, absent, drops, fields, on_time: onTime }));
 }
 
 function client(baseUrl, extra = {}) {
@@ -127,4 +128,26 @@ test('a process that tracks and just ends is flushed by the beforeExit hook (bes
   assert.equal(status, 0, out);
   assert.equal(out, '', 'nothing reported as lost');
   declare('before_exit', { once: mine });
+});
+
+test('a client whose clock is two hours fast has its events stored at the true time (sent_at on every attempt)', { skip }, async (t) => {
+  const proxy = await startFaultProxy(EDGE, [{ status: 503 }]);
+  t.after(() => proxy.close());
+  const mine = ids('skew', 2);
+  const { status, out } = await runNode(`
+    const RealDate = Date;
+    const skew = 2 * 3600 * 1000;
+    globalThis.Date = class extends RealDate {
+      constructor(...args) { if (args.length === 0) super(RealDate.now() + skew); else super(...args); }
+      static now() { return RealDate.now() + skew; }
+    };
+    const { ExperimentationClient } = await import(${JSON.stringify(INDEX)});
+    const client = new ExperimentationClient({ apiKey: process.env.EP_API_KEY, baseUrl: ${JSON.stringify(proxy.url)}, backoffBaseMs: 50 });
+    for (const messageId of ${JSON.stringify(mine)}) client.track('skewed', { userId: 'u', messageId });
+    if (!(await client.close())) process.exit(3);
+  `);
+  assert.equal(status, 0, out);
+  assert.equal(proxy.seen.length, 2, 'the retry carried its own sent_at');
+  assert.notEqual(proxy.seen[0].body.sent_at, proxy.seen[1].body.sent_at);
+  declare('clock_skew', { once: mine, onTime: mine });
 });
