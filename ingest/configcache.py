@@ -5,7 +5,7 @@ workspace id on the config channel after every committed change; each edge then 
 shared Redis copy, and wakes that workspace's SSE streams, which fetch the new document at once. Redis
 copies are written only over an older version, and a fill that raced a change reads Postgres again, so a
 slow reader cannot bring back a document older than the change it missed. While the channel is down
-the local copies are bypassed.
+local copies live a second and Redis copies are not trusted.
 """
 
 from __future__ import annotations
@@ -91,11 +91,14 @@ class Watcher:
 
 
 class ConfigCache:
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, keys: Keys, ttl: float) -> None:
+    def __init__(self, redis: Redis, pool: asyncpg.Pool, keys: Keys, ttl: float, unsubscribed_ttl: float = 1.0) -> None:
         self._redis = redis
         self._pool = pool
         self._keys = keys
         self._ttl = ttl
+        # Without the channel no change can be heard: a copy read from Postgres is kept this long only, so
+        # a change still shows within about a second, and Postgres sees one read a second per workspace.
+        self._unsubscribed_ttl = unsubscribed_ttl
         self._local: dict[str, tuple[Cached, float]] = {}
         self._generation: dict[str, int] = {}  # per workspace, bumped by each change message
         self._filling: dict[str, asyncio.Task[Cached]] = {}  # one fill per workspace at a time
@@ -109,7 +112,7 @@ class ConfigCache:
 
     async def get(self, workspace_id: str) -> Cached:
         entry = self._local.get(workspace_id)
-        if entry is not None and self._live and entry[1] > time.monotonic():
+        if entry is not None and entry[1] > time.monotonic():
             self.hits += 1
             return entry[0]
         self.misses += 1
@@ -134,9 +137,10 @@ class ConfigCache:
             cached = await self._from_postgres(workspace_id)
         if self._live:
             self._verified.add(workspace_id)
-            if len(self._local) >= MAX_LOCAL_ENTRIES:
-                self._local.clear()
-            self._local[workspace_id] = (cached, time.monotonic() + self._ttl)
+        if len(self._local) >= MAX_LOCAL_ENTRIES:
+            self._local.clear()
+        ttl = self._ttl if self._live else self._unsubscribed_ttl
+        self._local[workspace_id] = (cached, time.monotonic() + ttl)
         return cached
 
     async def _from_redis(self, workspace_id: str) -> Cached | None:
@@ -212,7 +216,7 @@ class ConfigCache:
     def _changed_all(self) -> None:
         self._local.clear()
         self._verified.clear()
-        for workspace_id in list(self._generation) + list(self._watchers):
+        for workspace_id in {*self._generation, *self._watchers, *self._filling}:
             self._generation[workspace_id] = self._generation.get(workspace_id, 0) + 1
         for watchers in self._watchers.values():
             for watcher in watchers:
