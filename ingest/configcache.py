@@ -110,6 +110,11 @@ class ConfigCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def live(self) -> bool:
+        """Subscribed to the config channel: changes are announced."""
+        return self._live
+
     async def get(self, workspace_id: str) -> Cached:
         entry = self._local.get(workspace_id)
         if entry is not None and entry[1] > time.monotonic():
