@@ -5,11 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
+import pytest_asyncio
 from experimentation_sdk import ExperimentationClient
 
+from api.app import create_app
+from eventplane.settings import Settings
+
 API = "/api/v1"
+
+
+@pytest_asyncio.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    # The suite signs up and logs in many users from 127.0.0.1: per-address limits are tested elsewhere.
+    app = create_app(replace(settings, signup_limit_per_ip=100_000, login_limit_per_ip=100_000))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+        yield client
 
 
 async def test_readme_quickstart_is_enabled_and_get_variant(edge: httpx.AsyncClient, api: httpx.AsyncClient) -> None:
