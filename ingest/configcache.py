@@ -5,7 +5,7 @@ workspace id on the config channel after every committed change; each edge then 
 shared Redis copy, and wakes that workspace's SSE streams, which fetch the new document at once. Redis
 copies are written only over an older version, and a fill that raced a change reads Postgres again, so a
 slow reader cannot bring back a document older than the change it missed. While the channel is down
-the local copies are bypassed.
+local copies live a second and Redis copies are not trusted.
 """
 
 from __future__ import annotations
@@ -91,11 +91,14 @@ class Watcher:
 
 
 class ConfigCache:
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, keys: Keys, ttl: float) -> None:
+    def __init__(self, redis: Redis, pool: asyncpg.Pool, keys: Keys, ttl: float, unsubscribed_ttl: float = 1.0) -> None:
         self._redis = redis
         self._pool = pool
         self._keys = keys
         self._ttl = ttl
+        # Without the channel no change can be heard: a copy read from Postgres is kept this long only, so
+        # a change still shows within about a second, and Postgres sees one read a second per workspace.
+        self._unsubscribed_ttl = unsubscribed_ttl
         self._local: dict[str, tuple[Cached, float]] = {}
         self._generation: dict[str, int] = {}  # per workspace, bumped by each change message
         self._filling: dict[str, asyncio.Task[Cached]] = {}  # one fill per workspace at a time
@@ -107,17 +110,26 @@ class ConfigCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def live(self) -> bool:
+        """Subscribed to the config channel: changes are announced."""
+        return self._live
+
     async def get(self, workspace_id: str) -> Cached:
         entry = self._local.get(workspace_id)
-        if entry is not None and self._live and entry[1] > time.monotonic():
+        if entry is not None and entry[1] > time.monotonic():
             self.hits += 1
             return entry[0]
         self.misses += 1
         task = self._filling.get(workspace_id)
         if task is None:
             task = self._filling[workspace_id] = asyncio.create_task(self._fill(workspace_id))
-            task.add_done_callback(lambda _: self._filling.pop(workspace_id, None))
+            task.add_done_callback(lambda done: self._filled(workspace_id, done))
         return await asyncio.shield(task)  # a caller that hangs up does not cancel the others' fill
+
+    def _filled(self, workspace_id: str, task: asyncio.Task[Cached]) -> None:
+        if self._filling.get(workspace_id) is task:
+            del self._filling[workspace_id]
 
     async def _fill(self, workspace_id: str) -> Cached:
         generation = self._generation.get(workspace_id, 0)
@@ -130,9 +142,10 @@ class ConfigCache:
             cached = await self._from_postgres(workspace_id)
         if self._live:
             self._verified.add(workspace_id)
-            if len(self._local) >= MAX_LOCAL_ENTRIES:
-                self._local.clear()
-            self._local[workspace_id] = (cached, time.monotonic() + self._ttl)
+        if len(self._local) >= MAX_LOCAL_ENTRIES:
+            self._local.clear()
+        ttl = self._ttl if self._live else self._unsubscribed_ttl
+        self._local[workspace_id] = (cached, time.monotonic() + ttl)
         return cached
 
     async def _from_redis(self, workspace_id: str) -> Cached | None:
@@ -197,6 +210,7 @@ class ConfigCache:
 
     async def _changed(self, workspace_id: str) -> None:
         self._local.pop(workspace_id, None)
+        self._filling.pop(workspace_id, None)  # callers from now on wait for a fill that follows the change
         self._generation[workspace_id] = self._generation.get(workspace_id, 0) + 1
         with contextlib.suppress(RedisError, OSError):
             # Every edge drops the shared copy; the next fill writes the new version back.
@@ -207,7 +221,7 @@ class ConfigCache:
     def _changed_all(self) -> None:
         self._local.clear()
         self._verified.clear()
-        for workspace_id in list(self._generation) + list(self._watchers):
+        for workspace_id in {*self._generation, *self._watchers, *self._filling}:
             self._generation[workspace_id] = self._generation.get(workspace_id, 0) + 1
         for watchers in self._watchers.values():
             for watcher in watchers:

@@ -3,7 +3,8 @@
 A unit's first assignment to a variant is recorded in a Redis hash per (experiment, bucket version),
 first writer wins; `assign` reads it before deciding, so later weight or allocation changes do not move
 the unit. Each answer with a variant is an exposure: a `$exposure` event queued like any tracked event,
-with a deterministic message_id so that the workers' ledger stores it once per unit. An edge remembers
+with the deterministic message_id the SDKs use for local assignments too, so that the workers' ledger
+stores one per unit whoever recorded it. An edge remembers
 the exposures it queued within a window (a bounded LRU) so a unit asking a thousand times costs one event.
 """
 
@@ -27,18 +28,20 @@ from ingest.batcher import Batcher
 log = logging.getLogger("eventplane.ingest.exposures")
 EXPOSURE = "$exposure"
 
-# First wins: set the unit's variant unless one is recorded, and answer the recorded one.
+# First wins: answer the unit's recorded variant if the experiment still lists it (ARGV[3..]), else record
+# and answer this one. A variant removed since it was recorded cannot be served, so it is replaced.
 _RECORD = Lua(
     """
-redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('HGET', KEYS[1], ARGV[1])
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  for i = 3, #ARGV do
+    if ARGV[i] == current then return current end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return ARGV[2]
 """
 )
-
-
-def message_id(experiment: str, bucket_version: int, unit: str) -> str:
-    # The SDKs' rule (hashed past 100 characters): a unit exposed by an SDK and by the edge is stored once.
-    return exposure_message_id(experiment, bucket_version, unit)
 
 
 def unavailable() -> ApiError:
@@ -70,9 +73,10 @@ class Exposures:
         return None if raw is None else str(raw.decode())
 
     async def record(self, workspace_id: str, experiment: dict[str, Any], unit: str, variant: str) -> str:
-        """Record `variant` unless another edge recorded one first; returns the one that counts."""
+        """Record `variant` unless another edge recorded a variant still listed first; returns the one that counts."""
         try:
-            raw = await _RECORD(self._redis, [self._key(workspace_id, experiment)], [unit, variant])
+            listed = [v["key"] for v in experiment["variants"]]
+            raw = await _RECORD(self._redis, [self._key(workspace_id, experiment)], [unit, variant, *listed])
         except (RedisError, OSError):
             raise unavailable() from None
         return str(raw.decode())
@@ -102,7 +106,7 @@ class Exposures:
         key: str = experiment["key"]
         properties = orjson.dumps({"experiment": key, "variant": variant, "bucket_version": bucket_version})
         row: Row = (
-            workspace_id, message_id(key, bucket_version, unit), EXPOSURE, user_id, anonymous_id,
+            workspace_id, exposure_message_id(key, bucket_version, unit), EXPOSURE, user_id, anonymous_id,
             None, properties, None, None, time.time_ns() // 1000,
         )  # fmt: skip
         try:

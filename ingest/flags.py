@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
 from experimentation_sdk import evaluation
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
 from eventplane import keys, scopes
@@ -33,9 +36,8 @@ from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
 from ingest.configcache import Cached, ConfigCache
 from ingest.exposures import Exposures
-from ingest.metrics import EdgeStats
+from ingest.metrics import EdgeMetrics, EdgeStats
 from ingest.sse import Streams
-from ingest.wire import Id255
 
 log = logging.getLogger("eventplane.ingest.flags")
 PREFIXES = ("/api/v1/feature-flags/", "/api/v1/experiments/", "/api/v1/sdk/", "/ofrep/")
@@ -46,14 +48,15 @@ CONFIG = "/api/v1/sdk/config"
 STREAM = "/api/v1/sdk/config/stream"
 OFREP_BULK = "/ofrep/v1/evaluate/flags"
 MAX_BODY_BYTES = 64 * 1024
+UnitId = Annotated[str, msgspec.Meta(max_length=255)]
 _WANTED = frozenset({b"x-api-key", b"authorization", b"content-length", b"if-none-match", b"x-request-id"})
 
 
 class Context(msgspec.Struct):
-    """An evaluation context. The unit is user_id, else anonymous_id."""
+    """An evaluation context. The unit is user_id, else anonymous_id; an empty one is no unit (as in the SDK)."""
 
-    user_id: Id255 | None = None
-    anonymous_id: Id255 | None = None
+    user_id: UnitId | None = None
+    anonymous_id: UnitId | None = None
     attributes: dict[str, Any] = {}
 
     def as_dict(self) -> dict[str, Any]:
@@ -227,7 +230,8 @@ class Flags:
                 variant = await self.exposures.record(ws, experiment, unit, variant)
                 if variant != result.variant:  # another edge recorded this unit first: its answer counts
                     result = evaluation.Assignment(variant, "STICKY")
-            await self.exposures.expose(ws, experiment, variant, context.user_id, context.anonymous_id, request_id)
+            user_id, anonymous_id = context.user_id or None, context.anonymous_id or None
+            await self.exposures.expose(ws, experiment, variant, user_id, anonymous_id, request_id)
         return _encode({"key": key, **result.as_dict()})
 
 
@@ -264,9 +268,25 @@ def _content_length(headers: dict[bytes, bytes]) -> int | None:
         raise ApiError(400, "INVALID_HEADER", "Content-Length is not a number") from None
 
 
+class _Collector(Collector):
+    def __init__(self, flags: Flags) -> None:
+        self._flags = flags
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        cache, streams = self._flags.cache, self._flags.streams
+        lookups = CounterMetricFamily("eventplane_ingest_config_cache_lookups", "Config lookups", labels=["result"])
+        lookups.add_metric(["hit"], cache.hits)
+        lookups.add_metric(["miss"], cache.misses)
+        yield lookups
+        yield GaugeMetricFamily("eventplane_ingest_config_streams", "Open config streams", value=streams.open)
+        yield CounterMetricFamily("eventplane_ingest_config_pushes", "Config events streamed", value=streams.pushed)
+        queued = self._flags.exposures.queued
+        yield CounterMetricFamily("eventplane_ingest_exposures_queued", "$exposure events queued", value=queued)
+
+
 def build(
     settings: Settings, redis: Redis, pool: asyncpg.Pool, redis_keys: Keys, key_cache: KeyCache, batcher: Batcher,
-    deadlines: Deadlines, stats: EdgeStats,
+    deadlines: Deadlines, metrics: EdgeMetrics,
 ) -> Flags:  # fmt: skip
     cache = ConfigCache(redis, pool, redis_keys, settings.config_cache_ttl)
     exposures = Exposures(
@@ -276,4 +296,6 @@ def build(
         cache, per_workspace=settings.sse_max_per_workspace, total=settings.sse_max_connections,
         heartbeat=settings.sse_heartbeat,
     )  # fmt: skip
-    return Flags(settings, key_cache, cache, exposures, streams, deadlines, stats)
+    flags = Flags(settings, key_cache, cache, exposures, streams, deadlines, metrics.stats)
+    metrics.registry.register(_Collector(flags))
+    return flags

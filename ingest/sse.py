@@ -24,6 +24,7 @@ from ingest.configcache import Cached, ConfigCache
 
 log = logging.getLogger("eventplane.ingest.sse")
 RETRY_MS = 2000  # what an EventSource waits before reconnecting
+UNSUBSCRIBED_POLL = 1.0  # seconds between looks at the config while the edge hears no changes
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -100,13 +101,15 @@ class Streams:
         try:
             while True:
                 wake = asyncio.ensure_future(changed.wait())
+                # Without the config channel no change is announced: look every second instead.
+                timeout = self._heartbeat if self._cache.live else min(self._heartbeat, UNSUBSCRIBED_POLL)
                 done, _ = await asyncio.wait(
-                    {wake, gone, closing}, timeout=self._heartbeat, return_when=asyncio.FIRST_COMPLETED
+                    {wake, gone, closing}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
                 wake.cancel()
                 if gone in done or closing in done:
                     return
-                if wake not in done:
+                if wake not in done and self._cache.live:
                     await send({"type": "http.response.body", "body": b": heartbeat\n\n", "more_body": True})
                     continue
                 changed.clear()
@@ -119,6 +122,8 @@ class Streams:
                 if cached.version != version:
                     version = cached.version
                     await self._push(send, cached)
+                elif wake not in done:
+                    await send({"type": "http.response.body", "body": b": heartbeat\n\n", "more_body": True})
         finally:
             for future in (gone, closing):
                 future.cancel()

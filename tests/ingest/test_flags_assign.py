@@ -96,6 +96,19 @@ async def test_a_variant_recorded_by_another_edge_wins(
     assert await redis.hget(sticky, "u-new") == b"a"  # type: ignore[misc]
 
 
+async def test_a_recorded_variant_the_experiment_no_longer_lists_is_replaced(
+    edge: httpx.AsyncClient, tenant: Tenant, pool: asyncpg.Pool, redis: Redis, keys: Keys
+) -> None:
+    definition = flagseed.experiment("layout", variants=[{"key": "a", "weight": 100}, {"key": "b", "weight": 0}])
+    await flagseed.put(pool, redis, keys, tenant.workspace_id, experiments=[definition])
+    sticky = keys.sticky(tenant.workspace_id, "layout", definition["salt"], 1)
+    await redis.hset(sticky, "u1", "removed-variant")  # type: ignore[misc]
+    got = await assign_all(edge, tenant, "layout", ["u1"])
+    assert got["u1"] == {"key": "layout", "variant": "a", "reason": "SPLIT"}
+    assert await redis.hget(sticky, "u1") == b"a"  # type: ignore[misc]
+    assert (await assign_all(edge, tenant, "layout", ["u1"]))["u1"]["reason"] == "STICKY"
+
+
 async def test_no_variant_answers(
     edge: httpx.AsyncClient, tenant: Tenant, pool: asyncpg.Pool, redis: Redis, keys: Keys
 ) -> None:

@@ -118,6 +118,7 @@ async def test_stream_pushes_each_change_within_one_second(
         first = await next_config(sse, 2)
         assert first["workspace_id"] == tenant.workspace_id
         assert (await sse.next(1)) == {"comment": "heartbeat"}  # an idle stream still speaks
+        assert "eventplane_ingest_config_streams 1.0" in (await edge.get("/metrics")).text
         for n in range(3):
             version = await flagseed.put(pool, redis, keys, tenant.workspace_id, flags=[flagseed.flag(f"f{n}")])
             published = time.monotonic()
