@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import uuid
 
 import asyncpg
+import pytest
 from experimentation_sdk import AsyncExperimentationClient, DeliveryError, ExperimentationClient
 
 from eventplane.settings import Settings
@@ -97,14 +99,19 @@ async def test_retry_after_is_honoured(edge_url: str, tenant: Tenant, pool: asyn
     assert list(await stored(pool, tenant.workspace_id)) == ["m-limited"]
 
 
-async def test_refused_batch_is_not_retried_and_reaches_on_error(edge_url: str, tenant: Tenant) -> None:
+async def test_refused_batch_is_not_retried_and_reaches_on_error(
+    edge_url: str, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
     errors: list[DeliveryError] = []
+    bad_key = "ep_live_not-a-key-" + uuid.uuid4().hex
     async with fault_proxy(edge_url) as proxy:
-        client = ExperimentationClient("ep_live_not-a-key", proxy.url, on_error=errors.append, backoff_base=0.01)
-        client.track("nope", user_id="u1")
-        client.track("nope", user_id="u2")
-        assert not await asyncio.to_thread(client.flush, 10)
-        await asyncio.to_thread(client.close, 1)
+        client = ExperimentationClient(bad_key, proxy.url, on_error=errors.append, backoff_base=0.01)
+        with caplog.at_level(logging.DEBUG):
+            client.track("nope", user_id="u1")
+            client.track("nope", user_id="u2")
+            assert not await asyncio.to_thread(client.flush, 10)
+            await asyncio.to_thread(client.close, 1)
+    assert "AUTH_ERROR" in caplog.text and bad_key not in caplog.text  # the log says why, never the key
     assert len([s for s in proxy.seen if s.message_ids]) == 1  # one try: a 401 cannot be fixed by retrying
     error = errors[0]
     assert (error.reason, error.count, error.status, error.code) == ("rejected", 2, 401, "AUTH_ERROR")

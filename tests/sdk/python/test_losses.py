@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 from experimentation_sdk import DeliveryError, ExperimentationClient
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from eventplane import client_drops
@@ -34,7 +35,17 @@ async def usage_dropped(api: httpx.AsyncClient, tenant: Tenant) -> dict[str, int
     return dropped
 
 
+async def edge_dropped(edge: httpx.AsyncClient, reason: str) -> float:
+    """The edge's counter eventplane_ingest_client_dropped_total{reason}."""
+    for family in text_string_to_metric_families((await edge.get("/metrics")).text):
+        for sample in family.samples:
+            if sample.name == "eventplane_ingest_client_dropped_total" and sample.labels == {"reason": reason}:
+                return sample.value
+    return 0.0
+
+
 async def test_queue_full_drops_are_counted_and_visible_on_the_server(
+    edge: httpx.AsyncClient,
     edge_url: str,
     tenant: Tenant,
     pool: asyncpg.Pool,
@@ -44,6 +55,7 @@ async def test_queue_full_drops_are_counted_and_visible_on_the_server(
     api: httpx.AsyncClient,
 ) -> None:
     errors: list[DeliveryError] = []
+    before = await edge_dropped(edge, "queue_full")
     async with fault_proxy(edge_url) as proxy:
         client = paused(tenant.key, proxy.url, max_queue_size=3, on_error=errors.append)
         results = [client.track("full", user_id="u1", message_id=f"m-{i}") for i in range(5)]
@@ -58,6 +70,7 @@ async def test_queue_full_drops_are_counted_and_visible_on_the_server(
     assert first.message_ids == ["m-0", "m-1", "m-2"]
     assert first.body["client_report"]["dropped"] == {"queue_full": 2}
     assert "client_report" not in second.body  # acknowledged by the 202: cleared
+    assert await edge_dropped(edge, "queue_full") == before + 2
 
     await drain(settings)
     assert sorted(await stored(pool, tenant.workspace_id)) == ["m-0", "m-1", "m-2", "m-after"]

@@ -106,3 +106,19 @@ async def test_spool_files_of_another_key_are_left_alone(edge_url: str, tenant: 
         await asyncio.to_thread(mine.close)
     assert proxy.seen == []
     assert len(files(spool)) == 1
+
+
+async def test_a_spooled_batch_refused_for_good_is_set_aside(edge_url: str, tenant: Tenant, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    first = ExperimentationClient(tenant.key, dead_url(), spool_dir=spool)
+    first.track("refused", user_id="u1")
+    await asyncio.to_thread(first.close, 0.2)
+    async with fault_proxy(edge_url, ["400"]) as proxy:
+        second = ExperimentationClient(tenant.key, proxy.url, spool_dir=spool)
+        assert await asyncio.to_thread(second.flush, 10)
+        await asyncio.to_thread(second.close)
+        third = ExperimentationClient(tenant.key, proxy.url, spool_dir=spool)
+        assert await asyncio.to_thread(third.flush, 10)
+        await asyncio.to_thread(third.close)
+    assert len(proxy.seen) == 1  # the third client did not send it again
+    assert files(spool) == [] and len(list(spool.glob("*.rejected"))) == 1
