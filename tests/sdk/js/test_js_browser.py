@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -34,6 +35,16 @@ window.ExperimentationClient = ExperimentationClient;
 window.sdkReady = true;
 </script>"""
 DEADLINE = 20.0
+T = TypeVar("T")
+
+
+async def step(what: str, awaitable: Awaitable[T]) -> T:
+    """Every browser and server step has a deadline: a wedged one fails plainly, naming itself."""
+    try:
+        async with asyncio.timeout(DEADLINE):
+            return await awaitable
+    except TimeoutError:
+        raise AssertionError(f"{what} did not finish within {DEADLINE:g} s") from None
 
 
 class Site:
@@ -69,7 +80,8 @@ class Site:
 async def serve(app: Starlette) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(DEADLINE):
         while not server.started:
@@ -78,7 +90,7 @@ async def serve(app: Starlette) -> AsyncIterator[str]:
             await asyncio.sleep(0.01)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     server.should_exit = True
-    await task
+    await step("stopping the page server", task)
     sock.close()
 
 
@@ -89,20 +101,27 @@ def chromium_or_fail() -> None:
 @contextlib.asynccontextmanager
 async def browser_page() -> AsyncIterator[Page]:
     chromium_or_fail()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    pw = await step("starting playwright", async_playwright().start())
+    try:
+        browser = await step(
+            "launching chromium",
+            pw.chromium.launch(
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+                timeout=DEADLINE * 1000,
+            ),
         )
         try:
-            yield await browser.new_page()
+            yield await step("opening a page", browser.new_page())
         finally:
-            await browser.close()
+            await step("closing chromium", browser.close())
+    finally:
+        await step("stopping playwright", pw.stop())
 
 
 async def open_page(page: Page, origin: str) -> None:
-    await page.goto(f"{origin}/page.html")
+    await step("loading the page", page.goto(f"{origin}/page.html", timeout=DEADLINE * 1000))
     await page.wait_for_function("window.sdkReady === true", timeout=DEADLINE * 1000)
 
 
@@ -127,27 +146,31 @@ async def test_unsent_events_survive_a_reload_in_local_storage(fresh: Settings, 
         async with serve(site.app) as origin:
             site.down = True  # nothing gets through on the first page, nor from its page-hide send
             await open_page(page, origin)
-            await page.evaluate(TRACK, [tenant.key, ids, {"flushIntervalMs": 20, "backoffBaseMs": 60_000}])
+            extra = {"flushIntervalMs": 20, "backoffBaseMs": 60_000}
+            await step("tracking", page.evaluate(TRACK, [tenant.key, ids, extra]))
             await page.wait_for_function(
                 """(ids) => Object.keys(localStorage).some((k) => k.startsWith('experimentation-sdk:')
                      && ids.every((id) => localStorage.getItem(k).includes(id)))""",
                 arg=ids,
                 timeout=DEADLINE * 1000,
             )
-            await page.reload()
+            await step("reloading", page.reload(timeout=DEADLINE * 1000))
             assert site.seen and set(site.seen) == {503}
             site.down = False
             await page.wait_for_function("window.sdkReady === true", timeout=DEADLINE * 1000)
-            delivered = await page.evaluate(
-                """async (key) => {
+            delivered = await step(
+                "flushing what storage kept",
+                page.evaluate(
+                    """async (key) => {
                      const c = new window.ExperimentationClient({ apiKey: key, baseUrl: location.origin });
                      return [await c.flush(5000), c.stats().sent,
                              Object.keys(localStorage).filter((k) => k.startsWith('experimentation-sdk:')).length];
                    }""",
-                tenant.key,
+                    tenant.key,
+                ),
             )
             assert delivered == [True, 3, 0]  # sent from storage, and the stored copy removed after the 2xx
-    await drain(fresh)
+    await step("the worker storing the events", drain(fresh))
     assert await stored(pool, tenant.workspace_id) == dict.fromkeys(ids, 1)
 
 
@@ -158,11 +181,11 @@ async def test_a_page_that_goes_away_sends_its_queue_with_keepalive(fresh: Setti
         site = Site(edge)
         async with serve(site.app) as origin:
             await open_page(page, origin)
-            await page.evaluate(TRACK, [tenant.key, ids, {"flushIntervalMs": 600_000}])
+            await step("tracking", page.evaluate(TRACK, [tenant.key, ids, {"flushIntervalMs": 600_000}]))
             assert site.seen == []  # nothing is due yet: only leaving the page sends it
-            await page.goto("about:blank")  # pagehide
+            await step("leaving the page", page.goto("about:blank", timeout=DEADLINE * 1000))  # pagehide
             await asyncio.wait_for(site.accepted.wait(), DEADLINE)
-    await drain(fresh)
+    await step("the worker storing the events", drain(fresh))
     assert await stored(pool, tenant.workspace_id) == dict.fromkeys(ids, 1)
 
 
@@ -175,7 +198,7 @@ async def test_local_storage_holds_at_most_max_persisted_events(fresh: Settings,
             site.down = True
             await open_page(page, origin)
             extra = {"flushIntervalMs": 20, "backoffBaseMs": 60_000, "maxPersistedEvents": 2}
-            await page.evaluate(TRACK, [tenant.key, ids, extra])
+            await step("tracking", page.evaluate(TRACK, [tenant.key, ids, extra]))
             kept = await page.wait_for_function(
                 """() => {
                      const k = Object.keys(localStorage).find((k) => k.startsWith('experimentation-sdk:'));

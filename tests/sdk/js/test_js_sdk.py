@@ -37,6 +37,7 @@ DECLARED = {
     "clock_skew",
 }
 NODE_DEADLINE = 180.0
+WORKER_DEADLINE = 60.0
 
 
 def node_or_fail() -> str:
@@ -61,15 +62,23 @@ async def run_node_while_working(node: str, settings: Settings, env: dict[str, s
         stderr=asyncio.subprocess.STDOUT,
     )
     done = asyncio.ensure_future(proc.communicate())
+
+    async def keep_draining() -> None:
+        while not done.done():
+            await drain(settings)
+            await asyncio.wait([done], timeout=0.25)
+
+    worker = asyncio.create_task(keep_draining())
     try:
-        async with asyncio.timeout(NODE_DEADLINE):
-            while not done.done():
-                await drain(settings)
-                await asyncio.wait([done], timeout=0.25)
+        await asyncio.wait_for(asyncio.shield(done), NODE_DEADLINE)
     except TimeoutError:
         proc.kill()
-        await done
-        raise AssertionError(f"node did not finish within {NODE_DEADLINE:g} s") from None
+        out, _ = await done
+        partial = out.decode(errors="replace")
+        raise AssertionError(f"node did not finish within {NODE_DEADLINE:g} s:\n{partial}") from None
+    finally:
+        async with asyncio.timeout(WORKER_DEADLINE):  # a worker that cannot empty the queue fails here, plainly
+            await worker
     out, _ = done.result()
     assert proc.returncode is not None
     return proc.returncode, out.decode(errors="replace")
@@ -99,7 +108,8 @@ async def test_js_sdk_delivers_exactly_once_through_faults_and_reports_its_drops
         status, out = await run_node_while_working(node, fresh, env)
         assert status == 0, f"node --test {INTEGRATION} failed:\n{out}"
         metrics = client_dropped((await edge.get("/metrics")).text)
-    await drain(fresh)
+    async with asyncio.timeout(WORKER_DEADLINE):
+        await drain(fresh)
 
     declared = read_declarations(tmp_path)
     assert set(declared) == DECLARED, f"node tests that declared nothing (skipped?):\n{out}"
