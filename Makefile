@@ -25,6 +25,8 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
+	@command -v node >/dev/null || { echo 'make test needs Node 18+ for the JS SDK (sdk/js): install nodejs'; exit 1; }
+	node --test sdk/js/test/
 	$(BIN)/pytest -q
 
 clean:

@@ -26,7 +26,7 @@ from eventplane.errors import ApiError
 from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
-from ingest import segment
+from ingest import flags, segment, sse
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
@@ -59,6 +59,7 @@ class Edge:
     tasks: list[asyncio.Task[None]]
     rates: Rates
     reports: ClientReports
+    flags: flags.Flags
 
 
 class IngestApp:
@@ -77,6 +78,9 @@ class IngestApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (scope["path"] in (TRACK, BATCH) or scope["path"] in segment.ROUTES):
             await self._tracking(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(flags.PREFIXES):
+            assert self.edge is not None, "lifespan has not run"
+            await self.edge.flags(scope, receive, send, _request_id(headers_of(scope)))
         else:
             await self._rest(scope, receive, send)
 
@@ -185,6 +189,7 @@ class IngestApp:
             retry_after=settings.retry_after_seconds,
         )
         deadlines = Deadlines(settings.body_timeout)
+        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics)
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
@@ -193,17 +198,21 @@ class IngestApp:
                 key_cache.listen(),
                 key_cache.flush_last_used(),
                 deadlines.sweep(),
+                flag_routes.cache.listen(),
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
-            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports
-        )
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports,
+            flag_routes,
+        )  # fmt: skip
+        unchain = sse.close_on_signals(flag_routes.streams)
         try:
             yield
         finally:
+            unchain()
             await self._shutdown(edge, writers)
             self.edge = None
 
@@ -213,6 +222,7 @@ class IngestApp:
         loop = asyncio.get_running_loop()
         within = edge.settings.shutdown_timeout
         deadline = loop.time() + within
+        edge.flags.streams.close_all()
         try:
             async with asyncio.timeout_at(deadline):
                 await edge.batcher.drain()
