@@ -30,7 +30,7 @@ from ingest import flags, segment, sse
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
-from ingest.body import ClientDisconnected, Deadlines, read_body
+from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.client_report import ClientReports
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, parse_batch, parse_track, to_rows
@@ -127,7 +127,7 @@ class IngestApp:
         body = await read_body(
             receive,
             limit=edge.settings.max_body_bytes,
-            content_length=_content_length(headers),
+            content_length=content_length(headers),
             gzipped=_gzipped(headers),
             deadlines=edge.deadlines,
         )
@@ -249,16 +249,6 @@ def _year(now_ns: int, _cache: list[int] = [0, 0]) -> int:  # noqa: B006 - a del
     if now_ns - _cache[0] > 60_000_000_000:
         _cache[:] = [now_ns, time.gmtime(now_ns // 1_000_000_000).tm_year]
     return _cache[1]
-
-
-def _content_length(headers: Headers) -> int | None:
-    raw = headers.get(b"content-length")
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, "INVALID_HEADER", "Content-Length is not a number") from None
 
 
 def _gzipped(headers: Headers) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -25,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from eventplane import keyformat, scopes
+from eventplane import keyauth, scopes
 from eventplane.errors import ApiError, validation
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
@@ -33,7 +32,7 @@ from ingest import ofrep
 from ingest.asgi import Receive, Scope, Send, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
-from ingest.body import ClientDisconnected, Deadlines, read_body
+from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.configcache import Cached, ConfigCache
 from ingest.exposures import Exposures
 from ingest.metrics import EdgeMetrics, EdgeStats
@@ -158,7 +157,7 @@ class Flags:
         needed = scopes.EXPERIMENTS_READ if route == "assign" else scopes.FLAGS_READ
         workspace_id = await self._authorize(headers, needed)
         body = await read_body(
-            receive, limit=MAX_BODY_BYTES, content_length=_content_length(headers), gzipped=False,
+            receive, limit=MAX_BODY_BYTES, content_length=content_length(headers), gzipped=False,
             deadlines=self._deadlines,
         )  # fmt: skip
         cached = await self.cache.get(workspace_id)
@@ -179,25 +178,10 @@ class Flags:
         return 200
 
     async def _authorize(self, headers: dict[bytes, bytes], needed: str) -> str:
-        """The key's workspace, if the key is usable and grants `needed` (the tracking routes' checks)."""
-        key = extract_key(headers)
-        if not key:
-            raise _auth_error("Missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'")
-        if not keyformat.well_formed(key):
-            raise _auth_error("API key is malformed (check that it was copied whole)")
-        info = await self.key_cache.get(keyformat.hash_key(key))
-        if not info.usable(time.time()):
-            raise _auth_error("API key is unknown, revoked or expired")
-        if not info.workspace_active:
-            raise ApiError(403, "WORKSPACE_ARCHIVED", "This key's workspace is archived; restore it to use it")
-        if needed not in info.scopes:
-            raise ApiError(
-                403, "INSUFFICIENT_SCOPE",
-                f"API key lacks the scope '{needed}' (or a bundle containing it: read, write, admin)",
-                {"required_scope": needed},
-            )  # fmt: skip
-        self.key_cache.touch(info.key_id)
-        return info.workspace_id
+        """The key's workspace, if the key grants `needed` (the one authenticator, as the tracking routes)."""
+        grant = await keyauth.authenticate(extract_key(headers), self.key_cache.get, needed)
+        self.key_cache.touch(grant.key_id)
+        return grant.workspace_id
 
     async def _config(self, headers: dict[bytes, bytes], send: Send, request_id: str) -> int:
         cached = await self.cache.get(await self._authorize(headers, scopes.FLAGS_READ))
@@ -252,20 +236,6 @@ def _key(pattern: re.Pattern[str], path: str) -> str:
     match = pattern.fullmatch(path)
     assert match is not None  # _route_of matched it
     return match[1]
-
-
-def _auth_error(message: str) -> ApiError:
-    return ApiError(401, "AUTH_ERROR", message, None, {"www-authenticate": "Bearer"})
-
-
-def _content_length(headers: dict[bytes, bytes]) -> int | None:
-    raw = headers.get(b"content-length")
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, "INVALID_HEADER", "Content-Length is not a number") from None
 
 
 class _Collector(Collector):

@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
+from eventplane import tenants
 from eventplane.redis_names import RedisNames
 from tests.conftest import Tenant, make_tenant
 from tests.ingest import flagseed
@@ -78,6 +79,22 @@ async def test_scopes_a_write_only_key_is_403_and_no_key_is_401(edge: httpx.Asyn
     assert (r.status_code, r.json()["error"]["code"]) == (401, "AUTH_ERROR")
     r = await edge.get(evaluate_path("f"), headers=writer.headers)
     assert (r.status_code, r.headers["allow"]) == (405, "POST")
+
+
+async def test_the_flag_routes_refuse_a_suspended_plan_like_the_tracking_routes(
+    edge: httpx.AsyncClient, pool: asyncpg.Pool, redis: Redis, keys: RedisNames
+) -> None:
+    """One authenticator: the flag routes answer PLAN_SUSPENDED as tracking does (they had their own copy)."""
+    t = await make_tenant(pool, ["read"])
+    assert (await edge.post(evaluate_path("f"), json={}, headers=t.headers)).status_code == 404  # usable key
+    await tenants.set_plan(pool, redis, keys, t.slug, "suspended")
+    deadline = time.monotonic() + 2
+    while (r := await edge.post(evaluate_path("f"), json={}, headers=t.headers)).status_code != 403:
+        assert time.monotonic() < deadline, f"still {r.status_code}"
+        await asyncio.sleep(0.02)
+    assert r.json()["error"]["code"] == "PLAN_SUSPENDED"
+    r = await edge.get("/api/v1/sdk/config", headers=t.headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "PLAN_SUSPENDED")
 
 
 async def test_a_change_is_answered_within_one_second(
