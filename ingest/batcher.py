@@ -134,11 +134,14 @@ class Batcher:
     async def watch_depth(self) -> None:
         """Keep `overloaded` current: one GET every 100 ms, not one per request."""
         stats = self._metrics.stats
+        task = asyncio.current_task()
         while True:
             with contextlib.suppress(RedisError, OSError):
                 self.depth, oldest = await queue.depth(self._redis, self._keys)
                 self.overloaded = self.depth > self._high_water
                 stats.queue_depth, stats.queue_oldest_age = self.depth, oldest
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError  # redis-py turned our cancellation into an error: stop all the same
             await asyncio.sleep(DEPTH_POLL_SECONDS)
 
     async def drain(self) -> None:

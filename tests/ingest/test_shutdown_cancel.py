@@ -1,0 +1,30 @@
+"""The edge's background loops stop when cancelled, whatever Redis call a cancellation interrupts
+(redis-py can turn a CancelledError inside a pipeline into a connection error; a loop that suppresses
+those errors then ran forever and the edge's shutdown never finished)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from eventplane.queue import Keys
+from eventplane.redis_client import connect_redis
+from eventplane.settings import Settings
+from ingest.batcher import Batcher
+from ingest.metrics import EdgeMetrics
+
+
+async def test_watch_depth_stops_when_cancelled_mid_redis_call(fresh: Settings) -> None:
+    redis = connect_redis(fresh.redis_dsn)
+    batcher = Batcher(
+        redis, [redis], Keys(fresh.redis_prefix), EdgeMetrics(lambda: (0, 0)), job_max_events=10, high_water=10,
+        retry_after=1,
+    )  # fmt: skip
+    try:
+        for i in range(600):  # cancel at many points of the poll's round trip
+            task = asyncio.create_task(batcher.watch_depth())
+            await asyncio.sleep((i % 60) * 0.00005)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=2.0)
+            assert done, f"watch_depth still running 2 s after cancel (attempt {i}): {task!r}"
+    finally:
+        await redis.aclose()
