@@ -113,6 +113,7 @@ class KeyCache:
     async def listen(self) -> None:
         """Follow the invalidation channel forever, resubscribing (and distrusting the cache) on errors."""
         backoff = 0.1
+        task = asyncio.current_task()
         while True:
             pubsub = self._redis.pubsub()
             try:
@@ -121,11 +122,15 @@ class KeyCache:
                 self._live = True
                 backoff = 0.1
                 while True:
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError  # redis-py swallowed our cancellation: stop all the same
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         self._local.pop(message["data"].decode(), None)
                         self._generation += 1
             except (RedisError, OSError) as exc:
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None  # ... or reported it as a connection error
                 if self._live:
                     log.warning("key invalidation channel lost (%s); bypassing local cache", type(exc).__name__)
                 self._live = False

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
+from ingest.auth import KeyCache
 from ingest.batcher import Batcher
 from ingest.metrics import EdgeMetrics
 
@@ -26,5 +29,21 @@ async def test_watch_depth_stops_when_cancelled_mid_redis_call(fresh: Settings) 
             task.cancel()
             done, _ = await asyncio.wait([task], timeout=2.0)
             assert done, f"watch_depth still running 2 s after cancel (attempt {i}): {task!r}"
+    finally:
+        await redis.aclose()
+
+
+async def test_key_invalidation_listener_stops_when_cancelled_mid_redis_call(
+    fresh: Settings, pool: asyncpg.Pool
+) -> None:
+    redis = connect_redis(fresh.redis_dsn)
+    cache = KeyCache(redis, pool, Keys(fresh.redis_prefix), ttl=1.0, negative_ttl=1.0)
+    try:
+        for i in range(200):
+            task = asyncio.create_task(cache.listen())
+            await asyncio.sleep((i % 80) * 0.0001)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=3.0)
+            assert done, f"listen still running 3 s after cancel (attempt {i}): {task!r}"
     finally:
         await redis.aclose()
