@@ -1,5 +1,6 @@
--- EventPlane schema. Applied by `eventplane migrate` (and at `eventplane dev` start); every statement is
--- idempotent, so applying it twice, or to an existing database, changes nothing.
+-- EventPlane schema, whole and current: `eventplane migrate` applies it to an empty database. Existing
+-- databases are upgraded by migrations/NNNN_*.sql instead, so every change goes in both (a new column at
+-- the end of its table); tests/core/test_migrations.py fails when they disagree.
 
 -- Tenants -------------------------------------------------------------------------------------------
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -44,7 +45,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at   timestamptz NOT NULL DEFAULT now(),
     last_used_at timestamptz,
     expires_at   timestamptz,
-    revoked_at   timestamptz
+    revoked_at   timestamptz,
+    description  text,                                  -- a person's note on what the key is for
+    replaced_by  uuid REFERENCES api_keys (id) ON DELETE SET NULL  -- the key a rotation made in its place
 );
 CREATE INDEX IF NOT EXISTS api_keys_workspace ON api_keys (workspace_id);
 
@@ -60,7 +63,8 @@ CREATE TABLE IF NOT EXISTS events (
     value        double precision,
     properties   jsonb NOT NULL DEFAULT '{}',
     "timestamp"  timestamptz NOT NULL,
-    received_at  timestamptz NOT NULL
+    received_at  timestamptz NOT NULL,
+    context      jsonb                                  -- the SDK's context (library, ip, locale...), as sent
 ) PARTITION BY RANGE (received_at);
 CREATE INDEX IF NOT EXISTS events_workspace_time ON events (workspace_id, "timestamp");
 CREATE INDEX IF NOT EXISTS events_workspace_type_time ON events (workspace_id, event_type, "timestamp");
@@ -131,18 +135,25 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message ON dead_letters (workspac
 
 -- Management API (api/) -----------------------------------------------------------------------------
 -- A login session. The access token (a JWT) names its session, so logout ends it at once; the refresh
--- token is rotated on every use, and presenting the one it replaced (a stolen copy) ends the session.
+-- token is rotated on every use, and presenting any one it replaced (a stolen copy) ends the session.
+-- A session ends at created_at + EVENTPLANE_SESSION_MAX_AGE whatever its refreshes.
 CREATE TABLE IF NOT EXISTS sessions (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id       uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     refresh_hash  text NOT NULL UNIQUE,                 -- sha256 hex of the current refresh token
-    previous_hash text,                                 -- the refresh token this one replaced
     expires_at    timestamptz NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
     revoked_at    timestamptz
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
-CREATE INDEX IF NOT EXISTS sessions_previous ON sessions (previous_hash) WHERE previous_hash IS NOT NULL;
+
+-- Every refresh token a session has replaced (sha256 hex): presenting one again ends the session.
+CREATE TABLE IF NOT EXISTS session_refresh_tokens (
+    token_hash  text PRIMARY KEY,
+    session_id  uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    replaced_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS session_refresh_tokens_session ON session_refresh_tokens (session_id);
 
 -- A pending invitation; deleted when declined or replaced, kept (accepted_at set) once used.
 CREATE TABLE IF NOT EXISTS invitations (
@@ -160,3 +171,91 @@ CREATE UNIQUE INDEX IF NOT EXISTS invitations_pending ON invitations (workspace_
     WHERE accepted_at IS NULL;
 CREATE INDEX IF NOT EXISTS invitations_email ON invitations (lower(email)) WHERE accepted_at IS NULL;
 CREATE INDEX IF NOT EXISTS workspace_members_workspace ON workspace_members (workspace_id, created_at, id);
+
+-- Feature flags and experiments (issue 10) ----------------------------------------------------------
+-- A flag or experiment key is a slug, unique in its workspace. `salt` (12 random hex, made at creation)
+-- seeds bucketing, so equal keys in two workspaces or a re-created key never share buckets.
+CREATE TABLE IF NOT EXISTS feature_flags (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    workspace_id  uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    key           text NOT NULL CHECK (key ~ '^[a-z0-9][a-z0-9_.-]{0,99}$'),
+    name          text NOT NULL,
+    description   text,
+    enabled       boolean NOT NULL DEFAULT false,
+    salt          text NOT NULL,
+    rollout       numeric(5, 2) NOT NULL DEFAULT 100 CHECK (rollout BETWEEN 0 AND 100),
+    rules         jsonb NOT NULL DEFAULT '[]',
+    value_type    text NOT NULL DEFAULT 'boolean' CHECK (value_type IN ('boolean', 'string', 'number', 'object')),
+    default_value jsonb NOT NULL DEFAULT 'false',
+    on_value      jsonb NOT NULL DEFAULT 'true',
+    variations    jsonb NOT NULL DEFAULT '[]',          -- the document's "values": [{key, value, weight}]
+    created_by    uuid,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (workspace_id, key)
+);
+
+CREATE TABLE IF NOT EXISTS experiments (
+    id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    workspace_id      uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    key               text NOT NULL CHECK (key ~ '^[a-z0-9][a-z0-9_.-]{0,99}$'),
+    name              text NOT NULL,
+    hypothesis        text,
+    status            text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'running', 'stopped')),
+    salt              text NOT NULL,
+    bucket_version    integer NOT NULL DEFAULT 1 CHECK (bucket_version >= 1),
+    allocation        numeric(5, 2) NOT NULL DEFAULT 100 CHECK (allocation BETWEEN 0 AND 100),
+    targeting         jsonb NOT NULL DEFAULT '{"match": "all", "conditions": []}',
+    variants          jsonb NOT NULL,                   -- [{key, weight}], the first is the control
+    conversion_event  text NOT NULL,
+    value_property    text,
+    namespace_name    text,
+    namespace_start   integer,
+    namespace_end     integer,
+    -- "remote" once weights or allocation changed after exposures: SDKs then ask the edge.
+    sticky            text NOT NULL DEFAULT 'local' CHECK (sticky IN ('local', 'remote')),
+    started_at        timestamptz,
+    stopped_at        timestamptz,
+    created_by        uuid,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (workspace_id, key),
+    CHECK ((namespace_name IS NULL AND namespace_start IS NULL AND namespace_end IS NULL)
+           OR (namespace_name IS NOT NULL AND 0 <= namespace_start AND namespace_start < namespace_end
+               AND namespace_end <= 10000))
+);
+
+-- The workspace's config document version (the SDK config's ETag), bumped in every change's transaction.
+CREATE TABLE IF NOT EXISTS flag_config_versions (
+    workspace_id uuid PRIMARY KEY REFERENCES workspaces (id) ON DELETE CASCADE,
+    version      bigint NOT NULL
+);
+
+-- A unit's first exposure to an experiment at a bucket version, written by the worker from `$exposure`
+-- events (first wins).
+CREATE TABLE IF NOT EXISTS experiment_assignments (
+    workspace_id     uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    experiment_id    uuid NOT NULL REFERENCES experiments (id) ON DELETE CASCADE,
+    bucket_version   integer NOT NULL,
+    unit_id          text NOT NULL,
+    variant          text NOT NULL,
+    first_exposed_at timestamptz NOT NULL,
+    PRIMARY KEY (experiment_id, bucket_version, unit_id)
+);
+
+-- Every flag and experiment change. Actors are plain ids (no foreign keys): the record outlives the
+-- user or key that made it.
+CREATE TABLE IF NOT EXISTS audit_log (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    workspace_id  uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    actor_user_id uuid,
+    actor_key_id  uuid,
+    action        text NOT NULL,
+    entity_type   text NOT NULL,
+    entity_key    text NOT NULL,
+    before        jsonb,
+    after         jsonb,
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS audit_log_workspace ON audit_log (workspace_id, created_at, id);
+CREATE INDEX IF NOT EXISTS audit_log_entity ON audit_log (workspace_id, entity_type, entity_key, created_at, id);

@@ -1,13 +1,13 @@
 """Who is calling, and what they may do in a workspace.
 
 A caller is a user with a session (`Authorization: Bearer <access token>`) or an API key
-(`X-API-Key`, or `Authorization: Bearer ep_live_...`). A workspace the caller does not belong to is
+(`X-API-Key`, `Authorization: Bearer ep_live_...`, or Basic auth with the key as user name;
+the rules are the edge's, in `eventplane.keyauth`). A workspace the caller does not belong to is
 404, exactly as if it did not exist; a workspace they belong to without the permission is 403.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -18,7 +18,7 @@ from api import sessions
 from api.errors import auth_error, forbidden, not_found
 from api.permissions import Role, allows, key_allows
 from api.state import services
-from eventplane import apikeys, keys
+from eventplane import apikeys, keyauth
 from eventplane.errors import ApiError
 
 
@@ -46,15 +46,14 @@ class Membership:
 
 
 def _credential(request: Request) -> tuple[str, bool]:
-    """(credential, is_api_key)."""
-    api_key = request.headers.get("x-api-key")
-    if api_key:
-        return api_key.strip(), True
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise auth_error("Send 'Authorization: Bearer <access token>' (POST /api/v1/auth/login gives one)")
-    value = value.strip()
-    return value, value.startswith(keys.PREFIX)
+    """(credential, is_api_key): an API key by the core's rules (eventplane.keyauth), else a session token."""
+    x_api_key, authorization = request.headers.get("x-api-key"), request.headers.get("authorization")
+    credential = keyauth.extract(x_api_key, authorization)
+    if credential and (x_api_key or keyauth.is_key(credential)):
+        return credential, True
+    if credential and (authorization or "").lower().startswith("bearer "):
+        return credential, False
+    raise auth_error("Send 'Authorization: Bearer <access token>' (POST /api/v1/auth/login gives one)")
 
 
 async def caller(request: Request) -> User | Key:
@@ -78,9 +77,11 @@ async def _user(request: Request, token: str) -> User:
         raise auth_error(exc.reason) from None
     row = await svc.pool.fetchrow(
         "SELECT u.id, u.email, u.name FROM sessions s JOIN users u ON u.id = s.user_id "
-        "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
+        "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL "
+        "AND s.created_at + make_interval(secs => $3) > now()",
         claims.session_id,
         claims.user_id,
+        svc.settings.session_max_age,
     )
     if row is None:
         raise auth_error("Session has ended; log in again")
@@ -88,15 +89,9 @@ async def _user(request: Request, token: str) -> User:
 
 
 async def _key(request: Request, plaintext: str) -> Key:
-    svc = services(request)
-    if not keys.well_formed(plaintext):
-        raise auth_error("API key is malformed (check that it was copied whole)")
-    info = await apikeys.load(svc.pool, keys.hash_key(plaintext))
-    if not info.usable(time.time()):
-        raise auth_error("API key is unknown, revoked or expired")
-    if not info.workspace_active:
-        raise ApiError(403, "WORKSPACE_ARCHIVED", "This key's workspace is archived")
-    return Key(uuid.UUID(info.key_id), uuid.UUID(info.workspace_id), info.scopes)
+    pool = services(request).pool
+    grant = await keyauth.authenticate(plaintext, lambda key_hash: apikeys.load(pool, key_hash))
+    return Key(uuid.UUID(grant.key_id), uuid.UUID(grant.workspace_id), grant.scopes)
 
 
 _MEMBERSHIP = """

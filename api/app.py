@@ -18,24 +18,43 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from api import auth, errors, invitations, keys, members, openapi, security, sessions, usage, workspaces
+from api import (
+    accounts,
+    api_keys,
+    audit,
+    errors,
+    experiments,
+    flags,
+    invitations,
+    members,
+    openapi,
+    results,
+    security,
+    usage,
+    workspaces,
+)
 from api.logs import redact_access_log
 from api.metrics import ApiMetrics
+from api.passwords import Passwords
 from api.routing import Endpoint, routes
 from api.state import Services
-from eventplane import db, servers
-from eventplane.queue import Keys
+from eventplane import apikeys, db, metrics_access, servers
+from eventplane.body_deadline import BodyDeadline
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Secret, Settings
 
 log = logging.getLogger("eventplane.api")
 ENDPOINTS: list[Endpoint] = [
-    *auth.ENDPOINTS,
+    *accounts.ENDPOINTS,
     *workspaces.ENDPOINTS,
     *members.ENDPOINTS,
     *invitations.ENDPOINTS,
-    *keys.ENDPOINTS,
+    *api_keys.ENDPOINTS,
     *usage.ENDPOINTS,
+    *flags.ENDPOINTS,
+    *experiments.ENDPOINTS,
+    *results.ENDPOINTS,
+    *audit.ENDPOINTS,
 ]
 
 
@@ -91,7 +110,8 @@ class Api(Starlette):
         self.api_metrics = api_metrics or ApiMetrics()
 
     def build_middleware_stack(self) -> ASGIApp:
-        return security.wrap(self.api_metrics.wrap(super().build_middleware_stack()), self.security_settings)
+        inner = BodyDeadline(super().build_middleware_stack(), self.security_settings.body_timeout)
+        return security.wrap(self.api_metrics.wrap(inner), self.security_settings)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -105,17 +125,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
         redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved
-        app.state.services = Services(resolved, pool, redis, Keys(resolved.redis_prefix), sessions.hasher(resolved))
+        passwords = Passwords(resolved)
+        app.state.services = Services(resolved, pool, redis, apikeys.redis_keys(resolved), passwords)
         try:
             yield
         finally:
+            passwords.close()
             await db.close_pool(pool)
             await redis.aclose()
 
     redact_access_log()
     api_metrics = ApiMetrics()
     table = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/openapi.json", openapi_json)]
-    table += [Route("/metrics", api_metrics.endpoint)]
+    table += [Route("/metrics", metrics_access.guard(api_metrics.endpoint, configured.metrics_token))]
     table += routes(ENDPOINTS)
     return Api(configured, api_metrics, routes=table, lifespan=lifespan, exception_handlers=errors.HANDLERS)
 

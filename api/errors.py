@@ -7,16 +7,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 import msgspec
-from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.logs import redact
 from api.rest import validation_error
-from eventplane.errors import ApiError
+from eventplane.errors import TRANSIENT_ERRORS, ApiError
 
 log = logging.getLogger("eventplane.api")
 
@@ -86,10 +84,6 @@ HANDLERS: dict[Any, Any] = {
     ApiError: on_api_error,
     HTTPException: on_http_error,
     msgspec.ValidationError: on_validation_error,
-    RedisError: on_unavailable,
-    asyncpg.InterfaceError: on_unavailable,
-    asyncpg.exceptions.ConnectionDoesNotExistError: on_unavailable,
-    asyncpg.exceptions.CannotConnectNowError: on_unavailable,
-    OSError: on_unavailable,
+    **dict.fromkeys(TRANSIENT_ERRORS, on_unavailable),
     Exception: on_unexpected,
 }

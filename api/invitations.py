@@ -15,6 +15,7 @@ from starlette.responses import Response
 from api import access, limits, members, ratelimit, sessions, workspaces
 from api import permissions as p
 from api.errors import conflict, forbidden, not_found
+from api.limits import Conn
 from api.permissions import Role
 from api.rest import after, body, cursor, no_content, page_limit, path_uuid, reply, reply_page
 from api.routing import Endpoint
@@ -39,31 +40,37 @@ async def create(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     actor = await access.membership(request, workspace_id, p.MEMBERS_INVITE)
     data = await body(request, InviteIn)
-    members.check_grant(actor.role, data.role)
+    email = data.email.strip()  # one spelling for the member check, the replacement and the insert
+    members.check_grant(actor.role, data.role)  # early, before counting against the rate limit
     svc = services(request)
     s = svc.settings
     await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "invite", str(workspace_id)),
                         s.invite_limit_per_workspace, s.invite_window_seconds)  # fmt: skip
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
+        role = await members.role_now(conn, actor)
+        if not p.allows(role, p.MEMBERS_INVITE):
+            raise forbidden(f"Your role ({role.value}) lacks the permission '{p.MEMBERS_INVITE}'",
+                            {"required": p.MEMBERS_INVITE})  # fmt: skip
+        members.check_grant(role, data.role)
         await limits.check_member_room(conn, plan, workspace_id)
         if await conn.fetchval(
             "SELECT true FROM workspace_members m JOIN users u ON u.id = m.user_id "
             "WHERE m.workspace_id = $1 AND lower(u.email) = lower($2)",
             workspace_id,
-            data.email,
+            email,
         ):
             raise conflict("A user with this email is a member already")
         await conn.execute(
             "DELETE FROM invitations WHERE workspace_id = $1 AND lower(email) = lower($2) AND accepted_at IS NULL",
             workspace_id,
-            data.email,
+            email,
         )
         invitation_id = await conn.fetchval(
             "INSERT INTO invitations (workspace_id, email, role, token_hash, invited_by, expires_at) "
             "VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
             workspace_id,
-            data.email.strip(),
+            email,
             data.role.value,
             sessions.token_hash(token),
             actor.user.id,
@@ -109,7 +116,7 @@ async def accept(request: Request) -> Response:
     svc = services(request)
     token_hash = sessions.token_hash(str(request.path_params["token"]))
     invitation = await svc.pool.fetchrow(
-        "SELECT id, workspace_id, email, role, expires_at < now() AS expired FROM invitations "
+        "SELECT id, workspace_id, email, role, invited_by, expires_at < now() AS expired FROM invitations "
         "WHERE token_hash = $1 AND accepted_at IS NULL",
         token_hash,
     )
@@ -121,6 +128,7 @@ async def accept(request: Request) -> Response:
         raise forbidden("This invitation is for another email address")
     workspace_id = invitation["workspace_id"]
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
+        await _check_inviter(conn, invitation)
         # Single use: only one request can flip accepted_at, even when two race.
         if not await conn.fetchval(
             "UPDATE invitations SET accepted_at = now() WHERE id = $1 AND accepted_at IS NULL RETURNING true",
@@ -142,6 +150,21 @@ async def accept(request: Request) -> Response:
         member = await members.member_row(conn, workspace_id, member_id)
         workspace = await conn.fetchrow("SELECT * FROM workspaces WHERE id = $1", workspace_id)
     return reply(AcceptedOut(workspace=workspaces.out(workspace), member=members.out(member)))
+
+
+async def _check_inviter(conn: Conn, invitation: Any) -> None:
+    """The inviter must still be able to send this invitation now: a member with members:invite and a role
+    at or above the invited one (rights lost since then are not handed on)."""
+    role = await conn.fetchval(
+        "SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2",
+        invitation["workspace_id"],
+        invitation["invited_by"],
+    )
+    invited = Role(invitation["role"])
+    if role is None or not p.allows(Role(role), p.MEMBERS_INVITE) or not Role(role).at_least(invited):
+        raise ApiError(403, "INVITER_LACKS_RIGHTS", f"Whoever invited you can no longer grant {invited.value} "
+                       "in this workspace; ask one of its admins for a new invitation",
+                       {"role": invited.value})  # fmt: skip
 
 
 async def delete(request: Request) -> Response:

@@ -47,10 +47,12 @@ async def check_workspace_room(conn: Conn, user_id: uuid.UUID, maximum: int) -> 
 ACTIVE_KEY = "is_active AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
 
 
-async def check_key_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
+async def check_key_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID, freed: int = 0) -> None:
+    """Room for one more active key (`freed`: active keys this change stops at once, as a rotation
+    without grace does). A key in its grace period is active: it counts."""
     if not plan.api_access:
         raise ApiError(403, "PLAN_FEATURE_UNAVAILABLE", "The workspace's plan does not include API access",
                        {"feature": "api_access"})  # fmt: skip
     count = await conn.fetchval(f"SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND {ACTIVE_KEY}", workspace_id)
-    if count >= plan.max_api_keys:
+    if count - freed >= plan.max_api_keys:
         raise plan_limit("max_api_keys", plan.max_api_keys)

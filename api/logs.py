@@ -1,16 +1,29 @@
-"""Keep secrets out of logs: invitation tokens travel in URL paths, which access logs print."""
+"""Keep secrets out of logs: invitation tokens travel in URL paths, which access logs print.
+
+Any path a client sends is logged, also one that matches no route, so redaction does not trust the
+route table: every segment after an `invite(s)`/`invitation(s)` segment (any case, any position) but the
+route words `accept` and `pending`, and anything shaped like one of our secrets (`epi_`, `ept_`,
+`ep_live_`) anywhere in the path or query, becomes ***.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 
-_TOKEN_IN_PATH = re.compile(r"(/invit(?:e|ation)s/)[^/?\s]+(/accept)")
+_INVITES = re.compile(r"(?i)/invit(?:e|ation)s?(?=/)")
+_ROUTE_WORDS = frozenset({"", "accept", "pending"})
+_SECRET_SHAPED = re.compile(r"(?i)(ep_live_|ept_|epi_)[^/?#&\s]+")
 
 
 def redact(path: str) -> str:
-    """The path with any invitation token replaced by ***."""
-    return _TOKEN_IN_PATH.sub(r"\1***\2", path)
+    """The path (with its query, if any) with every invitation token, or anything shaped like a secret, as ***."""
+    route, mark, query = path.partition("?")
+    found = _INVITES.search(route)
+    if found:
+        tail = [seg if seg.lower() in _ROUTE_WORDS else "***" for seg in route[found.end() :].split("/")]
+        route = route[: found.end()] + "/".join(tail)
+    return _SECRET_SHAPED.sub(r"\1***", route + mark + query)
 
 
 class RedactTokens(logging.Filter):

@@ -1,7 +1,8 @@
-"""Members and roles: list, add an existing user, change a role, remove, transfer ownership.
+"""Members and roles: list, add a user who shares a workspace with you, change a role, remove, transfer.
 
 Rules: nobody changes their own role; nobody grants a role above their own; an ADMIN edits only members
-at or below ADMIN; the last OWNER is never removed or demoted.
+at or below ADMIN; the last OWNER is never removed or demoted. Removing or demoting a member cancels the
+invitations they sent that their new rights would not allow.
 """
 
 from __future__ import annotations
@@ -59,7 +60,34 @@ async def _check_not_last_owner(conn: Conn, workspace_id: uuid.UUID, target: Any
         raise ApiError(400, "LAST_OWNER", "A workspace keeps at least one OWNER; transfer ownership first")
 
 
-async def _role_now(conn: Conn, actor: access.Membership) -> Role:
+async def cancel_invitations_beyond(conn: Conn, workspace_id: uuid.UUID, user_id: uuid.UUID, role: Role | None) -> None:
+    """Cancel the pending invitations `user_id` sent that their new role (None: removed) could not send."""
+    may_invite = role is not None and p.allows(role, p.MEMBERS_INVITE)
+    grantable = [r.value for r in Role if may_invite and role is not None and role.at_least(r)]
+    await conn.execute(
+        "DELETE FROM invitations WHERE workspace_id = $1 AND invited_by = $2 AND accepted_at IS NULL "
+        "AND NOT (role = ANY($3::text[]))",
+        workspace_id,
+        user_id,
+        grantable,
+    )
+
+
+async def _shares_a_workspace(conn: Conn, user_id: uuid.UUID, other: uuid.UUID) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM workspace_members a JOIN workspace_members b ON b.workspace_id = a.workspace_id "
+        "WHERE a.user_id = $1 AND b.user_id = $2)",
+        user_id,
+        other,
+    ))  # fmt: skip
+
+
+def use_invitation(reason: str) -> ApiError:
+    return ApiError(403, "USE_INVITATION", f"{reason}: invite them by email instead (POST .../invites); they "
+                    "join when they accept", {"invite": "POST /api/v1/workspaces/{workspace_id}/invites"})  # fmt: skip
+
+
+async def role_now(conn: Conn, actor: access.Membership) -> Role:
     """The actor's role read again under the workspace lock (it may have changed since the request began)."""
     role = await conn.fetchval("SELECT role FROM workspace_members WHERE id = $1", actor.member_id)
     if role is None:
@@ -82,15 +110,26 @@ async def list_members(request: Request) -> Response:
 
 
 async def add(request: Request) -> Response:
+    """Add a user directly: only one who already shares a workspace with the caller, and never as OWNER;
+    anyone else joins by accepting an invitation (their consent)."""
     workspace_id = path_uuid(request, "workspace_id")
     actor = await access.membership(request, workspace_id, p.MEMBERS_INVITE)
     data = await body(request, MemberIn)
-    check_grant(actor.role, data.role)
+    if data.role is Role.OWNER:
+        raise use_invitation(
+            "Nobody is made OWNER without their consent (an OWNER may invite as OWNER, or "
+            "transfer ownership to a member)"
+        )
     svc = services(request)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
+        role = await role_now(conn, actor)
+        if not p.allows(role, p.MEMBERS_INVITE):
+            raise forbidden(f"Your role ({role.value}) lacks the permission '{p.MEMBERS_INVITE}'",
+                            {"required": p.MEMBERS_INVITE})  # fmt: skip
+        check_grant(role, data.role)
+        if not await _shares_a_workspace(conn, actor.user.id, data.user_id):
+            raise use_invitation("You share no workspace with this user")
         await limits.check_member_room(conn, plan, workspace_id)
-        if not await conn.fetchval("SELECT true FROM users WHERE id = $1", data.user_id):
-            raise not_found("user")
         if await conn.fetchval(
             "SELECT true FROM workspace_members WHERE workspace_id = $1 AND user_id = $2", workspace_id, data.user_id
         ):
@@ -111,7 +150,7 @@ async def update_role(request: Request) -> Response:
     actor = await access.membership(request, workspace_id, p.MEMBERS_UPDATE_ROLES)
     data = await body(request, MemberPatch)
     async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, _):
-        role = await _role_now(conn, actor)
+        role = await role_now(conn, actor)
         target = await member_row(conn, workspace_id, member_id)
         if target["user_id"] == actor.user.id:
             raise forbidden("Nobody changes their own role")
@@ -121,6 +160,7 @@ async def update_role(request: Request) -> Response:
         if data.role is not Role.OWNER:
             await _check_not_last_owner(conn, workspace_id, target)
         await conn.execute("UPDATE workspace_members SET role = $2 WHERE id = $1", member_id, data.role.value)
+        await cancel_invitations_beyond(conn, workspace_id, target["user_id"], data.role)
         row = await member_row(conn, workspace_id, member_id)
     return reply(out(row))
 
@@ -130,7 +170,7 @@ async def remove(request: Request) -> Response:
     workspace_id, member_id = path_uuid(request, "workspace_id"), path_uuid(request, "member_id")
     actor = await access.membership(request, workspace_id, p.WORKSPACE_READ)
     async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, _):
-        role = await _role_now(conn, actor)
+        role = await role_now(conn, actor)
         target = await member_row(conn, workspace_id, member_id)
         if target["user_id"] != actor.user.id:
             if not p.allows(role, p.MEMBERS_REMOVE):
@@ -140,6 +180,7 @@ async def remove(request: Request) -> Response:
                 raise forbidden(f"A {role.value} cannot remove a {target['role']}")
         await _check_not_last_owner(conn, workspace_id, target)
         await conn.execute("DELETE FROM workspace_members WHERE id = $1", member_id)
+        await cancel_invitations_beyond(conn, workspace_id, target["user_id"], None)
     return no_content()
 
 
@@ -149,13 +190,14 @@ async def transfer(request: Request) -> Response:
     actor = await access.membership(request, workspace_id, p.WORKSPACE_TRANSFER)
     data = await body(request, TransferIn)
     async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, _):
-        if not p.allows(await _role_now(conn, actor), p.WORKSPACE_TRANSFER):
+        if not p.allows(await role_now(conn, actor), p.WORKSPACE_TRANSFER):
             raise forbidden("Only an OWNER transfers ownership")
         target = await member_row(conn, workspace_id, data.member_id)
         if target["user_id"] == actor.user.id:
             raise ApiError(400, "VALIDATION_ERROR", "You own this workspace already", {"field": "member_id"})
         await conn.execute("UPDATE workspace_members SET role = 'OWNER' WHERE id = $1", data.member_id)
         await conn.execute("UPDATE workspace_members SET role = 'ADMIN' WHERE id = $1", actor.member_id)
+        await cancel_invitations_beyond(conn, workspace_id, actor.user.id, Role.ADMIN)
         row = await member_row(conn, workspace_id, data.member_id)
     return reply(out(row))
 

@@ -29,9 +29,19 @@ class ApiMetrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def _label(endpoint: object) -> str:
+    """`keys.create`, `workspaces.create`: the handler's module (without `api.`) and name."""
+    name = getattr(endpoint, "__qualname__", None)
+    if name is None:
+        return "unmatched"
+    module = str(getattr(endpoint, "__module__", "")).removeprefix("api.")
+    return f"{module}.{name}" if module else name
+
+
 class _Middleware:
     """Pure ASGI. The handler label is the matched endpoint's name (Starlette's router writes it into
-    the shared scope), so ids in paths never become label values."""
+    the shared scope; a path serving several methods writes the handler it dispatches to), so ids in paths
+    never become label values."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
@@ -53,7 +63,6 @@ class _Middleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            endpoint = scope.get("endpoint")
-            handler = getattr(endpoint, "__qualname__", None) or getattr(endpoint, "__name__", "unmatched")
+            handler = _label(scope.get("endpoint"))
             self.metrics.requests.labels(handler, scope["method"], str(status)).inc()
             self.metrics.seconds.labels(handler).observe(time.perf_counter() - started)

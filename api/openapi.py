@@ -20,6 +20,9 @@ _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "workspace_id": {"type": "string", "format": "uuid"},
     "from": {"type": "string", "format": "date"},
     "to": {"type": "string", "format": "date"},
+    "bucket_version": {"type": "integer", "minimum": 1},
+    "entity_type": {"type": "string", "enum": ["feature_flag", "experiment"]},
+    "entity_key": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,99}$"},
 }
 
 

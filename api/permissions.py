@@ -32,9 +32,16 @@ MEMBERS_REMOVE = "members:remove"
 BILLING_READ = "billing:read"
 API_KEYS_READ = "api_keys:read"
 API_KEYS_WRITE = "api_keys:write"
+FLAGS_READ = "flags:read"  # incl. the audit log of flags
+FLAGS_WRITE = "flags:write"  # create, change, delete
+FLAGS_ROLLOUT = "flags:rollout"  # change only `rollout` and `enabled`
+EXPERIMENTS_READ = "experiments:read"  # incl. results and the audit log of experiments
+EXPERIMENTS_WRITE = "experiments:write"  # create, change, start/stop, re-randomize, delete
+EXPERIMENTS_ALLOCATION = "experiments:allocation"  # change only `allocation`
+_DEFINITIONS_WRITE = frozenset({FLAGS_WRITE, FLAGS_ROLLOUT, EXPERIMENTS_WRITE, EXPERIMENTS_ALLOCATION})
 
-_VIEWER = frozenset({WORKSPACE_READ, MEMBERS_READ, API_KEYS_READ})
-_DEVELOPER = _VIEWER | {API_KEYS_WRITE}
+_VIEWER = frozenset({WORKSPACE_READ, MEMBERS_READ, API_KEYS_READ, FLAGS_READ, EXPERIMENTS_READ})
+_DEVELOPER = _VIEWER | {API_KEYS_WRITE} | _DEFINITIONS_WRITE
 _ADMIN = _DEVELOPER | {WORKSPACE_UPDATE, MEMBERS_INVITE, MEMBERS_UPDATE_ROLES, MEMBERS_REMOVE, BILLING_READ}
 _OWNER = _ADMIN | {WORKSPACE_DELETE, WORKSPACE_TRANSFER}
 
@@ -47,10 +54,16 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
 ALL = _OWNER
 
 # What an API key may do on the management API, by scope. Member, invitation and key management are
-# never granted to a key (session only); everything not listed here is refused.
+# never granted to a key (session only); everything not listed here is refused. For CI/CD, `flags:write`
+# and `experiments:write` (in the `write` bundle) change rollout percentages only; creating, other changes
+# and deleting need `admin`.
 KEY_SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
     "workspace:read": frozenset({WORKSPACE_READ}),
-    "admin": frozenset({WORKSPACE_READ, BILLING_READ}),
+    "flags:read": frozenset({FLAGS_READ}),
+    "experiments:read": frozenset({EXPERIMENTS_READ}),
+    "flags:write": frozenset({FLAGS_ROLLOUT}),
+    "experiments:write": frozenset({EXPERIMENTS_ALLOCATION}),
+    "admin": frozenset({WORKSPACE_READ, BILLING_READ, FLAGS_READ, EXPERIMENTS_READ}) | _DEFINITIONS_WRITE,
 }
 
 

@@ -1,4 +1,5 @@
-"""Fixed-window counters in Redis: login attempts per email and per IP, invitations per workspace."""
+"""Fixed-window counters in Redis: sign-ups and login attempts per address, login attempts per (email,
+address), invitations per workspace."""
 
 from __future__ import annotations
 

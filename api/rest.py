@@ -135,6 +135,17 @@ def query_date(request: Request, name: str) -> dt.date | None:
         raise validation(f"'{name}' must be a date (YYYY-MM-DD)", name) from None
 
 
+def utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    """An aware time in UTC, as Postgres receives it; a 400 when that is outside years 1-9999
+    (`0001-01-01T00:00:00+14:00` is a valid RFC 3339 time whose UTC form Python cannot hold)."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise validation(f"'{name}' is outside the years 1-9999 in UTC", name) from None
+
+
 def path_uuid(request: Request, name: str) -> uuid.UUID:
     value = request.path_params[name]
     assert isinstance(value, uuid.UUID), "routes declare ids with the :uuid convertor"
@@ -161,8 +172,11 @@ def cursor(request: Request) -> Cursor | None:
         return None
     try:
         stamp, id_ = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), type=tuple[str, str])
-        return dt.datetime.fromisoformat(stamp), uuid.UUID(id_)
-    except (binascii.Error, msgspec.DecodeError, ValueError):
+        created_at = dt.datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None:
+            raise ValueError(stamp)  # this API's cursors carry a zone; a naive time would be read as local
+        return created_at.astimezone(dt.UTC), uuid.UUID(id_)
+    except (binascii.Error, msgspec.DecodeError, ValueError, OverflowError):
         raise validation("'cursor' is not one this API returned", "cursor") from None
 
 

@@ -44,6 +44,8 @@ def _route(path: str, handlers: dict[str, Handler]) -> Route:
 
     async def dispatch(request: Request) -> Response:
         # Route adds HEAD beside GET and answers 405 for anything else before calling this.
-        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+        handler = handlers["GET" if request.method == "HEAD" else request.method]
+        request.scope["endpoint"] = handler  # the metrics label names the handler, not this dispatcher
+        return await handler(request)
 
     return Route(path, dispatch, methods=list(handlers))

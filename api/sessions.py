@@ -1,13 +1,14 @@
-"""Passwords, access tokens (JWT) and refresh tokens (rows in `sessions`).
+"""Access tokens (JWT) and refresh tokens (rows in `sessions`).
 
 An access token lives 30 minutes and names its session (`sid`); every request checks that the session
 is still open, so logout takes effect at once. A refresh token is random, stored as its SHA-256, and
-replaced on every use; presenting the replaced one again (someone kept a copy) closes the session.
+replaced on every use; every replaced one is kept (`session_refresh_tokens`), and presenting any of them
+again (someone kept a copy) closes the session. A session ends `session_max_age` after login: refreshing
+never extends that.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import time
@@ -16,8 +17,6 @@ from dataclasses import dataclass
 
 import asyncpg
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from api.wire import TokensOut
 from eventplane.settings import Settings
@@ -26,35 +25,6 @@ ISSUER = "eventplane"
 AUDIENCE = "eventplane-api"
 ALGORITHM = "HS256"
 REFRESH_PREFIX = "ept_"
-
-
-def hasher(settings: Settings) -> PasswordHasher:
-    return PasswordHasher(time_cost=settings.password_time_cost, memory_cost=settings.password_memory_kib)
-
-
-async def hash_password(ph: PasswordHasher, password: str) -> str:
-    # argon2 takes tens of milliseconds of CPU on purpose; keep it off the event loop.
-    return await asyncio.to_thread(ph.hash, password)
-
-
-async def verify_password(ph: PasswordHasher, password_hash: str | None, password: str) -> bool:
-    """Constant work whether or not the user exists: an unknown email is checked against a dummy hash."""
-    target = password_hash or _dummy_hash(ph)
-    try:
-        await asyncio.to_thread(ph.verify, target, password)
-    except (VerificationError, InvalidHashError):
-        return False
-    return password_hash is not None
-
-
-_dummy: dict[tuple[int, int], str] = {}
-
-
-def _dummy_hash(ph: PasswordHasher) -> str:
-    params = (ph.time_cost, ph.memory_cost)
-    if params not in _dummy:
-        _dummy[params] = ph.hash(secrets.token_urlsafe(16))
-    return _dummy[params]
 
 
 def token_hash(token: str) -> str:
@@ -102,10 +72,11 @@ async def open_session(conn: asyncpg.Connection | asyncpg.Pool, settings: Settin
     refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
     session_id: uuid.UUID = await conn.fetchval(
         "INSERT INTO sessions (user_id, refresh_hash, expires_at) "
-        "VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING id",
+        "VALUES ($1, $2, now() + make_interval(secs => least($3::int, $4::int))) RETURNING id",
         user_id,
         token_hash(refresh),
         settings.refresh_token_ttl,
+        settings.session_max_age,
     )
     return _tokens(settings, user_id, session_id, refresh)
 
@@ -118,25 +89,32 @@ def _tokens(settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID, refre
     )
 
 
+_ROTATE = """
+UPDATE sessions SET refresh_hash = $2,
+    expires_at = least(now() + make_interval(secs => $3), created_at + make_interval(secs => $4))
+WHERE refresh_hash = $1 AND revoked_at IS NULL AND expires_at > now()
+  AND created_at + make_interval(secs => $4) > now()
+RETURNING id, user_id
+"""
+
+
 async def rotate_refresh(pool: asyncpg.Pool, settings: Settings, refresh: str) -> TokensOut | None:
     """New tokens for a valid refresh token (which stops working); None when it is not valid."""
     old = token_hash(refresh)
     new = REFRESH_PREFIX + secrets.token_urlsafe(32)
-    row = await pool.fetchrow(
-        "UPDATE sessions SET refresh_hash = $2, previous_hash = $1, "
-        "expires_at = now() + make_interval(secs => $3) "
-        "WHERE refresh_hash = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING id, user_id",
-        old,
-        token_hash(new),
-        settings.refresh_token_ttl,
-    )
-    if row is None:
-        # A replaced token presented again: the session's tokens have leaked; end it.
-        await pool.execute(
-            "UPDATE sessions SET revoked_at = now() WHERE previous_hash = $1 AND revoked_at IS NULL", old
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(_ROTATE, old, token_hash(new), settings.refresh_token_ttl, settings.session_max_age)
+        if row is not None:
+            await conn.execute("INSERT INTO session_refresh_tokens (token_hash, session_id) VALUES ($1, $2)", old,
+                               row["id"])  # fmt: skip
+            return _tokens(settings, row["user_id"], row["id"], new)
+        # Any replaced token presented again: the session's tokens have leaked; end it.
+        await conn.execute(
+            "UPDATE sessions SET revoked_at = now() WHERE revoked_at IS NULL "
+            "AND id = (SELECT session_id FROM session_refresh_tokens WHERE token_hash = $1)",
+            old,
         )
         return None
-    return _tokens(settings, row["user_id"], row["id"], new)
 
 
 async def close_by_refresh(pool: asyncpg.Pool, refresh: str) -> None:

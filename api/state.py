@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-from argon2 import PasswordHasher
 from redis.asyncio import Redis
 from starlette.requests import Request
 
-from eventplane.queue import Keys
+from api.passwords import Passwords
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 
 
@@ -18,8 +18,8 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     redis: Redis
-    keys: Keys
-    hasher: PasswordHasher
+    keys: RedisNames
+    passwords: Passwords
 
 
 def services(request: Request) -> Services:

@@ -24,7 +24,10 @@ def _range(request: Request) -> tuple[dt.date, dt.date]:
     """[from, to], both inclusive, UTC days; default the last 30 days."""
     today = dt.datetime.now(dt.UTC).date()
     to = query_date(request, "to") or today
-    start = query_date(request, "from") or to - dt.timedelta(days=DEFAULT_DAYS - 1)
+    try:
+        start = query_date(request, "from") or to - dt.timedelta(days=DEFAULT_DAYS - 1)
+    except OverflowError:  # `to` within 30 days of 0001-01-01: the default range would start before year 1
+        raise validation(f"'to' is within {DEFAULT_DAYS} days of 0001-01-01; give 'from' too", "to") from None
     if start > to:
         raise validation("'from' must not be after 'to'", "from")
     if (to - start).days >= MAX_DAYS:

@@ -32,7 +32,7 @@ Slug = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9-]+$")
 Description = Annotated[str, Meta(max_length=1000, pattern=NO_NUL)]
 PlanName = Literal["free", "pro", "enterprise"]
 Token = Annotated[str, Meta(min_length=1, max_length=512)]
-# The enum documents the names; api/keys.py checks them (its 400 lists the valid ones).
+# The enum documents the names; api/api_keys.py checks them (its 400 lists the valid ones).
 ScopeName = Annotated[str, Meta(max_length=64, extra_json_schema={"enum": sorted(SCOPES | set(BUNDLES))})]
 ScopeList = Annotated[list[ScopeName], Meta(min_length=1, max_length=16)]
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True)]
@@ -86,7 +86,7 @@ class WorkspacePatch(Input):
     name: Name | UnsetType = UNSET
     slug: Slug | UnsetType = UNSET
     description: Description | UnsetType | None = UNSET
-    plan: PlanName | UnsetType = UNSET  # OWNER only, and with x-admin-token when ADMIN_TOKEN is set
+    plan: PlanName | UnsetType = UNSET  # OWNER only; a plan but the default needs x-admin-token (ADMIN_TOKEN)
 
 
 class WorkspaceOut(Struct, kw_only=True):
@@ -96,6 +96,10 @@ class WorkspaceOut(Struct, kw_only=True):
     description: str | None
     plan: str
     is_active: bool
+    max_experiments: int
+    max_feature_flags: int
+    max_members: int
+    max_api_keys: int
     limits: Plan
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -160,6 +164,7 @@ class AcceptedOut(Struct, kw_only=True):
 class KeyIn(Input):
     name: Name
     scopes: ScopeList
+    description: Description | None = None
     expires_at: AwareDatetime | None = None
 
 
@@ -169,6 +174,7 @@ class LegacyKeyIn(KeyIn):
 
 class KeyPatch(Input):
     name: Name | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
     scopes: ScopeList | UnsetType = UNSET
 
 
@@ -188,6 +194,7 @@ class KeyOut(Struct, kw_only=True):
     id: uuid.UUID
     workspace_id: uuid.UUID
     name: str
+    description: str | None
     key_prefix: str
     scopes: list[str]
     created_at: dt.datetime
@@ -200,11 +207,14 @@ class KeyCreatedOut(Struct, kw_only=True):
     id: uuid.UUID
     workspace_id: uuid.UUID
     name: str
+    description: str | None
     key: str  # shown only in this response
     key_prefix: str
     scopes: list[str]
     created_at: dt.datetime
+    last_used_at: dt.datetime | None
     expires_at: dt.datetime | None
+    is_active: bool
 
 
 class RotatedOut(KeyCreatedOut, kw_only=True):

@@ -20,12 +20,13 @@ from api.routing import Endpoint
 from api.state import Services, services
 from api.wire import Page, WorkspaceIn, WorkspaceOut, WorkspacePatch
 from eventplane import apikeys, plans, tenants
-from eventplane.errors import validation
+from eventplane.errors import ApiError, validation
 
 ID = "/api/v1/workspaces/{workspace_id:uuid}"
 
 
 def out(row: Any) -> WorkspaceOut:
+    plan = plans.get(row["plan"])
     return WorkspaceOut(
         id=uuid.UUID(str(row["id"])),
         name=row["name"],
@@ -33,7 +34,11 @@ def out(row: Any) -> WorkspaceOut:
         description=row["description"],
         plan=row["plan"],
         is_active=row["is_active"],
-        limits=plans.get(row["plan"]),
+        max_experiments=plan.max_experiments,
+        max_feature_flags=plan.max_feature_flags,
+        max_members=plan.max_members,
+        max_api_keys=plan.max_api_keys,
+        limits=plan,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -49,10 +54,24 @@ def _check_admin_token(request: Request) -> None:
         raise auth_error("This server requires the 'x-admin-token' header for this operation")
 
 
+def _check_plan(request: Request, plan: str) -> None:
+    """A plan is the operator's decision: anyone may name the default plan; any other needs x-admin-token,
+    and without ADMIN_TOKEN configured it is refused (the operator runs `eventplane workspace set-plan`)."""
+    if plan == plans.DEFAULT:
+        return
+    if services(request).settings.admin_token is None:
+        raise ApiError(403, "PLAN_CHANGE_FORBIDDEN",
+                       f"Only the operator sets the plan '{plan}': ask them to run "
+                       f"`eventplane workspace set-plan <slug> {plan}` (or to configure ADMIN_TOKEN)",
+                       {"plan": plan, "allowed": plans.DEFAULT})  # fmt: skip
+    _check_admin_token(request)
+
+
 async def create(request: Request) -> Response:
     who = await access.user(request)
     _check_admin_token(request)
     data = await body(request, WorkspaceIn)
+    _check_plan(request, data.plan)
     svc = services(request)
     async with svc.pool.acquire() as conn, conn.transaction():
         await limits.check_workspace_room(conn, who.id, svc.settings.max_workspaces_per_user)
@@ -104,14 +123,16 @@ async def only_workspace(svc: Services, user_id: uuid.UUID, given: uuid.UUID | N
 
 
 async def current(request: Request) -> Response:
-    """An API key's workspace (scope workspace:read); for a session, the user's only workspace."""
+    """An API key's workspace, whatever the key's scopes (it is how a user checks which workspace a key
+    belongs to); for a session, the user's only workspace."""
     who = await access.caller(request)
-    if isinstance(who, access.Key):
-        access.require_key_permission(who, p.WORKSPACE_READ)
-        workspace_id = who.workspace_id
-    else:
+    if isinstance(who, access.User):
         workspace_id = await only_workspace(services(request), who.id, None)
-    return reply(out(await access.workspace(request, workspace_id, p.WORKSPACE_READ)))
+        return reply(out(await access.workspace(request, workspace_id, p.WORKSPACE_READ)))
+    row = await services(request).pool.fetchrow("SELECT * FROM workspaces WHERE id = $1", who.workspace_id)
+    if row is None:
+        raise not_found("workspace")
+    return reply(out(row))
 
 
 _PATCHABLE = ("name", "slug", "description", "plan")
@@ -126,6 +147,7 @@ async def update(request: Request) -> Response:
         if member.role is not Role.OWNER:
             raise forbidden("Only an OWNER can change the plan")
         _check_admin_token(request)
+        _check_plan(request, changes["plan"])
     if not changes:
         return reply(out(member.workspace))
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=2))
@@ -139,12 +161,14 @@ async def update(request: Request) -> Response:
         raise conflict("A workspace with this slug exists already", {"field": "slug"}) from None
     if row is None:
         raise not_found("workspace")
+    if "plan" in changes:  # as for archive: every edge re-reads the workspace's keys within a second
+        svc = services(request)
+        await apikeys.refresh(svc.pool, svc.redis, svc.keys, await tenants.key_hashes(svc.pool, workspace_id))
     return reply(out(row))
 
 
 async def _key_hashes(svc: Services, workspace_id: uuid.UUID) -> list[str]:
-    rows = await svc.pool.fetch("SELECT key_hash FROM api_keys WHERE workspace_id = $1", workspace_id)
-    return [r["key_hash"] for r in rows]
+    return await tenants.key_hashes(svc.pool, workspace_id)
 
 
 async def _set_active(request: Request, active: bool) -> Response:

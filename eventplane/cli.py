@@ -13,8 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import db, logs, scopes, servers, tenants
-from eventplane.queue import Keys
+from eventplane import apikeys, db, plans, scopes, servers, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
 
@@ -47,7 +46,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _resolved(args)
     created = asyncio.run(db.migrate(settings.dsn))
-    print(f"schema applied; {created} new event partitions")
+    print(f"schema up to date; {created} new event partitions")
     return 0
 
 
@@ -61,6 +60,20 @@ async def _workspace_create(settings: Settings, args: argparse.Namespace) -> int
         return _fail("name must be 1-100 characters; slug 1-50 of a-z, 0-9 and '-'")
     finally:
         await conn.close()
+    _print_json(workspace)
+    return 0
+
+
+async def _workspace_set_plan(settings: Settings, args: argparse.Namespace) -> int:
+    pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
+    redis = connect_redis(settings.redis_dsn)
+    try:
+        workspace = await tenants.set_plan(pool, redis, apikeys.redis_keys(settings), args.slug, args.plan)
+    finally:
+        await db.close_pool(pool)
+        await redis.aclose()
+    if workspace is None:
+        return _fail(f"no workspace with slug '{args.slug}'")
     _print_json(workspace)
     return 0
 
@@ -88,7 +101,7 @@ async def _key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
     redis = connect_redis(settings.redis_dsn)
     try:
-        found = await tenants.revoke_api_key(pool, redis, Keys(settings.redis_prefix), args.key_id)
+        found = await tenants.revoke_api_key(pool, redis, apikeys.redis_keys(settings), args.key_id)
     finally:
         await db.close_pool(pool)
         await redis.aclose()
@@ -128,38 +141,20 @@ def _async(
     return run
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    settings = Settings.from_env()
-    logs.configure(settings.log_format, settings.log_level)
-    uvicorn.run(
-        "ingest.app:app", host=settings.ingest_host, port=settings.ingest_port, loop="uvloop",
-        http="httptools", access_log=False, log_config=None, timeout_graceful_shutdown=20,
-        proxy_headers=False, server_header=False,  # the edge reads no client address
-    )  # fmt: skip
-    return 0
+# The processes live in their own packages (the core imports none of them): these commands become them.
+PROCESSES = {"ingest": "ingest", "api": "api", "worker": "workers"}
 
 
-def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    settings = Settings.from_env()
-    logs.configure(settings.log_format, settings.log_level)
-    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, loop="uvloop",
-                http="httptools", log_config=None, timeout_graceful_shutdown=20)  # fmt: skip
-    return 0
+def process_argv(command: str) -> list[str]:
+    """How to start one process: `python -m <its package>` with this interpreter."""
+    return [sys.executable, "-m", PROCESSES[command]]
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    import uvloop
-
-    from workers.main import serve
-
-    settings = _resolved(args)
-    logs.configure(settings.log_format, settings.log_level)
-    uvloop.run(serve(settings))
-    return 0
+def cmd_process(args: argparse.Namespace) -> int:
+    argv = process_argv(args.command)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # same pid: signals from a supervisor (SIGTERM) reach the process itself
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -171,8 +166,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         asyncio.run(db.migrate(settings.dsn))
         env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": settings.redis_dsn}
         env.setdefault("EVENTPLANE_LOG_FORMAT", "text")  # people read these; set json to get JSON
-        me = [sys.executable, "-m", "eventplane.cli"]
-        commands = {"ingest": [*me, "ingest"], "api": [*me, "api"], "worker": [*me, "worker"]}
+        commands = {name: process_argv(name) for name in PROCESSES}
         print(f"EventPlane dev: ingest http://{settings.ingest_host}:{settings.ingest_port}  "
               f"api http://{settings.api_host}:{settings.api_port}  (Ctrl-C stops)", flush=True)  # fmt: skip
         asyncio.run(Supervisor(commands, env).run())
@@ -193,10 +187,12 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run ingest, api and a worker (and embedded servers)").set_defaults(fn=cmd_dev)
     sub.add_parser("env", help="print DATABASE_URL and REDIS_URL in use").set_defaults(fn=cmd_env)
-    sub.add_parser("migrate", help="apply schema.sql (idempotent)").set_defaults(fn=cmd_migrate)
-    sub.add_parser("ingest", help="run the edge (EVENTPLANE_INGEST_PORT)").set_defaults(fn=cmd_ingest)
-    sub.add_parser("api", help="run the management API (EVENTPLANE_API_PORT)").set_defaults(fn=cmd_api)
-    sub.add_parser("worker", help="run one arq worker").set_defaults(fn=cmd_worker)
+    sub.add_parser(
+        "migrate", help="apply the missing migrations/NNNN_*.sql (schema.sql on an empty database)"
+    ).set_defaults(fn=cmd_migrate)
+    sub.add_parser("ingest", help="run the edge (EVENTPLANE_INGEST_PORT)").set_defaults(fn=cmd_process)
+    sub.add_parser("api", help="run the management API (EVENTPLANE_API_PORT)").set_defaults(fn=cmd_process)
+    sub.add_parser("worker", help="run one worker process").set_defaults(fn=cmd_process)
 
     srv = sub.add_parser("servers", help="embedded servers").add_subparsers(dest="action", required=True)
     srv.add_parser("stop", help="stop the embedded Postgres and Valkey").set_defaults(fn=cmd_servers_stop)
@@ -207,6 +203,10 @@ def parser() -> argparse.ArgumentParser:
     wc.add_argument("--slug", required=True)
     wc.add_argument("--plan", default="free", choices=["free", "pro", "enterprise"])
     wc.set_defaults(fn=_async(_workspace_create))
+    wp = ws.add_parser("set-plan", help="set a workspace's plan (edges see it within a second); prints JSON")
+    wp.add_argument("slug")
+    wp.add_argument("plan", choices=sorted(plans.PLANS))
+    wp.set_defaults(fn=_async(_workspace_set_plan))
 
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
     kc = key.add_parser("create", help="create a key; prints JSON with the key (shown only here)")

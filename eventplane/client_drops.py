@@ -15,7 +15,8 @@ from collections.abc import Mapping
 import asyncpg
 from redis.asyncio import Redis
 
-from eventplane.queue import Keys, Lua
+from eventplane.queue import Lua
+from eventplane.redis_names import RedisNames
 
 # Report ids are remembered this long: SDK retries of one batch end well within it.
 REPORT_ID_TTL_SECONDS = 7 * 24 * 3600
@@ -26,15 +27,15 @@ DAY_TTL_SECONDS = 7 * 24 * 3600
 OPEN_DAYS = 2
 
 
-def report_key(keys: Keys, workspace_id: str, report_id: str) -> str:
+def report_key(keys: RedisNames, workspace_id: str, report_id: str) -> str:
     return f"{keys.prefix}client_report:{workspace_id}:{report_id}"
 
 
-def day_key(keys: Keys, workspace_id: str, day: dt.date) -> str:
+def day_key(keys: RedisNames, workspace_id: str, day: dt.date) -> str:
     return f"{keys.prefix}client_drops:{workspace_id}:{day.isoformat()}"
 
 
-def pending_key(keys: Keys) -> str:
+def pending_key(keys: RedisNames) -> str:
     """The set of "workspace_id|day" whose hashes the fold reads."""
     return f"{keys.prefix}client_drops:pending"
 
@@ -57,7 +58,7 @@ return 1
 
 
 async def record(
-    redis: Redis, keys: Keys, workspace_id: str, report_id: str, dropped: Mapping[str, int], day: dt.date
+    redis: Redis, keys: RedisNames, workspace_id: str, report_id: str, dropped: Mapping[str, int], day: dt.date
 ) -> bool:
     """Count one report; False when this report id was counted before (a retry)."""
     args: list[bytes | str | int] = [DAY_TTL_SECONDS, f"{workspace_id}|{day.isoformat()}"]
@@ -75,7 +76,7 @@ ON CONFLICT (workspace_id, day, reason) DO UPDATE SET dropped = greatest(client_
 """
 
 
-async def fold(redis: Redis, keys: Keys, pool: asyncpg.Pool, today: dt.date | None = None) -> int:
+async def fold(redis: Redis, keys: RedisNames, pool: asyncpg.Pool, today: dt.date | None = None) -> int:
     """Write the Redis totals into client_drops_daily; returns how many (workspace, day) were read."""
     members = sorted(m.decode() for m in await redis.smembers(pending_key(keys)))  # type: ignore[misc]
     if not members:

@@ -1,4 +1,4 @@
-"""Postgres: pools, applying schema.sql, and keeping event partitions ahead of time."""
+"""Postgres: pools, migrating (eventplane/migrations.py), and keeping event partitions ahead of time."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from eventplane import migrations
+
 log = logging.getLogger("eventplane.db")
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 PARTITION_DAYS_BEHIND = 1
 PARTITION_DAYS_AHEAD = 7
 # A connection, whether direct or borrowed from a pool.
 Conn = asyncpg.Connection | PoolConnectionProxy
-_MIGRATE_LOCK = 0x45504D47  # "EPMG": one migrator at a time
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
@@ -48,13 +48,14 @@ async def ensure_partitions(conn: Conn, around: dt.date | None = None) -> int:
     return created
 
 
-async def migrate(dsn: str) -> int:
-    """Apply schema.sql (idempotent) and make partitions ahead. Returns how many partitions were created."""
+async def migrate(
+    dsn: str, directory: Path = migrations.MIGRATIONS_DIR, schema_path: Path = migrations.SCHEMA_PATH
+) -> int:
+    """Apply the missing migrations (schema.sql on a fresh database), then make partitions ahead.
+    Returns how many partitions were created."""
     conn = await asyncpg.connect(dsn)
     try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
-            await conn.execute(SCHEMA_PATH.read_text())
+        await migrations.apply(conn, directory, schema_path)
         return await ensure_partitions(conn)
     finally:
         await conn.close()

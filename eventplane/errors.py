@@ -1,10 +1,13 @@
-"""The one error shape both HTTP processes answer with: {"error": {"code", "message", "details"}}."""
+"""Errors shared by every process: the one error shape both HTTP processes answer with
+({"error": {"code", "message", "details"}}), and the one list of transient exceptions."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import orjson
+from redis.exceptions import RedisError
 
 
 class ApiError(Exception):
@@ -35,3 +38,22 @@ def validation(message: str, path: str | None = None, code: str = "VALIDATION_ER
 
 def unavailable(code: str, message: str, retry_after: int) -> ApiError:
     return ApiError(503, code, message, headers={"retry-after": str(retry_after)})
+
+
+# "Not now": Postgres, Redis or the network is down, busy or slow. Whoever catches these retries later
+# (workers) or answers 503 (the edge, the api); never a reason to drop or refuse data. Any RedisError
+# counts: besides lost connections, Redis answers LOADING, READONLY (failover) and OOM when it cannot
+# take writes, all of which pass.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError
+    TimeoutError,  # asyncio.TimeoutError too, and asyncpg's command_timeout
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError (the connection was lost)
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.OperatorInterventionError,  # class 57: admin shutdown, crash shutdown, query canceled
+    asyncpg.InsufficientResourcesError,  # class 53: disk full, out of memory
+    RedisError,
+)

@@ -6,22 +6,33 @@ import msgspec
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
-    """A plan's limits and entitlements. Counts are maxima; `api_access` allows creating API keys."""
+    """A plan's limits and entitlements. Counts are maxima; without `api_access` the workspace can neither
+    create keys nor use the ones it has (403 PLAN_SUSPENDED). A workspace may send `events_per_second`
+    sustained and `burst` at once (a token bucket shared by every edge); burst is at least one full batch."""
 
     max_experiments: int
     max_feature_flags: int
     max_members: int
     max_api_keys: int  # keys active at once (not revoked, not expired)
     api_access: bool
+    events_per_second: int = 0
+    burst: int = 0
 
 
 PLANS: dict[str, Plan] = {
-    "free": Plan(max_experiments=10, max_feature_flags=50, max_members=5, max_api_keys=3, api_access=True),
-    "pro": Plan(max_experiments=100, max_feature_flags=500, max_members=50, max_api_keys=25, api_access=True),
-    "enterprise": Plan(
-        max_experiments=1000, max_feature_flags=5000, max_members=1000, max_api_keys=250, api_access=True
+    "free": Plan(
+        max_experiments=10, max_feature_flags=50, max_members=5, max_api_keys=3, api_access=True,
+        events_per_second=1_000, burst=20_000,
     ),
-}
+    "pro": Plan(
+        max_experiments=100, max_feature_flags=500, max_members=50, max_api_keys=25, api_access=True,
+        events_per_second=10_000, burst=200_000,
+    ),
+    "enterprise": Plan(
+        max_experiments=1000, max_feature_flags=5000, max_members=1000, max_api_keys=250, api_access=True,
+        events_per_second=100_000, burst=2_000_000,
+    ),
+}  # fmt: skip
 DEFAULT = "free"
 
 # A plan name an operator set in the database that this code does not know grants nothing (deny by default).

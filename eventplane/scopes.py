@@ -6,16 +6,19 @@ from collections.abc import Iterable
 
 FLAGS_READ = "flags:read"
 EXPERIMENTS_READ = "experiments:read"
+# On the management API: a rollout-only change of a flag (rollout, enabled) / of an experiment (allocation).
+FLAGS_WRITE = "flags:write"
+EXPERIMENTS_WRITE = "experiments:write"
 TRACK_WRITE = "track:write"
 WORKSPACE_READ = "workspace:read"
 ADMIN = "admin"
 
-SCOPES = frozenset({FLAGS_READ, EXPERIMENTS_READ, TRACK_WRITE, WORKSPACE_READ, ADMIN})
+SCOPES = frozenset({FLAGS_READ, EXPERIMENTS_READ, FLAGS_WRITE, EXPERIMENTS_WRITE, TRACK_WRITE, WORKSPACE_READ, ADMIN})
 
 # A bundle names a set of scopes. `admin` is both a scope and a bundle that contains every scope.
 BUNDLES: dict[str, frozenset[str]] = {
     "read": frozenset({FLAGS_READ, EXPERIMENTS_READ, WORKSPACE_READ}),
-    "write": frozenset({FLAGS_READ, EXPERIMENTS_READ, WORKSPACE_READ, TRACK_WRITE}),
+    "write": frozenset({FLAGS_READ, EXPERIMENTS_READ, WORKSPACE_READ, TRACK_WRITE, FLAGS_WRITE, EXPERIMENTS_WRITE}),
     "admin": SCOPES,
 }
 

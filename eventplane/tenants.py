@@ -8,11 +8,14 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from eventplane import apikeys, db, keys, scopes
-from eventplane.queue import Keys
+from eventplane import apikeys, db, keyformat, scopes
+from eventplane.redis_names import RedisNames
 
 WORKSPACE_COLUMNS = "id::text, name, slug, description, plan, is_active, created_at, updated_at"
-KEY_COLUMNS = "id::text, workspace_id::text, name, key_prefix, scopes, is_active, created_at, last_used_at, expires_at"
+KEY_COLUMNS = (
+    "id::text, workspace_id::text, name, description, key_prefix, scopes, is_active, created_at, last_used_at, "
+    "expires_at"
+)
 
 
 async def create_workspace(
@@ -40,6 +43,25 @@ async def workspace_by_slug(conn: db.Conn | asyncpg.Pool, slug: str) -> dict[str
     return None if row is None else dict(row)
 
 
+async def key_hashes(conn: db.Conn | asyncpg.Pool, workspace_id: object) -> list[str]:
+    rows = await conn.fetch("SELECT key_hash FROM api_keys WHERE workspace_id = $1", workspace_id)
+    return [r["key_hash"] for r in rows]
+
+
+async def set_plan(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: RedisNames, slug: str,
+                   plan: str) -> dict[str, Any] | None:  # fmt: skip
+    """The operator's plan change: set it and push the workspace's keys to every edge (None: no such slug)."""
+    row = await pool.fetchrow(
+        f"UPDATE workspaces SET plan = $2, updated_at = now() WHERE slug = $1 RETURNING {WORKSPACE_COLUMNS}",
+        slug,
+        plan,
+    )
+    if row is None:
+        return None
+    await apikeys.refresh(pool, redis, redis_keys, await key_hashes(pool, row["id"]))
+    return dict(row)
+
+
 async def create_api_key(
     conn: db.Conn | asyncpg.Pool,
     *,
@@ -48,26 +70,28 @@ async def create_api_key(
     scope_names: list[str],
     expires_at: dt.datetime | None = None,
     created_by: str | None = None,
+    description: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Insert a key; returns its record and the plaintext, which exists only in this return value."""
     granted = scopes.validate(scope_names)
-    plaintext = keys.generate()
+    plaintext = keyformat.generate()
     row = await conn.fetchrow(
-        f"INSERT INTO api_keys (workspace_id, name, key_hash, key_prefix, scopes, expires_at, created_by) "
-        f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {KEY_COLUMNS}",
+        f"INSERT INTO api_keys (workspace_id, name, key_hash, key_prefix, scopes, expires_at, created_by, description) "
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {KEY_COLUMNS}",
         workspace_id,
         name,
-        keys.hash_key(plaintext),
-        keys.display_prefix(plaintext),
+        keyformat.hash_key(plaintext),
+        keyformat.display_prefix(plaintext),
         granted,
         expires_at,
         created_by,
+        description,
     )
     assert row is not None
     return dict(row), plaintext
 
 
-async def revoke_api_key(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: Keys, key_id: str) -> bool:
+async def revoke_api_key(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: RedisNames, key_id: str) -> bool:
     """Revoke a key and push the change to every edge. False when there is no such key."""
     key_hash = await pool.fetchval(
         "UPDATE api_keys SET is_active = false, revoked_at = coalesce(revoked_at, now()) "

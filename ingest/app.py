@@ -21,26 +21,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from eventplane import db, keys, scopes, servers
+from eventplane import apikeys, db, keyauth, metrics_access, scopes, servers, tasks
 from eventplane.errors import ApiError
-from eventplane.queue import Keys
+from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
+from ingest import flags, segment, sse
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
 from ingest.client_report import ClientReports
 from ingest.metrics import EdgeMetrics
-from ingest.transform import Limits, Parsed, parse_batch, parse_track, to_rows
+from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
 log = logging.getLogger("eventplane.ingest")
 TRACK = "/api/v1/tracking/track"
 BATCH = "/api/v1/tracking/batch"
+ROUTE_NAMES = {TRACK: "track", BATCH: "batch"}  # metric labels; the Segment routes are "segment"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
-QUEUE_WRITERS = 2  # enqueue round trips in flight at once
+ENQUEUE_CONNECTIONS = 2  # enqueue round trips in flight at once
 ACCEPTED_CONTENT_TYPES = (b"application/json", b"text/plain")  # text/plain: browsers' sendBeacon
 
 
@@ -55,11 +57,9 @@ class Edge:
     metrics: EdgeMetrics
     deadlines: Deadlines
     tasks: list[asyncio.Task[None]]
+    rates: Rates
     reports: ClientReports
-
-
-def _auth_error(message: str) -> ApiError:
-    return ApiError(401, "AUTH_ERROR", message, None, {"www-authenticate": "Bearer"})
+    flags: flags.Flags
 
 
 class IngestApp:
@@ -76,8 +76,11 @@ class IngestApp:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in (TRACK, BATCH):
+        if scope["type"] == "http" and (scope["path"] in (TRACK, BATCH) or scope["path"] in segment.ROUTES):
             await self._tracking(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(flags.PREFIXES):
+            assert self.edge is not None, "lifespan has not run"
+            await self.edge.flags(scope, receive, send, _request_id(headers_of(scope)))
         else:
             await self._rest(scope, receive, send)
 
@@ -85,7 +88,7 @@ class IngestApp:
         edge = self.edge
         assert edge is not None, "lifespan has not run"
         stats = edge.metrics.stats
-        route = "track" if scope["path"] == TRACK else "batch"
+        route = ROUTE_NAMES.get(scope["path"]) or "segment"
         headers = headers_of(scope)
         request_id = _request_id(headers)
         try:
@@ -102,14 +105,22 @@ class IngestApp:
             failure = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
             await respond(send, 500, failure.body(), request_id)
         else:
-            stats.responses[route, 202] += 1
             stats.events_accepted += accepted
-            await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
+            if route == "segment":  # Segment's clients expect 200 and this body
+                stats.responses[route, 200] += 1
+                await respond(send, 200, segment.SUCCESS, request_id)
+            else:
+                stats.responses[route, 202] += 1
+                await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
 
     async def _accept(self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str) -> int:
         if scope["method"] != "POST":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
-        workspace_id, key_id = await self._authenticate(edge, headers)
+        key = extract_key(headers)
+        is_segment = scope["path"] in segment.ROUTES
+        # Segment's clients may send the key only in the body (writeKey): it is checked once that is read.
+        lookup = edge.key_cache.get
+        grant = await keyauth.authenticate(key, lookup, scopes.TRACK_WRITE) if key or not is_segment else None
         refusal = edge.batcher.refusal()
         if refusal is not None:
             raise refusal
@@ -120,41 +131,32 @@ class IngestApp:
             gzipped=_gzipped(headers),
             deadlines=edge.deadlines,
         )
-        parsed: Parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
+        if grant is None:  # a Segment route without a key in its headers: the body's writeKey
+            body_key = segment.write_key(body)
+            if not body_key:
+                raise keyauth.KeyRefused(401, "AUTH_ERROR", segment.MISSING_KEY, None, {"www-authenticate": "Bearer"})
+            grant = await keyauth.authenticate(body_key, lookup, scopes.TRACK_WRITE)
+        if is_segment:
+            parsed = segment.parse(scope["path"], body, edge.limits)
+        else:
+            parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         now_ns = time.time_ns()
-        rows = to_rows(parsed, workspace_id, now_ns // 1000, _year(now_ns))
+        rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
         if rows:
-            await edge.batcher.submit(rows, request_id)
+            await edge.batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan))
         if parsed.report is not None:
-            await edge.reports.record(workspace_id, parsed.report, now_ns)
-        edge.key_cache.touch(key_id)
+            await edge.reports.record(grant.workspace_id, parsed.report, now_ns)
+        edge.key_cache.touch(grant.key_id)
         return len(rows)
-
-    async def _authenticate(self, edge: Edge, headers: Headers) -> tuple[str, str]:
-        key = extract_key(headers)
-        if not key:
-            raise _auth_error("Missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'")
-        if not keys.well_formed(key):
-            raise _auth_error("API key is malformed (check that it was copied whole)")
-        info = await edge.key_cache.get(keys.hash_key(key))
-        if not info.usable(time.time()):
-            raise _auth_error("API key is unknown, revoked or expired")
-        if not info.workspace_active:
-            raise ApiError(403, "WORKSPACE_ARCHIVED", "This key's workspace is archived; restore it to send events")
-        if scopes.TRACK_WRITE not in info.scopes:
-            raise ApiError(
-                403,
-                "INSUFFICIENT_SCOPE",
-                f"API key lacks the scope '{scopes.TRACK_WRITE}' (or a bundle containing it: write, admin)",
-                {"required_scope": scopes.TRACK_WRITE},
-            )
-        return info.workspace_id, info.key_id
 
     async def _healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def _metrics(self, request: Request) -> Response:
         assert self.edge is not None
+        refused = metrics_access.refusal(request.headers.get("authorization"), self.edge.settings.metrics_token)
+        if refused is not None:
+            return refused
         return Response(generate_latest(self.edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def _readyz(self, request: Request) -> Response:
@@ -173,10 +175,10 @@ class IngestApp:
         redis = connect_redis(settings.redis_dsn)
         # min_size=0: the edge starts, and serves cached keys, while Postgres is down.
         pool = await db.create_pool(settings.dsn, min_size=0, max_size=4)
-        redis_keys = Keys(settings.redis_prefix)
+        redis_keys = apikeys.redis_keys(settings)
         key_cache = KeyCache(redis, pool, redis_keys, settings.key_cache_ttl, settings.negative_key_cache_ttl)
-        metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses))
-        writers = [connect_queue_writer(settings.redis_dsn) for _ in range(QUEUE_WRITERS)]
+        metrics = EdgeMetrics(lambda: (key_cache.hits, key_cache.misses, key_cache.refused_entries))
+        writers = [connect_queue_writer(settings.redis_dsn) for _ in range(ENQUEUE_CONNECTIONS)]
         batcher = Batcher(
             redis,
             writers,
@@ -187,32 +189,50 @@ class IngestApp:
             retry_after=settings.retry_after_seconds,
         )
         deadlines = Deadlines(settings.body_timeout)
-        tasks = [
-            asyncio.create_task(coro)
+        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics)
+        background = [
+            asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
                 batcher.run(),
                 batcher.watch_depth(),
                 key_cache.listen(),
                 key_cache.flush_last_used(),
                 deadlines.sweep(),
+                flag_routes.cache.listen(),
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
+        rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
-        self.edge = Edge(settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, tasks, reports)
+        edge = self.edge = Edge(
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports,
+            flag_routes,
+        )  # fmt: skip
+        unchain = sse.close_on_signals(flag_routes.streams)
         try:
             yield
         finally:
-            await batcher.drain()
-            await key_cache.write_last_used()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await db.close_pool(pool)
-            await redis.aclose()
-            for writer in writers:
-                await writer.aclose()
+            unchain()
+            await self._shutdown(edge, writers)
             self.edge = None
+
+    async def _shutdown(self, edge: Edge, writers: list[Redis]) -> None:
+        """Flush, stop the background tasks, close. uvicorn waits for this without a limit, so every step
+        is bounded: settings.shutdown_timeout in all (+ at most a second for each close)."""
+        loop = asyncio.get_running_loop()
+        within = edge.settings.shutdown_timeout
+        deadline = loop.time() + within
+        edge.flags.streams.close_all()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await edge.batcher.drain()
+                await edge.key_cache.write_last_used()
+        except TimeoutError:
+            log.error("shutdown: events still unqueued after %.1f s are dropped; none was answered 202", within)
+        await tasks.stop(edge.tasks, max(deadline - loop.time(), 1.0), log)
+        await db.close_pool(edge.pool, grace=max(deadline - loop.time(), 1.0))
+        for client in (edge.redis, *writers):
+            await client.aclose()  # each disconnect is bounded by socket_connect_timeout
 
 
 def _request_id(headers: Headers) -> str:

@@ -8,51 +8,38 @@ missed invalidation can never keep a revoked key alive.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import time
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from eventplane import apikeys
+from eventplane import apikeys, keyauth
 from eventplane.apikeys import KeyInfo
-from eventplane.errors import ApiError
-from eventplane.queue import Keys
+from eventplane.errors import TRANSIENT_ERRORS, ApiError
+from eventplane.redis_client import raise_if_cancelled
+from eventplane.redis_names import RedisNames
 from ingest.asgi import Headers
 
 log = logging.getLogger("eventplane.ingest.auth")
 MAX_LOCAL_ENTRIES = 100_000
+# Postgres cannot answer: any Postgres error, not only the transient ones, means 503, never a 500.
+LOOKUP_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
 LAST_USED_FLUSH_SECONDS = 20.0  # + the worker folding every 30 s: last_used_at lags under 60 s
 
 
 def extract_key(headers: Headers) -> str | None:
-    """`X-API-Key: <key>`, `Authorization: Bearer <key>`, or Basic auth with the key as user name
-    (how Segment- and RudderStack-style SDKs send a write key)."""
-    value = headers.get(b"x-api-key")
-    if value:
-        return value.decode("latin-1").strip()
-    auth = headers.get(b"authorization")
-    if not auth:
-        return None
-    scheme, _, credentials = auth.decode("latin-1").partition(" ")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        return credentials.strip()
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
-        except (binascii.Error, ValueError):
-            return ""
-        return decoded.partition(":")[0]
-    return ""
+    """The credential, by the core's rules (eventplane.keyauth.extract)."""
+    x_api_key, authorization = headers.get(b"x-api-key"), headers.get(b"authorization")
+    return keyauth.extract(
+        x_api_key.decode("latin-1") if x_api_key else None,
+        authorization.decode("latin-1") if authorization else None,
+    )
 
 
 class KeyCache:
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, keys: Keys, ttl: float, negative_ttl: float) -> None:
+    def __init__(self, redis: Redis, pool: asyncpg.Pool, keys: RedisNames, ttl: float, negative_ttl: float) -> None:
         self._redis = redis
         self._pool = pool
         self._keys = keys
@@ -64,6 +51,7 @@ class KeyCache:
         self._used: set[str] = set()
         self.hits = 0
         self.misses = 0
+        self.refused_entries = 0  # shared-cache entries that failed their MAC (forged, tampered, stale)
 
     async def get(self, key_hash: str) -> KeyInfo:
         entry = self._local.get(key_hash)
@@ -84,20 +72,28 @@ class KeyCache:
         redis_key = self._keys.api_key(key_hash)
         try:
             raw = await self._redis.get(redis_key)
-            if raw is not None:
-                return apikeys.decode(raw)
-        except (RedisError, OSError):
+        except TRANSIENT_ERRORS:
             return await self._load(key_hash)  # Redis down: Postgres still answers who the key is
+        if raw is not None:
+            cached = apikeys.unseal(self._keys, key_hash, raw)
+            if cached is not None:
+                return cached
+            self.refused_entries += 1
+            log.warning("a key-cache entry in Redis failed its check (forged, tampered or stale); using Postgres")
         info = await self._load(key_hash)
-        with contextlib.suppress(RedisError, OSError):
-            # NX: never overwrite a newer state the API wrote while we were reading Postgres.
-            await self._redis.set(redis_key, apikeys.encode(info), ex=apikeys.ttl_for(info), nx=True)
+        sealed = apikeys.seal(self._keys, key_hash, info)
+        with contextlib.suppress(*TRANSIENT_ERRORS):
+            if raw is None:
+                # NX: never overwrite a newer state the API wrote while we were reading Postgres.
+                await self._redis.set(redis_key, sealed, ex=apikeys.ttl_for(info), nx=True)
+            else:
+                await apikeys.REPLACE(self._redis, [redis_key], [raw, sealed, apikeys.ttl_for(info)])
         return info
 
     async def _load(self, key_hash: str) -> KeyInfo:
         try:
             return await apikeys.load(self._pool, key_hash)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except LOOKUP_ERRORS as exc:
             log.warning("key lookup failed: %s", type(exc).__name__)
             raise ApiError(
                 503,
@@ -113,7 +109,6 @@ class KeyCache:
     async def listen(self) -> None:
         """Follow the invalidation channel forever, resubscribing (and distrusting the cache) on errors."""
         backoff = 0.1
-        task = asyncio.current_task()
         while True:
             pubsub = self._redis.pubsub()
             try:
@@ -122,15 +117,13 @@ class KeyCache:
                 self._live = True
                 backoff = 0.1
                 while True:
-                    if task is not None and task.cancelling():
-                        raise asyncio.CancelledError  # redis-py swallowed our cancellation: stop all the same
+                    raise_if_cancelled()  # redis-py may also swallow a cancellation without raising anything
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         self._local.pop(message["data"].decode(), None)
                         self._generation += 1
-            except (RedisError, OSError) as exc:
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError from None  # ... or reported it as a connection error
+            except TRANSIENT_ERRORS as exc:
+                raise_if_cancelled()
                 if self._live:
                     log.warning("key invalidation channel lost (%s); bypassing local cache", type(exc).__name__)
                 self._live = False
@@ -138,7 +131,7 @@ class KeyCache:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*TRANSIENT_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _invalidate_all(self) -> None:
@@ -146,10 +139,11 @@ class KeyCache:
         self._generation += 1
 
     async def flush_last_used(self) -> None:
-        """Every 30 s, hand the ids of keys used since to Redis; a worker folds them into Postgres."""
+        """Every 20 s, hand the ids of keys used since to Redis; a worker folds them into Postgres."""
         while True:
             await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
             await self.write_last_used()
+            raise_if_cancelled()
 
     async def write_last_used(self) -> None:
         used, self._used = self._used, set()
@@ -158,5 +152,5 @@ class KeyCache:
         now = str(int(time.time()))
         try:
             await self._redis.hset(self._keys.key_last_used, mapping=dict.fromkeys(used, now))  # type: ignore[misc]
-        except (RedisError, OSError):
+        except TRANSIENT_ERRORS:
             self._used |= used  # try again next time

@@ -4,6 +4,10 @@ A request adds its rows and waits; a flusher takes everything that arrived while
 was in flight and writes it in one script call (`eventplane.queue.enqueue`). Under light load a request
 waits one round trip; under heavy load batches grow by themselves (group commit). A request is answered
 202 only after the call that holds its rows has succeeded.
+
+Each workspace's requests of one flush form a group, queued only if the workspace's rate allows all
+of them (eventplane.rates; checked inside the same script call). A refused group of several requests
+is tried again request by request in the next flush, so one request is never refused for another's.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from eventplane import queue
-from eventplane.errors import ApiError, unavailable
-from eventplane.queue import Batch, Keys, Row
+from eventplane.errors import TRANSIENT_ERRORS, ApiError, unavailable
+from eventplane.queue import Group, JobRows, Row
+from eventplane.rates import UNLIMITED, Rate, limited
+from eventplane.redis_client import raise_if_cancelled
+from eventplane.redis_names import RedisNames
 from ingest.metrics import EdgeMetrics
 
 log = logging.getLogger("eventplane.ingest.batcher")
@@ -25,12 +32,22 @@ DEPTH_POLL_SECONDS = 0.1
 ENQUEUE_TIMEOUT = 3.0  # a Redis that does not answer within this gets its requests a 503
 
 
+@dataclass(slots=True)
+class Pending:
+    rows: list[Row]
+    request_id: str
+    future: asyncio.Future[None]
+    workspace_id: str
+    rate: Rate
+    alone: bool = False  # in a group of its own (after its group was refused)
+
+
 class Batcher:
     def __init__(
         self,
         redis: Redis,
         writers: list[Redis],
-        keys: Keys,
+        keys: RedisNames,
         metrics: EdgeMetrics,
         *,
         job_max_events: int,
@@ -50,7 +67,7 @@ class Batcher:
         self._job_max_events = job_max_events
         self._high_water = high_water
         self._retry_after = retry_after
-        self._pending: list[tuple[list[Row], str, asyncio.Future[None]]] = []
+        self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self.overloaded = False
         self.depth = 0
@@ -64,30 +81,41 @@ class Batcher:
             )
         return None
 
-    async def submit(self, rows: list[Row], request_id: str) -> None:
-        """Returns once the rows are in Redis; raises ApiError(503) if they could not be queued."""
+    async def submit(self, rows: list[Row], request_id: str, workspace_id: str = "-", rate: Rate = UNLIMITED) -> None:
+        """Returns once the rows are in Redis; raises ApiError (503, or 429 over the workspace's rate)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, request_id, future))
+        self._pending.append(Pending(rows, request_id, future, workspace_id, rate))
         self._wakeup.set()
         # A client that hangs up cancels only this future: its rows stay pending and are queued anyway.
         await future
 
-    def _take(self) -> tuple[list[Batch], list[asyncio.Future[None]]]:
-        """Everything pending, cut into jobs of at most job_max_events rows."""
+    def _take(self) -> list[tuple[Group, list[Pending]]]:
+        """Everything pending, grouped by workspace, each group cut into jobs of at most job_max_events rows."""
         pending, self._pending = self._pending, []
-        batches: list[Batch] = []
-        current: Batch = ([], [])
-        for rows, request_id, _ in pending:
-            for start in range(0, len(rows), self._job_max_events):
-                part = rows[start : start + self._job_max_events]
+        by_workspace: dict[str, list[Pending]] = {}
+        alone: list[list[Pending]] = []
+        for item in pending:
+            if item.alone:
+                alone.append([item])
+            else:
+                by_workspace.setdefault(item.workspace_id, []).append(item)
+        return [(self._group(items), items) for items in [*by_workspace.values(), *alone]]
+
+    def _group(self, items: list[Pending]) -> Group:
+        batches: list[JobRows] = []
+        current: JobRows = ([], [])
+        for item in items:
+            for start in range(0, len(item.rows), self._job_max_events):
+                part = item.rows[start : start + self._job_max_events]
                 if current[0] and len(current[0]) + len(part) > self._job_max_events:
                     batches.append(current)
                     current = ([], [])
                 current[0].extend(part)
-                current[1].append(request_id)
+                current[1].append(item.request_id)
         if current[0]:
             batches.append(current)
-        return batches, [future for _, _, future in pending]
+        rate = items[0].rate
+        return Group(self._keys.rate_bucket(items[0].workspace_id), rate.per_second, rate.burst, batches)
 
     async def run(self) -> None:
         while True:
@@ -110,23 +138,34 @@ class Batcher:
                 self._wakeup.set()
 
     async def flush(self, writer: Redis) -> None:
-        batches, futures = self._take()
-        if not futures:
+        taken = self._take()
+        if not taken:
             return
         try:
-            job_ids = await asyncio.wait_for(queue.enqueue(writer, self._keys, batches), ENQUEUE_TIMEOUT)
-        except (RedisError, OSError, TimeoutError) as exc:
-            request_ids = [rid for _, ids in batches for rid in ids]
+            results = await asyncio.wait_for(
+                queue.enqueue_groups(writer, self._keys, [group for group, _ in taken]), ENQUEUE_TIMEOUT
+            )
+        except TRANSIENT_ERRORS as exc:
+            request_ids = [item.request_id for _, items in taken for item in items]
             log.warning("enqueue failed (%s): answering 503", type(exc).__name__, extra={"request_ids": request_ids})
             error = unavailable("QUEUE_UNAVAILABLE", "The event queue is unreachable; retry", self._retry_after)
-            for future in futures:
-                if not future.done():
-                    future.set_exception(error)
+            for _, items in taken:
+                _settle(items, error)
             return
-        for future in futures:
-            if not future.done():
-                future.set_result(None)
-        for job_id, (rows, request_ids) in zip(job_ids, batches, strict=True):
+        for (group, items), (job_ids, wait) in zip(taken, results, strict=True):
+            if job_ids:
+                _settle(items, None)
+                self._observe(group, job_ids)
+            elif len(items) > 1:
+                for item in items:  # judged one by one next time
+                    item.alone = True
+                self._pending.extend(items)
+                self._wakeup.set()
+            else:
+                _settle(items, limited(items[0].rate, len(items[0].rows), wait))
+
+    def _observe(self, group: Group, job_ids: list[str]) -> None:
+        for job_id, (rows, request_ids) in zip(job_ids, group.batches, strict=True):
             self._metrics.flush_events.observe(len(rows))
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("queued", extra={"job_id": job_id, "events": len(rows), "request_ids": request_ids})
@@ -134,14 +173,12 @@ class Batcher:
     async def watch_depth(self) -> None:
         """Keep `overloaded` current: one GET every 100 ms, not one per request."""
         stats = self._metrics.stats
-        task = asyncio.current_task()
         while True:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*TRANSIENT_ERRORS):
                 self.depth, oldest = await queue.depth(self._redis, self._keys)
                 self.overloaded = self.depth > self._high_water
                 stats.queue_depth, stats.queue_oldest_age = self.depth, oldest
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError  # redis-py turned our cancellation into an error: stop all the same
+            raise_if_cancelled()
             await asyncio.sleep(DEPTH_POLL_SECONDS)
 
     async def drain(self) -> None:
@@ -153,3 +190,12 @@ class Batcher:
                 await self.flush(writer)
             finally:
                 self._idle.put_nowait(writer)
+
+
+def _settle(items: list[Pending], error: ApiError | None) -> None:
+    for item in items:
+        if not item.future.done():
+            if error is None:
+                item.future.set_result(None)
+            else:
+                item.future.set_exception(error)

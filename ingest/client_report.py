@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 from eventplane import client_drops
 from eventplane.errors import unavailable
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from ingest.metrics import EdgeStats
 from ingest.wire import ClientReport
 
@@ -18,7 +18,7 @@ RECORD_TIMEOUT = 3.0  # as the enqueue's: a Redis that does not answer gets the 
 
 
 class ClientReports:
-    def __init__(self, redis: Redis, keys: Keys, stats: EdgeStats, retry_after: int) -> None:
+    def __init__(self, redis: Redis, keys: RedisNames, stats: EdgeStats, retry_after: int) -> None:
         self._redis = redis
         self._keys = keys
         self._stats = stats

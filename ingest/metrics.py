@@ -25,7 +25,7 @@ class EdgeStats:
 
 
 class _Collector(Collector):
-    def __init__(self, stats: EdgeStats, key_cache: Callable[[], tuple[int, int]]) -> None:
+    def __init__(self, stats: EdgeStats, key_cache: Callable[[], tuple[int, int, int]]) -> None:
         self._stats = stats
         self._key_cache = key_cache
 
@@ -50,15 +50,19 @@ class _Collector(Collector):
         yield GaugeMetricFamily(
             "eventplane_queue_oldest_age_seconds", "Age of the oldest queued batch", value=s.queue_oldest_age
         )
-        hits, misses = self._key_cache()
+        hits, misses, refused = self._key_cache()
         lookups = CounterMetricFamily("eventplane_ingest_key_cache_lookups", "Key lookups", labels=["result"])
         lookups.add_metric(["hit"], hits)
         lookups.add_metric(["miss"], misses)
         yield lookups
+        yield CounterMetricFamily(
+            "eventplane_ingest_key_cache_refused_entries", "Key-cache entries in Redis that failed their HMAC",
+            value=refused,
+        )  # fmt: skip
 
 
 class EdgeMetrics:
-    def __init__(self, key_cache: Callable[[], tuple[int, int]]) -> None:
+    def __init__(self, key_cache: Callable[[], tuple[int, int, int]]) -> None:
         self.registry = CollectorRegistry()
         self.stats = EdgeStats()
         self.registry.register(_Collector(self.stats, key_cache))

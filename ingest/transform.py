@@ -185,6 +185,10 @@ def to_rows(parsed: Parsed, workspace_id: str, received_us: int, year: int) -> l
             if properties != b"null":
                 raise _event_error(parsed, len(rows), "properties", "must be a JSON object")
             properties = b"{}"
+        raw_context = bytes(event.context)
+        context = raw_context if raw_context[0] == 123 else None  # "{"
+        if context is None and raw_context != b"null":
+            raise _event_error(parsed, len(rows), "context", "must be a JSON object")
         timestamp = event.timestamp
         sent_at = None
         if timestamp is not None:
@@ -200,7 +204,7 @@ def to_rows(parsed: Parsed, workspace_id: str, received_us: int, year: int) -> l
                     )
         append((
             workspace_id, event.message_id or str(uuid.uuid4()), event.event_type, event.user_id,
-            event.anonymous_id, event.value, properties, timestamp, sent_at, received_us,
+            event.anonymous_id, event.value, properties, timestamp, sent_at, received_us, context,
         ))  # fmt: skip
     return rows
 

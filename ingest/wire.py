@@ -16,7 +16,7 @@ DropCount = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 
 
 class Event(msgspec.Struct, gc=False):
-    """One tracking event. Unknown fields (an SDK's `context`, say) are ignored."""
+    """One tracking event. Unknown fields are ignored."""
 
     event_type: NonEmpty200
     user_id: Id255 | None = None
@@ -27,6 +27,7 @@ class Event(msgspec.Struct, gc=False):
     timestamp: dt.datetime | None = None
     message_id: MessageId | None = None
     sent_at: dt.datetime | None = None
+    context: msgspec.Raw = msgspec.Raw(b"null")  # the SDK's context (library, ip, locale...): an object
 
 
 class ClientReport(msgspec.Struct, forbid_unknown_fields=True):
@@ -36,7 +37,7 @@ class ClientReport(msgspec.Struct, forbid_unknown_fields=True):
     dropped: Annotated[dict[DropReason, DropCount], msgspec.Meta(max_length=16)]
 
 
-class Batch(msgspec.Struct):
+class BatchBody(msgspec.Struct):
     """`{"events": [...], "sent_at"?, "client_report"?}`; a bare JSON array of events is accepted too."""
 
     events: list[Event]
@@ -44,13 +45,13 @@ class Batch(msgspec.Struct):
     client_report: ClientReport | None = None
 
 
-class RawBatch(msgspec.Struct):
+class RawBatchBody(msgspec.Struct):
     """The same body with each event left as JSON text: read only to measure events of a large body."""
 
     events: list[msgspec.Raw]
 
 
 event_decoder = msgspec.json.Decoder(Event)
-batch_decoder = msgspec.json.Decoder(Batch | list[Event])
-raw_batch_decoder = msgspec.json.Decoder(RawBatch | list[msgspec.Raw])
+batch_decoder = msgspec.json.Decoder(BatchBody | list[Event])
+raw_batch_decoder = msgspec.json.Decoder(RawBatchBody | list[msgspec.Raw])
 any_decoder = msgspec.json.Decoder()

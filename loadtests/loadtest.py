@@ -28,7 +28,9 @@ def run(users: int, seconds: int, workspaces: int) -> int:
         made = asyncio.run(provision(env.database_url, workspaces, 2))
         tenants.write_bytes(orjson.dumps({"workspaces": made}))
         ingest, api = free_port(), free_port()
-        stack_env = env.process_env(EVENTPLANE_INGEST_PORT=str(ingest), EVENTPLANE_API_PORT=str(api))
+        # Every simulated dashboard user signs up from 127.0.0.1: the per-address sign-up limit would stop them.
+        stack_env = env.process_env(EVENTPLANE_INGEST_PORT=str(ingest), EVENTPLANE_API_PORT=str(api),
+                                    EVENTPLANE_SIGNUP_LIMIT_PER_IP="1000000")  # fmt: skip
         servers = {"ingest": ingest, "api": api}
         for name, port in servers.items():
             proc = procs.start(name, [*python(), "eventplane.cli", name], stack_env, core=None)

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from eventplane import keys
+from eventplane import keyformat
 
 INSERT = """
 INSERT INTO events (workspace_id, message_id, event_type, user_id, anonymous_id, value, properties,
@@ -31,7 +31,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9)
 
 
 async def track(request: Request) -> Response:
-    workspace = request.app.state.keys.get(keys.hash_key(request.headers.get("x-api-key", "")))
+    workspace = request.app.state.keys.get(keyformat.hash_key(request.headers.get("x-api-key", "")))
     if workspace is None:
         return JSONResponse({"error": "unknown key"}, status_code=401)
     event = orjson.loads(await request.body())

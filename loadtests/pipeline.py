@@ -23,8 +23,8 @@ from typing import Any
 
 import asyncpg
 
-from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
+from eventplane.redis_names import RedisNames
 from loadtests import loadgen
 from loadtests.stack import Env
 
@@ -56,7 +56,7 @@ class Samples:
 async def _sample(env: Env, job: Future[Any], samples: Samples, origin: float, every: float = 1.0) -> None:
     conn = await asyncpg.connect(env.database_url)
     redis = connect_redis(env.redis_url)
-    key = Keys(env.redis_prefix).queued_events
+    key = RedisNames(env.redis_prefix).queued_events
     try:
         while True:
             stored = await conn.fetchval(STORED_SQL)
@@ -80,7 +80,7 @@ async def _drain(env: Env, limit: float) -> float:
     redis = connect_redis(env.redis_url)
     start = time.monotonic()
     try:
-        while int(await redis.get(Keys(env.redis_prefix).queued_events) or 0) > 0:
+        while int(await redis.get(RedisNames(env.redis_prefix).queued_events) or 0) > 0:
             if time.monotonic() - start > limit:
                 break
             await asyncio.sleep(0.1)

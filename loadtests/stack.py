@@ -28,8 +28,8 @@ import psutil
 from arq.constants import job_key_prefix
 
 from eventplane import db, servers
-from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
+from eventplane.redis_names import RedisNames
 
 SERVER_CORE = 0  # every server process: edge, worker, Postgres, Valkey, the naive app
 LOAD_CORE = 1  # the load generator
@@ -54,6 +54,7 @@ class Env:
             "REDIS_URL": self.redis_url,
             "EVENTPLANE_REDIS_PREFIX": self.redis_prefix,
             "EVENTPLANE_DATA_DIR": str(self.work_dir / "data"),
+            "EVENTPLANE_RATE_LIMIT_SCALE": "0",  # the benchmarks measure the edge, not one tenant's plan rate
             **extra,
         }
 
@@ -105,7 +106,7 @@ async def _drop_prefix(redis_url: str, prefix: str) -> None:
     redis = connect_redis(redis_url)
     try:
         # arq keeps each job's payload under a global key; delete only the jobs of our own queue.
-        jobs = await redis.zrange(Keys(prefix).queue, 0, -1)
+        jobs = await redis.zrange(RedisNames(prefix).queue, 0, -1)
         found = [job_key_prefix.encode() + job for job in jobs]
         found += [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
         for start in range(0, len(found), 1000):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -25,9 +27,9 @@ import pytest_asyncio
 import uvicorn
 from redis.asyncio import Redis
 
-from eventplane import db, servers, tenants
-from eventplane.queue import Keys
+from eventplane import apikeys, db, servers, tenants
 from eventplane.redis_client import connect_redis
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from ingest.app import create_app
 from workers.main import build_worker
@@ -38,9 +40,28 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+@contextlib.contextmanager
+def server_root(name: str) -> Iterator[Path]:
+    """A folder for embedded servers' data, outside pytest's temporary folders.
+
+    The embedded Postgres runs as another user and needs to traverse to its data; pytest resets its own
+    root (/tmp/pytest-of-USER) to mode 0700 whenever another pytest session starts on the machine, which
+    would cut a running Postgres off its files mid-run.
+    """
+    root = Path(tempfile.mkdtemp(prefix=f"eventplane-{name}-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    data_dir = Path(tmp_path_factory.mktemp("servers"))
+def server_urls() -> Iterator[tuple[str, str]]:
+    with server_root("servers") as data_dir:
+        yield from _server_urls(data_dir)
+
+
+def _server_urls(data_dir: Path) -> Iterator[tuple[str, str]]:
     database_url = os.environ.get("DATABASE_URL") or ""
     redis_url = os.environ.get("REDIS_URL") or ""
     started: list[str] = []
@@ -95,8 +116,8 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture(scope="session")
-def keys(settings: Settings) -> Keys:
-    return Keys(settings.redis_prefix)
+def keys(settings: Settings) -> RedisNames:
+    return apikeys.redis_keys(settings)
 
 
 class Tenant:

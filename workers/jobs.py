@@ -1,42 +1,38 @@
-"""The arq job that stores a batch, and the once-a-minute maintenance job."""
+"""The arq job that stores a batch, and the twice-a-minute maintenance job."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import uuid
 from typing import Any
 
 import asyncpg
 from arq import Retry
-from redis.exceptions import RedisError
+from redis.asyncio import Redis
 
 from eventplane import client_drops, db, queue
-from eventplane.queue import Keys
-from workers.batch import BatchWriter
+from eventplane.errors import TRANSIENT_ERRORS
+from eventplane.redis_names import RedisNames
+from workers.state import WorkerState
 from workers.store import dump_row
 
 log = logging.getLogger("eventplane.workers")
 MAX_TRIES = 50_000  # with backoff capped at 10 s: about 5 days of Postgres outage before arq gives up
-# The store must end before arq's job timeout, which arq treats as a failure and drops the job;
-# ours raises Retry instead. A 5,000-event batch takes about 0.2 s.
-DEADLINE_SHARE = 0.75
-GIVE_UP_ON_BUGS_AFTER = 5  # tries of an unexpected error before the batch is parked in dead_letters
+# Unexpected failures (not transient ones: those retry for as long as MAX_TRIES allows) of one job
+# before its batch is parked in dead_letters. Counted per job id in Redis (queue.count_failure).
+GIVE_UP_ON_BUGS_AFTER = 5
 
-# "Not now": Postgres or the network is down or busy. The batch is retried later, never dropped.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError,
-    RedisError,
+_PARK = """
+INSERT INTO dead_letters (workspace_id, message_id, payload, reason)
+SELECT r.workspace_id, r.message_id, r.payload, $5
+FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bytea[]) AS r(workspace_id, workspace_uuid, message_id, payload)
+WHERE NOT EXISTS (
+    SELECT 1 FROM event_ids e WHERE e.workspace_id = r.workspace_uuid AND e.message_id = r.message_id
 )
+ON CONFLICT (workspace_id, message_id) DO NOTHING
+"""  # rows an earlier try committed are in the ledger: they are stored, not dead
 
 
 def backoff_seconds(job_try: int) -> float:
@@ -46,52 +42,74 @@ def backoff_seconds(job_try: int) -> float:
 
 async def store_events(ctx: dict[str, Any], rows: list[list[Any]], request_ids: list[str] | None = None) -> int:
     """Store one queued batch. Acknowledged (returns) only after the commit that holds its rows."""
-    batch: BatchWriter = ctx["batch"]
-    keys: Keys = ctx["keys"]
+    state: WorkerState = ctx["state"]
+    redis: Redis = ctx["redis"]
+    job_id: str = ctx["job_id"]
     job_try: int = ctx.get("job_try", 1)
     try:
         # Our own deadline, inside arq's: arq treats its timeout as a failure and drops the job.
-        async with asyncio.timeout(ctx["deadline"]):
-            await batch.add(rows, ctx["job_id"], request_ids or ())
-        await queue.mark_stored(ctx["redis"], keys, ctx["job_id"])
-    except TRANSIENT as exc:
+        async with asyncio.timeout(state.deadline):
+            await state.committer.add(rows, job_id, request_ids or ())
+        await queue.mark_stored(redis, state.keys, job_id)
+    except TRANSIENT_ERRORS as exc:
         delay = backoff_seconds(job_try)
         log.warning("batch of %d: %s, retry %d in %.1fs", len(rows), type(exc).__name__, job_try, delay)
         raise Retry(defer=delay) from exc
     except Exception as exc:
-        if job_try < GIVE_UP_ON_BUGS_AFTER:
-            log.exception("batch of %d failed unexpectedly; retry %d", len(rows), job_try)
-            raise Retry(defer=backoff_seconds(job_try)) from exc
-        await _park(ctx, rows, exc)
+        failures = await _count_failure(redis, state.keys, job_id, rows, exc)
+        if failures < GIVE_UP_ON_BUGS_AFTER:
+            log.exception("batch of %d failed unexpectedly (%d of %d)", len(rows), failures, GIVE_UP_ON_BUGS_AFTER)
+            raise Retry(defer=backoff_seconds(failures)) from exc
+        await _park(state, redis, job_id, rows, exc)
         return 0
-    log.debug("job %s: %d events committed (try %d)", ctx["job_id"], len(rows), job_try)
+    log.debug("job %s: %d events committed (try %d)", job_id, len(rows), job_try)
     return len(rows)
 
 
-async def _park(ctx: dict[str, Any], rows: list[list[Any]], exc: BaseException) -> None:
-    """After repeated unexpected failures, keep the whole batch in dead_letters rather than drop it."""
-    log.error("batch of %d parked in dead_letters after %d tries: %r", len(rows), ctx.get("job_try"), exc)
-    pool: asyncpg.Pool = ctx["pool"]
+async def _count_failure(redis: Redis, keys: RedisNames, job_id: str, rows: list[list[Any]], exc: Exception) -> int:
+    try:
+        return await queue.count_failure(redis, keys, job_id)
+    except TRANSIENT_ERRORS as lost:  # cannot count it now: try again later, uncounted
+        log.warning("batch of %d failed (%r) and Redis is unreachable (%r); retrying", len(rows), exc, lost)
+        raise Retry(defer=backoff_seconds(1)) from exc
+
+
+async def _park(state: WorkerState, redis: Redis, job_id: str, rows: list[list[Any]], exc: BaseException) -> None:
+    """After repeated unexpected failures, keep the batch's rows not already stored in dead_letters
+    rather than drop them."""
+    log.error("batch of %d parked in dead_letters after %d unexpected failures: %r", len(rows),
+              GIVE_UP_ON_BUGS_AFTER, exc)  # fmt: skip
     reason = f"unexpected {type(exc).__name__}: {exc}"[:2000]
-    await pool.executemany(
-        "INSERT INTO dead_letters (workspace_id, message_id, payload, reason) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (workspace_id, message_id) DO NOTHING",
-        [(str(row[0]), str(row[1]), dump_row(row), reason) for row in rows],
-    )
-    await queue.mark_stored(ctx["redis"], ctx["keys"], ctx["job_id"])
+    workspaces = [str(row[0]) if row else "" for row in rows]
+    messages = [str(row[1]) if len(row) > 1 else "" for row in rows]
+    payloads = [dump_row(row) for row in rows]
+    await state.pool.execute(_PARK, workspaces, [_uuid(w) for w in workspaces], messages, payloads, reason)
+    await queue.mark_stored(redis, state.keys, job_id)
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    """The row's workspace id, if it is one (the batch failed for an unknown reason: assume nothing)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 async def maintain(ctx: dict[str, Any]) -> None:
     """Twice a minute: partitions a week ahead, keys' last_used_at and SDKs' drop counts from what the
-    edges reported."""
-    pool: asyncpg.Pool = ctx["pool"]
-    async with pool.acquire() as conn:
+    edges reported, and the queue depth corrected for jobs arq ended without our code."""
+    state: WorkerState = ctx["state"]
+    redis: Redis = ctx["redis"]
+    async with state.pool.acquire() as conn:
         await db.ensure_partitions(conn)
-    await fold_last_used(ctx["redis"], ctx["keys"], pool)
-    await client_drops.fold(ctx["redis"], ctx["keys"], pool)
+    await fold_last_used(redis, state.keys, state.pool)
+    await client_drops.fold(redis, state.keys, state.pool)
+    removed = await queue.reconcile_depth(redis, state.keys)
+    if removed:
+        log.warning("queue depth corrected by %d events of jobs that no longer exist", removed)
 
 
-async def fold_last_used(redis: Any, keys: Keys, pool: asyncpg.Pool) -> int:
+async def fold_last_used(redis: Any, keys: RedisNames, pool: asyncpg.Pool) -> int:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hgetall(keys.key_last_used)
         pipe.delete(keys.key_last_used)

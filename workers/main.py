@@ -1,58 +1,45 @@
-"""Building and running an arq worker from Settings (the `eventplane worker` command)."""
+"""Building and running arq workers from Settings (`python -m workers`, `eventplane worker`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import signal
+import time
 from typing import Any
 
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
-from redis.exceptions import RedisError
 
 from eventplane import db, queue
-from eventplane.queue import Keys
+from eventplane.errors import TRANSIENT_ERRORS
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from workers import jobs
-from workers.batch import BatchWriter
-from workers.metrics import WorkerMetrics
-from workers.store import Writer
+from workers.state import WorkerState
 
 log = logging.getLogger("eventplane.workers")
+HEALTHY_AFTER = 30.0  # a worker that ran this long restarts after the shortest delay again
 
 
-def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    keys = Keys(settings.redis_prefix)
+def worker_kwargs(settings: Settings, state: WorkerState | None = None, **overrides: Any) -> dict[str, Any]:
+    """arq Worker arguments. With `state`, the worker uses it and leaves it open (it belongs to the
+    caller, who runs one Worker after another on it); without, the worker opens its own and closes it."""
+    owned: list[WorkerState] = []
 
     async def startup(ctx: dict[str, Any]) -> None:
-        pool = await db.create_pool(settings.dsn, min_size=1, max_size=2)
-        ctx["pool"] = pool
-        writer = await Writer.connect(settings.dsn, settings.worker_flush_concurrency)
-        metrics = WorkerMetrics()
-        metrics.serve(settings.worker_metrics_port)
-        batch = BatchWriter(
-            writer,
-            metrics,
-            max_rows=settings.worker_batch_rows,
-            max_age=settings.worker_batch_age,
-            concurrency=settings.worker_flush_concurrency,
-        )
-        batch.start()
-        ctx["writer"], ctx["batch"] = writer, batch
-        ctx["keys"] = keys
-        ctx["deadline"] = settings.job_timeout * jobs.DEADLINE_SHARE
-        async with pool.acquire() as conn:
+        if state is None:
+            owned.append(await WorkerState.open(settings))
+        current = state or owned[0]
+        ctx["state"] = current
+        async with current.pool.acquire() as conn:
             await db.ensure_partitions(conn)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        if "batch" in ctx:
-            await ctx["batch"].close()
-        if "writer" in ctx:
-            await ctx["writer"].close()
-        if "pool" in ctx:
-            await db.close_pool(ctx["pool"])
+        if owned:
+            await owned.pop().close()
 
     kwargs: dict[str, Any] = dict(
         functions=[func(jobs.store_events, name=queue.STORE_EVENTS, max_tries=jobs.MAX_TRIES)],
@@ -60,7 +47,7 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         on_startup=startup,
         on_shutdown=shutdown,
         redis_settings=RedisSettings.from_dsn(settings.redis_dsn),
-        queue_name=keys.queue,
+        queue_name=RedisNames(settings.redis_prefix).queue,
         job_serializer=queue.serialize,
         job_deserializer=queue.deserialize,
         max_jobs=settings.worker_max_jobs,
@@ -75,27 +62,55 @@ def worker_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return kwargs
 
 
-def build_worker(settings: Settings, **overrides: Any) -> Worker:
-    return Worker(**worker_kwargs(settings, **overrides))
+def build_worker(settings: Settings, state: WorkerState | None = None, **overrides: Any) -> Worker:
+    return Worker(**worker_kwargs(settings, state, **overrides))
 
 
 async def serve(settings: Settings) -> None:
-    """Run a worker until SIGINT/SIGTERM. arq's worker exits when Redis drops; this one starts again.
+    """Run workers until SIGINT/SIGTERM. arq's worker exits when Redis drops; a new one then starts on
+    the same WorkerState (pools, committer, metrics), which is closed once, at exit.
 
     A batch interrupted that way rolls back and is run again (and deduplicated) later.
     """
+    state = await WorkerState.open(settings)
+    try:
+        await _run_workers(settings, state)
+    finally:
+        await state.close()
+
+
+async def _run_workers(settings: Settings, state: WorkerState) -> None:
     delay = 1.0
     while True:
-        worker = build_worker(settings)
+        worker = build_worker(settings, state)
+        started = time.monotonic()
         try:
             await worker.async_run()
             return
         except asyncio.CancelledError:  # arq's signal handler cancels its main task
             return
-        except (RedisError, OSError) as exc:
-            log.warning("lost Redis (%s); starting the worker again in %.0f s", type(exc).__name__, delay)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("lost Redis or Postgres (%s); starting the worker again in %.0f s", type(exc).__name__, delay)
         finally:
-            with contextlib.suppress(RedisError, OSError):
+            stop = _stop_on_signal()
+            with contextlib.suppress(*TRANSIENT_ERRORS):
                 await worker.close()
-        await asyncio.sleep(delay)
+            if worker.pool is not None:  # close() stops before closing it when Redis is gone
+                await worker.pool.close(close_connection_pool=True)
+        if time.monotonic() - started > HEALTHY_AFTER:
+            delay = 1.0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return
         delay = min(delay * 2, 10.0)
+
+
+def _stop_on_signal() -> asyncio.Event:
+    """Until the next arq Worker installs its own handlers, SIGINT and SIGTERM set this event: the handlers
+    of the Worker that ended would drop them, and the process would not stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

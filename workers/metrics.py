@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
@@ -11,6 +12,7 @@ log = logging.getLogger("eventplane.workers.metrics")
 
 class WorkerMetrics:
     def __init__(self) -> None:
+        self._server: WSGIServer | None = None
         self.registry = CollectorRegistry()
         r = self.registry
         self.commit_rows = Histogram(
@@ -34,6 +36,12 @@ class WorkerMetrics:
         if not port:
             return
         try:
-            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
         except OSError as exc:  # a second worker on the same machine: metrics off rather than no worker
             log.warning("metrics port %d unavailable (%s); this worker serves no metrics", port, exc)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -58,6 +58,20 @@ export interface ClientOptions {
   logger?: Logger | null;
   /** A fetch implementation. Default globalThis.fetch. */
   fetch?: typeof fetch;
+  /** Feature flags: the longest isEnabled/getVariant wait for a remote answer before the default. Default 1,000 ms. */
+  flagTimeoutMs?: number;
+  /** Follow the config's event stream (changes within a second). Default true. */
+  flagStream?: boolean;
+  /** ETag polling of the config while the stream is down (or off). Default 30,000 ms. */
+  configPollIntervalMs?: number;
+}
+
+export interface FlagOptions<T = unknown> {
+  userId?: string;
+  anonymousId?: string;
+  attributes?: Record<string, unknown>;
+  /** Answered on any error (unknown flag, no answer within flagTimeoutMs, ...). */
+  default?: T;
 }
 
 export interface TrackOptions {
@@ -113,7 +127,62 @@ export declare class ExperimentationClient {
   close(timeoutMs?: number): Promise<boolean>;
   stats(): Stats;
   hasPendingWork(): boolean;
+  /** Whether the flag is on for this user; `default` (false) on any error. Never rejects. */
+  isEnabled(key: string, options?: FlagOptions<boolean>): Promise<boolean>;
+  /** The flag's value (multivariate value, rule value, on_value, or the flag's default_value when off). */
+  getValue<T = unknown>(key: string, options?: FlagOptions<T>): Promise<T>;
+  flagDetails(key: string, options?: FlagOptions): Promise<FlagResult>;
+  /** The experiment's variant, or null when not in it; a local assignment is tracked once as "$exposure". */
+  getVariant(key: string, options?: FlagOptions<string | null>): Promise<string | null>;
+  variantDetails(key: string, options?: FlagOptions<string | null>): Promise<Assignment>;
+  /** Start following the config now; whether the first document came within timeoutMs (default 5,000). */
+  waitForFlags(timeoutMs?: number): Promise<boolean>;
 }
 
 export declare const DEFAULTS: Readonly<Required<Omit<ClientOptions, 'apiKey' | 'baseUrl' | 'apiUrl' | 'onError' | 'logger' | 'fetch'>>>;
 export declare const VERSION: string;
+
+// ---- Feature flags: the pure evaluation functions (src/bucketing.js, src/evaluation.js; docs/flags.md) ----
+
+/** The evaluation context, in the config document's names. */
+export interface EvaluationContext {
+  user_id?: string | null;
+  anonymous_id?: string | null;
+  attributes?: Record<string, unknown>;
+}
+
+export type FlagReason = 'DISABLED' | 'TARGETING_MATCH' | 'SPLIT' | 'DEFAULT' | 'ERROR';
+export type AssignReason = 'NOT_RUNNING' | 'STICKY' | 'TARGETING_MISS' | 'NAMESPACE_MISS' | 'NOT_ALLOCATED' | 'SPLIT' | 'ERROR';
+
+export interface FlagResult {
+  key: string;
+  enabled: boolean;
+  value: unknown;
+  reason: FlagReason;
+  /** The multivariate value's key, when one was picked. */
+  variant: string | null;
+  /** "TARGETING_KEY_MISSING" (no unit where a bucket decides), "FLAG_NOT_FOUND", ... */
+  errorCode: string | null;
+}
+
+export interface Assignment {
+  variant: string | null;
+  reason: AssignReason;
+  errorCode: string | null;
+}
+
+/** A flag or experiment definition as in GET /api/v1/sdk/config. */
+export type FlagDefinition = Record<string, unknown> & { key: string };
+export type ExperimentDefinition = Record<string, unknown> & { key: string };
+
+/** murmur3_x86_32(utf8(salt + ":" + key + ":" + unitId), seed 0) mod 10000. */
+export declare function bucket(salt: string, key: string, unitId: string): number;
+export declare function murmur3_32(bytes: Uint8Array, seed?: number): number;
+/** "exp:<key>:<bucket_version>:<unit>", or "exp:" + SHA-256 hex past 100 characters. */
+export declare function exposureMessageId(experimentKey: string, bucketVersion: number, unit: string): Promise<string>;
+export declare function evaluateFlag(flag: FlagDefinition, context: EvaluationContext): FlagResult;
+export declare function assign(
+  experiment: ExperimentDefinition,
+  context: EvaluationContext,
+  stickyLookup?: ((experiment: ExperimentDefinition, unit: string) => string | null | undefined) | null,
+): Assignment;

@@ -3,3 +3,5 @@ export { ExperimentationClient } from './src/client.js';
 export { DeliveryError } from './src/errors.js';
 export { DEFAULTS } from './src/options.js';
 export { VERSION } from './src/transport.js';
+export { bucket, murmur3_32 } from './src/bucketing.js';
+export { assign, evaluateFlag, exposureMessageId } from './src/evaluation.js';

@@ -7,11 +7,13 @@ import asyncio
 import secrets
 import socket
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -19,6 +21,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from api.app import create_app
+from api.state import Services
+from eventplane import tenants
 from eventplane.settings import Secret, Settings
 
 PASSWORD = "correct horse battery staple"
@@ -27,8 +31,9 @@ PASSWORD = "correct horse battery staple"
 @pytest_asyncio.fixture(scope="session")
 async def api_settings(settings: Settings) -> Settings:
     # Cheap argon2 parameters keep a suite of hundreds of sign-ups fast; production uses the defaults.
+    # A test's client signs up many users from one address: the per-address sign-up limit is tested on its own.
     return replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)), password_time_cost=1,
-                   password_memory_kib=8 * 1024)  # fmt: skip
+                   password_memory_kib=8 * 1024, signup_limit_per_ip=100_000)  # fmt: skip
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -61,11 +66,24 @@ def live_api(api_settings: Settings) -> Iterator[str]:
     sock.close()
 
 
-def client_for(app: Starlette, ip: str | None = None) -> httpx.AsyncClient:
+class ApiClient(httpx.AsyncClient):
+    """A client of the in-process app, which it keeps: helpers act as the operator through its services."""
+
+    def __init__(self, app: Starlette, ip: str) -> None:
+        super().__init__(transport=httpx.ASGITransport(app=app, client=(ip, 40000)), base_url="http://api.test")
+        self.app = app
+
+
+def client_for(app: Starlette, ip: str | None = None) -> ApiClient:
     """A client for the in-process app; each gets its own source address (login limits count per IP)."""
-    ip = ip or f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://api.test")
+    return ApiClient(app, ip or f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}")
+
+
+async def set_plan(api: httpx.AsyncClient, slug: str, plan: str) -> None:
+    """What the operator's `eventplane workspace set-plan` does, through the api's own pool and Redis."""
+    assert isinstance(api, ApiClient), "plans are set through the in-process app's services"
+    svc: Services = api.app.state.services
+    assert await tenants.set_plan(svc.pool, svc.redis, svc.keys, slug, plan) is not None
 
 
 @pytest_asyncio.fixture
@@ -105,20 +123,27 @@ async def new_account(api: httpx.AsyncClient, email: str | None = None, name: st
     return Account(user_id, email, tokens["access_token"], tokens["refresh_token"])
 
 
-async def new_workspace(api: httpx.AsyncClient, owner: Account, **fields: Any) -> dict[str, Any]:
+async def new_workspace(api: httpx.AsyncClient, owner: Account, plan: str = "free", **fields: Any) -> dict[str, Any]:
+    """A workspace `owner` creates (on the default plan, as any user may), then given `plan` by the operator."""
     slug = unique_slug()
     r = await api.post("/api/v1/workspaces", json={"name": slug, "slug": slug, **fields}, headers=owner.headers)
     assert r.status_code == 201, r.text
+    if plan != "free":
+        await set_plan(api, slug, plan)
+        r = await api.get(f"/api/v1/workspaces/{r.json()['id']}", headers=owner.headers)
     workspace: dict[str, Any] = r.json()
     return workspace
 
 
 async def add_member(api: httpx.AsyncClient, owner: Account, workspace_id: str, user: Account, role: str) -> str:
-    """Adds `user` with `role`; returns the member id."""
-    r = await api.post(f"/api/v1/workspaces/{workspace_id}/members", json={"user_id": user.id, "role": role},
+    """Makes `user` a member with `role` the way a stranger joins: invited by `owner`, then accepting.
+    Returns the member id."""
+    r = await api.post(f"/api/v1/workspaces/{workspace_id}/invites", json={"email": user.email, "role": role},
                        headers=owner.headers)  # fmt: skip
     assert r.status_code == 201, r.text
-    member_id: str = r.json()["id"]
+    r = await api.post(f"/api/v1/workspaces/invites/{r.json()['token']}/accept", headers=user.headers)
+    assert r.status_code == 200, r.text
+    member_id: str = r.json()["member"]["id"]
     return member_id
 
 
@@ -154,3 +179,25 @@ def error_code(response: httpx.Response) -> str:
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
     code: str = body["error"]["code"]
     return code
+
+
+async def demoted_while_waiting(pool: asyncpg.Pool, team: Team, request: Awaitable[httpx.Response]) -> httpx.Response:
+    """Send `request` (by the team's ADMIN) while the test holds the workspace's lock; once the request waits
+    for it, demote the ADMIN to VIEWER and let go: the answer shows whether the role was read again under the
+    lock (the race a concurrent demotion makes)."""
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE", uuid.UUID(team.workspace_id))
+        task = asyncio.ensure_future(request)
+        deadline = time.monotonic() + 10
+        while not await conn.fetchval(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ):
+            assert not task.done(), task.result().text
+            assert time.monotonic() < deadline, "the request never waited for the workspace lock"
+            await asyncio.sleep(0.005)
+        await conn.execute("UPDATE workspace_members SET role = 'VIEWER' WHERE id = $1",
+                           uuid.UUID(team.member_ids["ADMIN"]))  # fmt: skip
+        await tx.commit()
+    return await task

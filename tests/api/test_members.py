@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 
-from tests.api.conftest import Team, add_member, error_code, new_account, new_team, new_workspace
+from tests.api.conftest import (
+    Team,
+    add_member,
+    demoted_while_waiting,
+    error_code,
+    new_account,
+    new_team,
+    new_workspace,
+    unique_email,
+)
 
 WS = "/api/v1/workspaces"
 
@@ -34,7 +44,7 @@ async def test_add_member_errors(api: httpx.AsyncClient) -> None:
     assert (r.status_code, error_code(r)) == (409, "CONFLICT")
     r = await api.post(url, json={"user_id": "00000000-0000-0000-0000-000000000001", "role": "VIEWER"},
                        headers=team.owner.headers)  # fmt: skip
-    assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
+    assert (r.status_code, error_code(r)) == (403, "USE_INVITATION")  # an unknown user is a stranger too
     r = await api.post(url, json={"user_id": stranger.id, "role": "KING"}, headers=team.owner.headers)
     assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR")
     r = await api.post(url, json={"user_id": "not-a-uuid", "role": "VIEWER"}, headers=team.owner.headers)
@@ -43,10 +53,10 @@ async def test_add_member_errors(api: httpx.AsyncClient) -> None:
 
 async def test_only_an_owner_grants_owner_and_admins_grant_up_to_admin(api: httpx.AsyncClient) -> None:
     team = await new_team(api)
-    url = members_url(team)
-    r = await api.post(url, json={"user_id": (await new_account(api)).id, "role": "OWNER"}, headers=team.admin.headers)
+    invites = f"{WS}/{team.workspace_id}/invites"
+    r = await api.post(invites, json={"email": unique_email(), "role": "OWNER"}, headers=team.admin.headers)
     assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
-    r = await api.post(url, json={"user_id": (await new_account(api)).id, "role": "ADMIN"}, headers=team.admin.headers)
+    r = await api.post(invites, json={"email": unique_email(), "role": "ADMIN"}, headers=team.admin.headers)
     assert r.status_code == 201
     r = await api.patch(members_url(team, team.member_ids["VIEWER"]), json={"role": "OWNER"},
                         headers=team.admin.headers)  # fmt: skip
@@ -129,7 +139,35 @@ async def test_member_count_never_exceeds_the_plan(api: httpx.AsyncClient) -> No
     ws = await new_workspace(api, owner)  # free: 5 members
     for _ in range(4):
         await add_member(api, owner, ws["id"], await new_account(api), "VIEWER")
-    r = await api.post(f"{WS}/{ws['id']}/members", json={"user_id": (await new_account(api)).id, "role": "VIEWER"},
+    colleague = await new_account(api)
+    await add_member(api, owner, (await new_workspace(api, owner))["id"], colleague, "VIEWER")
+    r = await api.post(f"{WS}/{ws['id']}/members", json={"user_id": colleague.id, "role": "VIEWER"},
                        headers=owner.headers)  # fmt: skip
     assert (r.status_code, error_code(r)) == (403, "PLAN_LIMIT")
     assert r.json()["error"]["details"] == {"limit": "max_members", "max": 5}
+
+
+async def test_a_stranger_is_never_added_directly_only_invited(api: httpx.AsyncClient) -> None:
+    team = await new_team(api)
+    stranger = await new_account(api)
+    for role in ("OWNER", "ADMIN", "VIEWER"):
+        r = await api.post(members_url(team), json={"user_id": stranger.id, "role": role}, headers=team.owner.headers)
+        assert (r.status_code, error_code(r)) == (403, "USE_INVITATION"), role
+        assert "invite" in r.json()["error"]["message"]
+    assert (await api.get(WS, headers=stranger.headers)).json()["items"] == []
+    # A colleague from another of my workspaces may be added directly, but never as OWNER.
+    colleague = await new_account(api)
+    await add_member(api, team.owner, (await new_workspace(api, team.owner))["id"], colleague, "VIEWER")
+    r = await api.post(members_url(team), json={"user_id": colleague.id, "role": "OWNER"}, headers=team.owner.headers)
+    assert (r.status_code, error_code(r)) == (403, "USE_INVITATION")
+    r = await api.post(members_url(team), json={"user_id": colleague.id, "role": "ADMIN"}, headers=team.owner.headers)
+    assert (r.status_code, r.json()["role"]) == (201, "ADMIN")
+
+
+async def test_adding_uses_the_role_read_under_the_lock(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    team = await new_team(api)
+    colleague = await new_account(api)
+    await add_member(api, team.admin, (await new_workspace(api, team.admin))["id"], colleague, "VIEWER")
+    r = await demoted_while_waiting(pool, team, api.post(members_url(team), json={"user_id": colleague.id,
+                                    "role": "ADMIN"}, headers=team.admin.headers))  # fmt: skip
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")

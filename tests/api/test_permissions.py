@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
 from api.permissions import PERMISSIONS, Role
-from tests.api.conftest import Team, new_account, new_team, unique_email
+from tests.api.conftest import Team, add_member, new_account, new_team, new_workspace, unique_email
 
 WS = "/api/v1/workspaces"
 
+_DEFINITIONS = {
+    "flags:read",
+    "flags:write",
+    "flags:rollout",
+    "experiments:read",
+    "experiments:write",
+    "experiments:allocation",
+}
 EXPECTED = {
     "OWNER": {"workspace:read", "workspace:update", "workspace:delete", "workspace:transfer", "members:read",
               "members:invite", "members:update_roles", "members:remove", "billing:read", "api_keys:read",
-              "api_keys:write"},
+              "api_keys:write"} | _DEFINITIONS,
     "ADMIN": {"workspace:read", "workspace:update", "members:read", "members:invite", "members:update_roles",
-              "members:remove", "billing:read", "api_keys:read", "api_keys:write"},
-    "DEVELOPER": {"workspace:read", "members:read", "api_keys:read", "api_keys:write"},
-    "VIEWER": {"workspace:read", "members:read", "api_keys:read"},
+              "members:remove", "billing:read", "api_keys:read", "api_keys:write"} | _DEFINITIONS,
+    "DEVELOPER": {"workspace:read", "members:read", "api_keys:read", "api_keys:write"} | _DEFINITIONS,
+    "VIEWER": {"workspace:read", "members:read", "api_keys:read", "flags:read", "experiments:read"},
 }  # fmt: skip
 
 
@@ -31,10 +40,7 @@ Operation = Callable[[httpx.AsyncClient, Team, dict[str, str]], Awaitable[httpx.
 
 
 async def _fresh_member(api: httpx.AsyncClient, team: Team) -> str:
-    r = await api.post(f"{WS}/{team.workspace_id}/members", json={"user_id": (await new_account(api)).id,
-                       "role": "VIEWER"}, headers=team.owner.headers)  # fmt: skip
-    member_id: str = r.json()["id"]
-    return member_id
+    return await add_member(api, team.owner, team.workspace_id, await new_account(api), "VIEWER")
 
 
 async def _update_role(api: httpx.AsyncClient, team: Team, h: dict[str, str]) -> httpx.Response:
@@ -70,12 +76,27 @@ OPERATIONS: dict[str, tuple[Operation, set[str]]] = {
     "api_keys:read": (lambda api, t, h: api.get(f"{WS}/{t.workspace_id}/api-keys", headers=h), set(EXPECTED)),
     "api_keys:write": (lambda api, t, h: api.post(f"{WS}/{t.workspace_id}/api-keys",
                        json={"name": "k", "scopes": ["read"]}, headers=h), {"OWNER", "ADMIN", "DEVELOPER"}),
+    "flags:read": (lambda api, t, h: api.get(f"{WS}/{t.workspace_id}/feature-flags", headers=h), set(EXPECTED)),
+    "flags:write": (lambda api, t, h: api.post(f"{WS}/{t.workspace_id}/feature-flags",
+                    json={"key": f"f-{uuid.uuid4().hex[:8]}"}, headers=h), {"OWNER", "ADMIN", "DEVELOPER"}),
+    "experiments:read": (lambda api, t, h: api.get(f"{WS}/{t.workspace_id}/experiments", headers=h), set(EXPECTED)),
+    "experiments:write": (lambda api, t, h: api.post(f"{WS}/{t.workspace_id}/experiments",
+                          json={"key": f"e-{uuid.uuid4().hex[:8]}", "conversion": {"event_type": "buy"},
+                                "variants": [{"key": "a", "weight": 50}, {"key": "b", "weight": 50}]}, headers=h),
+                          {"OWNER", "ADMIN", "DEVELOPER"}),
+    "audit-log": (lambda api, t, h: api.get(f"{WS}/{t.workspace_id}/audit-log", headers=h), set(EXPECTED)),
     "workspace:transfer": (_transfer, {"OWNER"}),
 }  # fmt: skip
 
 
 async def _add(api: httpx.AsyncClient, team: Team, h: dict[str, str]) -> httpx.Response:
+    """Add directly a user who shares a workspace (of their own) with the caller, as direct adds require."""
     user = await new_account(api)
+    theirs = await new_workspace(api, user)
+    caller_email = (await api.get("/api/v1/me", headers=h)).json()["email"]
+    r = await api.post(f"{WS}/{theirs['id']}/invites", json={"email": caller_email, "role": "VIEWER"},
+                       headers=user.headers)  # fmt: skip
+    assert (await api.post(f"{WS}/invites/{r.json()['token']}/accept", headers=h)).status_code == 200
     return await api.post(f"{WS}/{team.workspace_id}/members", json={"user_id": user.id, "role": "VIEWER"}, headers=h)
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from api.sessions import token_hash
-from eventplane.keys import hash_key
+from eventplane.keyformat import hash_key
 from tests.api.conftest import unique_email, unique_slug
 
 # The test's own HTTP client logs the URLs it calls (an invitation token among them); it is not the service.
@@ -109,6 +109,16 @@ def walk_through_the_api(w: Walk) -> None:
     w.call("POST", f"/api/v1/workspaces/invitations/{other['token']}/accept", 403, headers=guest_auth)
     w.call("POST", f"/api/v1/workspaces/invites/{invite['token']}/accept", 200, headers=guest_auth)
     w.call("POST", f"/api/v1/workspaces/invites/{invite['token']}/accept", 404, headers=guest_auth)
+    # Every shape of path that carries a token, routed or not, in any case.
+    for path in (
+        f"/api/v1/workspaces/invites/{invite['token']}",
+        f"/api/v1/workspaces/Invites/{invite['token']}/Accept",
+        f"/api/v1/WORKSPACES/INVITATIONS/{other['token']}/ACCEPT",
+        f"/api/v1/invite/{other['token']}",
+        f"/api/v1/workspaces/invites/accept/{other['token']}",
+        f"/api/v1/nope?token={other['token']}",
+    ):
+        w.call("GET", path, 404, headers=guest_auth)
 
     keys = f"/api/v1/workspaces/{ws}/api-keys"
     created = w.call("POST", keys, 201, json={"name": "backend", "scopes": ["write"]}, headers=auth)

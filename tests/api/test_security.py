@@ -3,8 +3,14 @@ dashboard origins only."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -128,3 +134,31 @@ def test_origins_setting() -> None:
     for bad in ("*", f"{DASHBOARD},*", "dashboard.example.com"):
         with pytest.raises(ValueError):
             Settings.from_env({"EVENTPLANE_DASHBOARD_ORIGINS": bad})
+
+
+def test_the_served_api_sends_no_server_header(settings: Settings, tmp_path: Path) -> None:
+    """`eventplane api` itself, over a real socket: no `server: uvicorn` telling scanners what to try."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": settings.redis_dsn,
+           "EVENTPLANE_REDIS_PREFIX": settings.redis_prefix, "EVENTPLANE_API_PORT": str(port),
+           "EVENTPLANE_DATA_DIR": str(tmp_path)}  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-m", "eventplane.cli", "api"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, "eventplane api exited"
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "eventplane api did not answer in 30 s"
+                time.sleep(0.05)
+        assert r.status_code == 200 and "server" not in r.headers
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/nope", timeout=2)
+        assert r.status_code == 404 and "server" not in r.headers
+    finally:
+        server.terminate()
+        server.wait(20)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 
 import asyncpg
 import httpx
@@ -87,3 +89,29 @@ async def test_billing(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     assert body["usage"] == {"events": 10, "members": 4, "active_api_keys": 1}
     r = await api.get(f"{WS}/{team.workspace_id}/billing", headers=team.developer.headers)
     assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+
+
+def _cursor(stamp: str, id_: str = "00000000-0000-4000-8000-000000000000") -> str:
+    return base64.urlsafe_b64encode(json.dumps([stamp, id_]).encode()).decode().rstrip("=")
+
+
+async def test_times_outside_what_python_holds_are_400_not_500(api: httpx.AsyncClient) -> None:
+    team = await new_team(api)
+    ws, h = team.workspace_id, team.owner.headers
+    r = await api.get(f"{WS}/{ws}/usage", params={"to": "0001-01-05"}, headers=h)
+    assert (r.status_code, error_code(r), r.json()["error"]["details"]["field"]) == (400, "VALIDATION_ERROR", "to")
+    lists = [
+        WS,
+        f"{WS}/{ws}/members",
+        f"{WS}/{ws}/invites",
+        f"{WS}/{ws}/api-keys",
+        "/api/v1/workspaces/invitations/pending",
+    ]
+    for stamp in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00"):
+        for url in lists:
+            r = await api.get(url, params={"cursor": _cursor(stamp)}, headers=h)
+            assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR"), (url, stamp)
+    for stamp in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        r = await api.post(f"{WS}/{ws}/api-keys", json={"name": "k", "scopes": ["read"], "expires_at": stamp},
+                           headers=h)  # fmt: skip
+        assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR"), stamp

@@ -22,7 +22,8 @@ from tests.api.conftest import (
 from tests.conftest import make_tenant
 
 WS = "/api/v1/workspaces"
-FIELDS = {"id", "name", "slug", "description", "plan", "is_active", "limits", "created_at", "updated_at"}
+FIELDS = {"id", "name", "slug", "description", "plan", "is_active", "max_experiments", "max_feature_flags",
+          "max_members", "max_api_keys", "limits", "created_at", "updated_at"}  # fmt: skip
 
 
 async def test_create_returns_the_workspace_with_plan_limits_and_makes_me_owner(api: httpx.AsyncClient) -> None:
@@ -34,7 +35,9 @@ async def test_create_returns_the_workspace_with_plan_limits_and_makes_me_owner(
     assert set(ws) == FIELDS
     assert (ws["name"], ws["slug"], ws["description"], ws["plan"], ws["is_active"]) == ("Acme", slug, "d", "free", True)
     assert ws["limits"] == {"max_experiments": 10, "max_feature_flags": 50, "max_members": 5, "max_api_keys": 3,
-                            "api_access": True}  # fmt: skip
+                            "api_access": True, "events_per_second": 1000, "burst": 20000}  # fmt: skip
+    # The quickstart reads the limits at the top level.
+    assert (ws["max_experiments"], ws["max_feature_flags"], ws["max_members"], ws["max_api_keys"]) == (10, 50, 5, 3)
     r = await api.get(f"{WS}/{ws['id']}/members", headers=owner.headers)
     [me] = r.json()["items"]
     assert (me["user_id"], me["role"]) == (owner.id, "OWNER")
@@ -122,13 +125,42 @@ async def test_get_and_patch(api: httpx.AsyncClient) -> None:
     assert (r.status_code, error_code(r)) == (409, "CONFLICT")
 
 
-async def test_plan_change_is_owner_only(api: httpx.AsyncClient) -> None:
-    team = await new_team(api)
+async def test_without_admin_token_nobody_picks_a_plan_but_the_default(api: httpx.AsyncClient) -> None:
+    team = await new_team(api, plan="free")
     url = f"{WS}/{team.workspace_id}"
     r = await api.patch(url, json={"plan": "enterprise"}, headers=team.admin.headers)
     assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+    for who in (team.owner, team.admin):
+        r = await api.patch(url, json={"plan": "enterprise"}, headers={**who.headers, "x-admin-token": "guess"})
+        assert r.status_code == 403
     r = await api.patch(url, json={"plan": "enterprise"}, headers=team.owner.headers)
-    assert (r.status_code, r.json()["plan"], r.json()["limits"]["max_members"]) == (200, "enterprise", 1000)
+    assert (r.status_code, error_code(r)) == (403, "PLAN_CHANGE_FORBIDDEN")
+    assert "eventplane workspace set-plan" in r.json()["error"]["message"]
+    for plan in ("pro", "enterprise"):
+        r = await api.post(WS, json={"name": "x", "slug": unique_slug(), "plan": plan}, headers=team.owner.headers)
+        assert (r.status_code, error_code(r)) == (403, "PLAN_CHANGE_FORBIDDEN")
+    r = await api.get(url, headers=team.owner.headers)
+    assert (r.json()["plan"], r.json()["max_members"]) == ("free", 5)
+    # The quickstart's explicit default plan is fine.
+    r = await api.post(WS, json={"name": "x", "slug": unique_slug(), "plan": "free"}, headers=team.owner.headers)
+    assert (r.status_code, r.json()["plan"]) == (201, "free")
+    r = await api.patch(url, json={"plan": "free"}, headers=team.owner.headers)
+    assert (r.status_code, r.json()["plan"]) == (200, "free")
+
+
+async def test_with_admin_token_the_owner_changes_the_plan_with_it(api_settings: Settings) -> None:
+    app = create_app(replace(api_settings, admin_token=Secret("s3cret-admin")))
+    admin = {"x-admin-token": "s3cret-admin"}
+    async with app.router.lifespan_context(app), client_for(app) as api:
+        owner = await new_account(api)
+        r = await api.post(WS, json={"name": "x", "slug": unique_slug(), "plan": "pro"},
+                           headers={**owner.headers, **admin})  # fmt: skip
+        assert (r.status_code, r.json()["plan"], r.json()["max_api_keys"]) == (201, "pro", 25)
+        url = f"{WS}/{r.json()['id']}"
+        r = await api.patch(url, json={"plan": "enterprise"}, headers={**owner.headers, "x-admin-token": "wrong"})
+        assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")
+        r = await api.patch(url, json={"plan": "enterprise"}, headers={**owner.headers, **admin})
+        assert (r.status_code, r.json()["plan"], r.json()["limits"]["max_members"]) == (200, "enterprise", 1000)
 
 
 async def test_archive_and_restore(api: httpx.AsyncClient) -> None:
@@ -161,9 +193,12 @@ async def test_current_with_an_api_key(api: httpx.AsyncClient, pool: asyncpg.Poo
     other = await make_tenant(pool)
     r = await api.get(f"{WS}/{other.workspace_id}", headers={"X-API-Key": tenant.key})
     assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
-    # A key that may only track cannot read the workspace; a key may never update it.
+    # Any active key learns which workspace it belongs to, whatever its scopes; reading it by id needs
+    # workspace:read, and a key may never update it.
     track_only = await make_tenant(pool, scopes=["track:write"])
     r = await api.get(f"{WS}/current", headers={"X-API-Key": track_only.key})
+    assert (r.status_code, r.json()["id"], r.json()["max_api_keys"]) == (200, track_only.workspace_id, 3)
+    r = await api.get(f"{WS}/{track_only.workspace_id}", headers={"X-API-Key": track_only.key})
     assert (r.status_code, error_code(r)) == (403, "INSUFFICIENT_SCOPE")
     r = await api.patch(f"{WS}/{tenant.workspace_id}", json={"name": "x"}, headers={"X-API-Key": tenant.key})
     assert (r.status_code, error_code(r)) == (403, "API_KEY_NOT_ALLOWED")
@@ -207,6 +242,7 @@ async def test_max_workspaces_per_user(two_workspace_limit: Settings) -> None:
         assert (r.status_code, error_code(r)) == (403, "WORKSPACE_LIMIT")
         # Joining counts too.
         theirs = await new_workspace(api, other)
-        r = await api.post(f"{WS}/{theirs['id']}/members", json={"user_id": me.id, "role": "VIEWER"},
+        r = await api.post(f"{WS}/{theirs['id']}/invites", json={"email": me.email, "role": "VIEWER"},
                            headers=other.headers)  # fmt: skip
+        r = await api.post(f"{WS}/invites/{r.json()['token']}/accept", headers=me.headers)
         assert (r.status_code, error_code(r)) == (403, "WORKSPACE_LIMIT")

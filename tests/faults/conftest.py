@@ -1,25 +1,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from tests.conftest import server_root
 from tests.faults.stack import Stack
 
 FIGURES: list[str] = []
 
 
 @pytest_asyncio.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    s = Stack(tmp_path)
-    s.start_servers()
-    try:
-        yield s
-    finally:
-        s.stop_all()
-        s.stop_servers()
+async def stack() -> AsyncIterator[Stack]:
+    with server_root("faults") as root:
+        s = Stack(root)
+        s.start_servers()
+        try:
+            yield s
+        finally:
+            s.stop_all()
+            s.stop_servers()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

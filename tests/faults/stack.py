@@ -58,6 +58,7 @@ class Stack:
             "EVENTPLANE_JOB_TIMEOUT": "3",  # a killed worker's batch is picked up again after 13 s
             "EVENTPLANE_WORKER_POLL_DELAY": "0.02",
             "EVENTPLANE_WORKER_METRICS_PORT": "0",
+            "EVENTPLANE_RATE_LIMIT_SCALE": "0",  # one tenant sends at full speed: faults, not its plan's rate
         }
 
     def spawn(self, command: str) -> subprocess.Popen[bytes]:

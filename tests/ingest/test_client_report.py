@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app as create_api
 from eventplane import client_drops
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain
 
@@ -64,7 +64,7 @@ async def test_report_counted_once_across_a_retry_and_visible_in_usage(
     tenant: Tenant,
     pool: asyncpg.Pool,
     redis: Redis,
-    keys: Keys,
+    keys: RedisNames,
     settings: Settings,
 ) -> None:
     full, exhausted = reason(), reason()
@@ -93,7 +93,7 @@ async def test_report_counted_once_across_a_retry_and_visible_in_usage(
 
 
 async def test_batch_made_only_to_report_is_accepted(
-    edge: httpx.AsyncClient, tenant: Tenant, pool: asyncpg.Pool, redis: Redis, keys: Keys
+    edge: httpx.AsyncClient, tenant: Tenant, pool: asyncpg.Pool, redis: Redis, keys: RedisNames
 ) -> None:
     name = reason()
     r = await edge.post(BATCH, json={"events": [], "client_report": report({name: 3})}, headers=tenant.headers)
@@ -112,7 +112,7 @@ async def test_empty_batch_without_a_report_is_still_refused(edge: httpx.AsyncCl
 
 
 async def test_invalid_reports_are_refused_whole(
-    edge: httpx.AsyncClient, tenant: Tenant, pool: asyncpg.Pool, redis: Redis, keys: Keys, settings: Settings
+    edge: httpx.AsyncClient, tenant: Tenant, pool: asyncpg.Pool, redis: Redis, keys: RedisNames, settings: Settings
 ) -> None:
     name = reason()
     event = {"event_type": "e", "user_id": "u", "message_id": f"bad-{uuid.uuid4()}"}

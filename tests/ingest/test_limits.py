@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from eventplane import keys
+from eventplane import keyformat
 from tests.conftest import Tenant
 
 TRACK = "/api/v1/tracking/track"
@@ -122,7 +122,7 @@ async def test_wrong_method_and_unknown_route(edge: httpx.AsyncClient, tenant: T
     [
         ({}, "AUTH_ERROR"),
         ({"X-API-Key": "not-a-key"}, "AUTH_ERROR"),
-        ({"X-API-Key": keys.generate()}, "AUTH_ERROR"),  # well formed, unknown
+        ({"X-API-Key": keyformat.generate()}, "AUTH_ERROR"),  # well formed, unknown
         ({"Authorization": "Basic !!!"}, "AUTH_ERROR"),
         ({"Authorization": "Token abc"}, "AUTH_ERROR"),
     ],
@@ -135,7 +135,7 @@ async def test_bad_keys_get_401(edge: httpx.AsyncClient, headers: dict[str, str]
 
 async def test_a_mistyped_key_fails_its_checksum(edge: httpx.AsyncClient, tenant: Tenant) -> None:
     typo = tenant.key[:-1] + ("A" if tenant.key[-1] != "A" else "B")
-    assert not keys.well_formed(typo)
+    assert not keyformat.well_formed(typo)
     r = await edge.post(TRACK, json=OK, headers={"X-API-Key": typo})
     assert r.status_code == 401
     assert "malformed" in r.json()["error"]["message"]

@@ -12,7 +12,7 @@ import httpx
 from redis.asyncio import Redis
 
 from eventplane import queue, servers
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import drain, make_tenant, own_valkey, running_edge
 
@@ -59,10 +59,12 @@ async def test_queue_over_high_water_gives_503_queue_full(fresh: Settings, pool:
     async with running_edge(capped) as edge:
         assert (await edge.post(BATCH, json=EVENTS, headers=t.headers)).status_code == 202
         await queue.enqueue(
-            redis, Keys(capped.redis_prefix), [([("x", "m", "e", "u", None, None, b"{}", None, None, 0)] * 150, [])]
+            redis,
+            RedisNames(capped.redis_prefix),
+            [([("x", "m", "e", "u", None, None, b"{}", None, None, 0, None)] * 150, [])],
         )
         r = await _until(edge, t.headers, 503, limit=2)
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "QUEUE_FULL"
         assert r.headers["retry-after"]
-    await redis.delete(Keys(capped.redis_prefix).queued_events)
+    await redis.delete(RedisNames(capped.redis_prefix).queued_events)

@@ -8,8 +8,8 @@ import asyncio
 
 import asyncpg
 
-from eventplane.queue import Keys
 from eventplane.redis_client import connect_redis
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from ingest.auth import KeyCache
 from ingest.batcher import Batcher
@@ -18,10 +18,8 @@ from ingest.metrics import EdgeMetrics
 
 async def test_watch_depth_stops_when_cancelled_mid_redis_call(fresh: Settings) -> None:
     redis = connect_redis(fresh.redis_dsn)
-    batcher = Batcher(
-        redis, [redis], Keys(fresh.redis_prefix), EdgeMetrics(lambda: (0, 0)), job_max_events=10, high_water=10,
-        retry_after=1,
-    )  # fmt: skip
+    names, metrics = RedisNames(fresh.redis_prefix), EdgeMetrics(lambda: (0, 0, 0))
+    batcher = Batcher(redis, [redis], names, metrics, job_max_events=10, high_water=10, retry_after=1)
     try:
         for i in range(600):  # cancel at many points of the poll's round trip
             task = asyncio.create_task(batcher.watch_depth())
@@ -37,7 +35,7 @@ async def test_key_invalidation_listener_stops_when_cancelled_mid_redis_call(
     fresh: Settings, pool: asyncpg.Pool
 ) -> None:
     redis = connect_redis(fresh.redis_dsn)
-    cache = KeyCache(redis, pool, Keys(fresh.redis_prefix), ttl=1.0, negative_ttl=1.0)
+    cache = KeyCache(redis, pool, RedisNames(fresh.redis_prefix), ttl=1.0, negative_ttl=1.0)
     try:
         for i in range(200):
             task = asyncio.create_task(cache.listen())

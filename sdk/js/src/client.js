@@ -2,6 +2,7 @@
 // and count (and report to the server) every event it gives up on.
 import { DeliveryError } from './errors.js';
 import { buildEvent, restoreEvent } from './event.js';
+import { Flags } from './flags.js';
 import { installNodeExit, installPageHide, Persistence } from './lifecycle.js';
 import { resolveOptions } from './options.js';
 import { EventQueue } from './queue.js';
@@ -49,6 +50,7 @@ export class ExperimentationClient {
   /** @param {import('../index.js').ClientOptions} options */
   constructor(options) {
     this._opts = resolveOptions(options);
+    this._flags = new Flags(this._opts, options, (event, fields) => this.track(event, fields));
     this._queue = new EventQueue(this._opts.maxQueueSize);
     this._ledger = new DropLedger();
     this._transport = new Transport(this._opts);
@@ -112,6 +114,7 @@ export class ExperimentationClient {
   async close(timeoutMs = this._opts.closeTimeoutMs) {
     if (this._closed) return this._closing;
     this._closed = true;
+    this._flags.close();
     for (const uninstall of this._uninstall) uninstall();
     this._closing = (async () => {
       const delivered = await this.flush(timeoutMs);
@@ -131,6 +134,37 @@ export class ExperimentationClient {
       return delivered;
     })();
     return this._closing;
+  }
+
+  /** Whether the flag is on for this user; `default` (false) on any error. Never rejects. */
+  async isEnabled(key, options = {}) {
+    const result = await this._flags.flag(key, { ...options, default: options.default ?? false });
+    return result.reason === 'ERROR' ? result.value : result.enabled;
+  }
+
+  /** The flag's value for this user; `default` on any error. */
+  async getValue(key, options = {}) {
+    return (await this._flags.flag(key, options)).value;
+  }
+
+  /** { key, enabled, value, reason, variant, errorCode }. */
+  flagDetails(key, options = {}) {
+    return this._flags.flag(key, options);
+  }
+
+  /** The experiment's variant for this user, or null when not in it; `default` on any error. */
+  async getVariant(key, options = {}) {
+    return (await this._flags.variant(key, options)).variant;
+  }
+
+  /** { variant, reason, errorCode }. */
+  variantDetails(key, options = {}) {
+    return this._flags.variant(key, options);
+  }
+
+  /** Start following the flag config now; resolves whether the first document came within timeoutMs. */
+  waitForFlags(timeoutMs = 5_000) {
+    return this._flags.waitReady(timeoutMs);
   }
 
   /** Counters since the client started. */

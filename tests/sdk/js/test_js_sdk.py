@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app as create_api
 from eventplane import client_drops
-from eventplane.queue import Keys
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import drain, make_tenant, running_edge
 
@@ -140,7 +140,7 @@ async def test_js_sdk_delivers_exactly_once_through_faults_and_reports_its_drops
         for reason, count in d["drops"].items():
             drops[reason] = drops.get(reason, 0) + count
     assert metrics == {reason: float(n) for reason, n in drops.items()}
-    await client_drops.fold(redis, Keys(fresh.redis_prefix), pool)
+    await client_drops.fold(redis, RedisNames(fresh.redis_prefix), pool)
     folded = await pool.fetch(
         "SELECT reason, sum(dropped)::int AS n FROM client_drops_daily WHERE workspace_id = $1 GROUP BY reason",
         tenant.workspace_id,

@@ -16,11 +16,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import access, limits, workspaces
+from api import access, limits, members, workspaces
 from api import permissions as p
 from api.errors import conflict, forbidden, not_found
 from api.permissions import Role
-from api.rest import after, body, cursor, no_content, page_limit, path_uuid, query_uuid, reply, reply_page
+from api.rest import after, body, cursor, no_content, page_limit, path_uuid, query_uuid, reply, reply_page, utc
 from api.routing import Endpoint
 from api.state import services
 from api.wire import (
@@ -36,17 +36,19 @@ from api.wire import (
     RotateIn,
 )
 from eventplane import apikeys, scopes, tenants
-from eventplane.errors import validation
+from eventplane.errors import ApiError, validation
 
 COLUMNS = (
-    "id, workspace_id, name, key_prefix, scopes, created_at, last_used_at, expires_at, key_hash, "
+    "id, workspace_id, name, description, key_prefix, scopes, created_at, last_used_at, expires_at, key_hash, "
+    "replaced_by, "
     f"({limits.ACTIVE_KEY}) AS active"
 )
 SELECT = f"SELECT {COLUMNS} FROM api_keys"
 
 
 def out(row: Any) -> KeyOut:
-    return KeyOut(id=row["id"], workspace_id=row["workspace_id"], name=row["name"], key_prefix=row["key_prefix"],
+    return KeyOut(id=row["id"], workspace_id=row["workspace_id"], name=row["name"], description=row["description"],
+                  key_prefix=row["key_prefix"],
                   scopes=list(row["scopes"]), created_at=row["created_at"], last_used_at=row["last_used_at"],
                   expires_at=row["expires_at"], is_active=row["active"])  # fmt: skip
 
@@ -79,21 +81,34 @@ async def _key_row(conn: Any, workspace_id: uuid.UUID, key_id: uuid.UUID, lock: 
 async def _create(request: Request, workspace_id: uuid.UUID, data: KeyIn) -> Response:
     actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
     names = _check_scopes(actor.role, data.scopes)
-    if data.expires_at is not None and data.expires_at <= dt.datetime.now(dt.UTC):
+    expires_at = utc(data.expires_at, "expires_at")
+    if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):
         raise validation("'expires_at' must be in the future", "expires_at")
     async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, plan):
+        _check_scopes(await _writer_role(conn, actor), names)
         await limits.check_key_room(conn, plan, workspace_id)
         record, plaintext = await tenants.create_api_key(conn, workspace_id=str(workspace_id), name=data.name,
-                                                         scope_names=names, expires_at=data.expires_at,
-                                                         created_by=str(actor.user.id))  # fmt: skip
+                                                         scope_names=names, expires_at=expires_at,
+                                                         created_by=str(actor.user.id),
+                                                         description=data.description)  # fmt: skip
     return reply(_created(record, plaintext), 201)
+
+
+async def _writer_role(conn: Any, actor: access.Membership) -> Role:
+    """The actor's role read again under the workspace lock, which must still allow api_keys:write."""
+    role = await members.role_now(conn, actor)
+    if not p.allows(role, p.API_KEYS_WRITE):
+        raise forbidden(f"Your role ({role.value}) lacks the permission '{p.API_KEYS_WRITE}'",
+                        {"required": p.API_KEYS_WRITE})  # fmt: skip
+    return role
 
 
 def _created(record: dict[str, Any], plaintext: str) -> KeyCreatedOut:
     return KeyCreatedOut(id=uuid.UUID(record["id"]), workspace_id=uuid.UUID(record["workspace_id"]),
-                         name=record["name"], key=plaintext, key_prefix=record["key_prefix"],
-                         scopes=list(record["scopes"]), created_at=record["created_at"],
-                         expires_at=record["expires_at"])  # fmt: skip
+                         name=record["name"], description=record["description"], key=plaintext,
+                         key_prefix=record["key_prefix"], scopes=list(record["scopes"]),
+                         created_at=record["created_at"], last_used_at=record["last_used_at"],
+                         expires_at=record["expires_at"], is_active=record["is_active"])  # fmt: skip
 
 
 async def _list(request: Request, workspace_id: uuid.UUID) -> Response:
@@ -116,17 +131,22 @@ async def _get(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID) -> 
 async def _update(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, data: KeyPatch) -> Response:
     actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
     svc = services(request)
-    row = await _key_row(svc.pool, workspace_id, key_id)
-    _check_admin_scope(actor.role, list(row["scopes"]))
-    name = row["name"] if data.name is msgspec.UNSET else data.name
-    names = list(row["scopes"]) if data.scopes is msgspec.UNSET else _check_scopes(actor.role, data.scopes)
-    row = await svc.pool.fetchrow(
-        f"UPDATE api_keys SET name = $3, scopes = $4 WHERE id = $1 AND workspace_id = $2 RETURNING {COLUMNS}",
-        key_id,
-        workspace_id,
-        name,
-        names,
-    )
+    async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):
+        role = await _writer_role(conn, actor)
+        row = await _key_row(conn, workspace_id, key_id, lock=True)
+        _check_admin_scope(role, list(row["scopes"]))
+        name = row["name"] if data.name is msgspec.UNSET else data.name
+        description = row["description"] if data.description is msgspec.UNSET else data.description
+        names = list(row["scopes"]) if data.scopes is msgspec.UNSET else _check_scopes(role, data.scopes)
+        row = await conn.fetchrow(
+            f"UPDATE api_keys SET name = $3, scopes = $4, description = $5 WHERE id = $1 AND workspace_id = $2 "
+            f"RETURNING {COLUMNS}",
+            key_id,
+            workspace_id,
+            name,
+            names,
+            description,
+        )
     if row is None:
         raise not_found("API key")
     await apikeys.refresh(svc.pool, svc.redis, svc.keys, [row["key_hash"]])
@@ -136,32 +156,45 @@ async def _update(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, 
 async def _revoke(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID) -> Response:
     actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
     svc = services(request)
-    row = await _key_row(svc.pool, workspace_id, key_id)
-    _check_admin_scope(actor.role, list(row["scopes"]))
-    await tenants.revoke_api_key(svc.pool, svc.redis, svc.keys, str(key_id))
+    async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):
+        row = await _key_row(conn, workspace_id, key_id, lock=True)
+        _check_admin_scope(await _writer_role(conn, actor), list(row["scopes"]))
+        await conn.execute(
+            "UPDATE api_keys SET is_active = false, revoked_at = coalesce(revoked_at, now()) WHERE id = $1", key_id
+        )
+    await apikeys.refresh(svc.pool, svc.redis, svc.keys, [row["key_hash"]])  # after commit: edges read the new state
     return no_content()
 
 
 async def _rotate(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, data: RotateIn) -> Response:
-    """A new key with the same name, scopes and expiry; the old one stops now or after `grace_seconds`."""
+    """A new key with the same name, scopes and expiry; the old one stops now or after `grace_seconds`.
+    A key is rotated once (409 KEY_ALREADY_ROTATED after), and a key in its grace period counts against
+    the plan's key limit, so chained rotations cannot multiply the active keys."""
     actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
     svc = services(request)
-    async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):
+    grace = math.ceil(data.grace_seconds)
+    async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
         old = await _key_row(conn, workspace_id, key_id, lock=True)
-        _check_admin_scope(actor.role, list(old["scopes"]))
+        _check_admin_scope(await _writer_role(conn, actor), list(old["scopes"]))
+        if old["replaced_by"] is not None:
+            raise ApiError(409, "KEY_ALREADY_ROTATED", "This key was replaced already; rotate its replacement",
+                           {"replaced_by": str(old["replaced_by"])})  # fmt: skip
         if not old["active"]:
             raise conflict("This key is revoked or expired; create a new one instead")
+        await limits.check_key_room(conn, plan, workspace_id, freed=1 if grace == 0 else 0)
         record, plaintext = await tenants.create_api_key(conn, workspace_id=str(workspace_id), name=old["name"],
                                                          scope_names=list(old["scopes"]), expires_at=old["expires_at"],
-                                                         created_by=str(actor.user.id))  # fmt: skip
+                                                         created_by=str(actor.user.id),
+                                                         description=old["description"])  # fmt: skip
         stops_at = await conn.fetchval(
-            "UPDATE api_keys SET "
+            "UPDATE api_keys SET replaced_by = $3, "
             "revoked_at = CASE WHEN $2 = 0 THEN now() END, is_active = $2 > 0, "
             "expires_at = CASE WHEN $2 = 0 THEN expires_at "
             "  ELSE least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $2)) END "
             "WHERE id = $1 RETURNING coalesce(revoked_at, expires_at)",
             key_id,
-            math.ceil(data.grace_seconds),
+            grace,
+            uuid.UUID(record["id"]),
         )
     await apikeys.refresh(svc.pool, svc.redis, svc.keys, [old["key_hash"]])
     created = _created(record, plaintext)

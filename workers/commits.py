@@ -1,4 +1,4 @@
-"""Many queued jobs, one transaction: the worker's batch writer.
+"""Many queued jobs, one transaction: the committer (the worker's batch writer: add, and flush on size or age).
 
 The edge queues small jobs under light load (it flushes at once, for latency). Each job hands its rows
 to `add` and waits; the writer commits whatever has gathered when it reaches `max_rows` or `max_age`,
@@ -17,11 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eventplane import tasks
+from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.queue import RECEIVED_AT
 from workers.metrics import WorkerMetrics
-from workers.store import Outcome, Writer
+from workers.store import Outcome, Store
 
-log = logging.getLogger("eventplane.workers.batch")
+log = logging.getLogger("eventplane.workers.commits")
+CLOSE_SECONDS = 5.0  # for the run loop to stop
 
 
 @dataclass
@@ -32,9 +35,9 @@ class Pending:
     future: asyncio.Future[None]
 
 
-class BatchWriter:
+class Committer:
     def __init__(
-        self, writer: Writer, metrics: WorkerMetrics, *, max_rows: int, max_age: float, concurrency: int
+        self, writer: Store, metrics: WorkerMetrics, *, max_rows: int, max_age: float, concurrency: int
     ) -> None:
         self._writer = writer
         self._metrics = metrics
@@ -53,9 +56,7 @@ class BatchWriter:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.stop([self._task], CLOSE_SECONDS, log)  # a plain cancel can be lost: eventplane/tasks.py
         if self._pending:
             await self._slots.acquire()
             self._start_commit()
@@ -93,12 +94,25 @@ class BatchWriter:
         task.add_done_callback(self._flushes.discard)
 
     async def _commit(self, pending: list[Pending]) -> None:
+        try:
+            await self._store(pending, isolate=len(pending) > 1)
+        finally:
+            self._slots.release()
+
+    async def _store(self, pending: list[Pending], *, isolate: bool) -> None:
         rows = [row for p in pending for row in p.rows]
         started = time.monotonic()
         try:
             outcome = await self._writer.store(rows)
         except BaseException as exc:  # handed to every waiting job, which decides retry or not
             self._metrics.failed_commits.inc()
+            if isolate and isinstance(exc, Exception) and not isinstance(exc, TRANSIENT_ERRORS):
+                # An unexpected error is one job's (a bug in its rows): store each job alone, so that
+                # only that one fails, is counted and, in the end, parked; not its batch-mates.
+                log.warning("commit of %d jobs failed (%r); storing them one by one", len(pending), exc)
+                for p in pending:
+                    await self._store([p], isolate=False)
+                return
             for p in pending:
                 if not p.future.done():
                     p.future.set_exception(exc)
@@ -109,8 +123,6 @@ class BatchWriter:
                 if not p.future.done():
                     p.future.set_result(None)
             self._record(pending, len(rows), outcome, time.monotonic() - started)
-        finally:
-            self._slots.release()
 
     def _record(self, pending: list[Pending], rows: int, outcome: Outcome, seconds: float) -> None:
         m = self._metrics

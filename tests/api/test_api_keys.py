@@ -6,22 +6,24 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+import uuid
 
 import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from eventplane import keys as key_format
-from eventplane.queue import Keys
+from eventplane import keyformat
+from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
-from tests.api.conftest import Account, Team, error_code, new_account, new_team, new_workspace
+from tests.api.conftest import Account, Team, demoted_while_waiting, error_code, new_account, new_team, new_workspace
 from tests.conftest import drain
 from workers.jobs import fold_last_used
 
 WS = "/api/v1/workspaces"
 TRACK = "/api/v1/tracking/track"
-LIST_FIELDS = {"id", "workspace_id", "name", "key_prefix", "scopes", "created_at", "last_used_at", "expires_at",
-               "is_active"}  # fmt: skip
+LIST_FIELDS = {"id", "workspace_id", "name", "description", "key_prefix", "scopes", "created_at", "last_used_at",
+               "expires_at", "is_active"}  # fmt: skip
+CREATED_FIELDS = LIST_FIELDS | {"key"}
 
 
 def keys_url(workspace_id: str, key_id: str | None = None, action: str = "") -> str:
@@ -53,12 +55,12 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(api: httpx.Asy
     r = await create_key(api, team.developer, team.workspace_id, ["track:write", "read"])
     assert r.status_code == 201
     created = r.json()
-    assert key_format.well_formed(created["key"]) and created["key"].startswith(created["key_prefix"])
-    assert set(created) == {"id", "workspace_id", "name", "key", "key_prefix", "scopes", "created_at", "expires_at"}
+    assert keyformat.well_formed(created["key"]) and created["key"].startswith(created["key_prefix"])
+    assert set(created) == CREATED_FIELDS
     assert created["scopes"] == ["track:write", "read"]
     row = await pool.fetchrow("SELECT key_hash, created_by FROM api_keys WHERE id = $1", created["id"])
     assert row is not None
-    assert row["key_hash"] == key_format.hash_key(created["key"]) and str(row["created_by"]) == team.developer.id
+    assert row["key_hash"] == keyformat.hash_key(created["key"]) and str(row["created_by"]) == team.developer.id
 
     r = await api.get(keys_url(team.workspace_id), headers=team.viewer.headers)
     [listed] = r.json()["items"]
@@ -70,7 +72,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(api: httpx.Asy
 
 async def test_scopes_are_validated(api: httpx.AsyncClient) -> None:
     team = await new_team(api)
-    for scopes in (["nope"], [], ["track:write", "flags:write"]):
+    for scopes in (["nope"], [], ["track:write", "flags:admin"]):
         r = await create_key(api, team.owner, team.workspace_id, scopes)
         assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR"), scopes
         assert r.json()["error"]["details"]["field"] == "scopes"
@@ -150,16 +152,22 @@ async def test_rotate_rules(api: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     rotated = r.json()
     assert (rotated["name"], rotated["scopes"], rotated["replaced_key_id"]) == ("ci", ["read"], created["id"])
-    assert rotated["key"] != created["key"] and key_format.well_formed(rotated["key"])
+    assert rotated["key"] != created["key"] and keyformat.well_formed(rotated["key"])
     stops = dt.datetime.fromisoformat(rotated["replaced_key_expires_at"])
     assert dt.timedelta(minutes=59) < stops - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
     assert (await api.delete(keys_url(team.workspace_id, created["id"]), headers=team.owner.headers)).status_code == 204
     r = await api.post(url, headers=team.owner.headers)
+    assert (r.status_code, error_code(r)) == (409, "KEY_ALREADY_ROTATED")
+    r = await api.post(keys_url(team.workspace_id, rotated["id"], "rotate"), headers=team.owner.headers)
+    assert r.status_code == 200  # its replacement rotates
+    revoked = (await create_key(api, team.owner, team.workspace_id, ["read"])).json()
+    assert (await api.delete(keys_url(team.workspace_id, revoked["id"]), headers=team.owner.headers)).status_code == 204
+    r = await api.post(keys_url(team.workspace_id, revoked["id"], "rotate"), headers=team.owner.headers)
     assert (r.status_code, error_code(r)) == (409, "CONFLICT")
 
 
 async def test_last_used_at_is_exposed(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, redis: Redis, keys: Keys, pool: asyncpg.Pool
+    api: httpx.AsyncClient, edge: httpx.AsyncClient, redis: Redis, keys: RedisNames, pool: asyncpg.Pool
 ) -> None:
     team = await new_team(api)
     created = (await create_key(api, team.owner, team.workspace_id)).json()
@@ -265,3 +273,83 @@ async def test_deleting_the_workspace_stops_its_keys(api: httpx.AsyncClient, edg
     assert await track(edge, created["key"]) == 202
     assert (await api.delete(f"{WS}/{ws['id']}", headers=owner.headers)).status_code == 204
     assert await until_status(edge, created["key"], 401) < 1.0
+
+
+async def _active_keys(api: httpx.AsyncClient, who: Account, workspace_id: str) -> int:
+    r = await api.get(f"{WS}/{workspace_id}/billing", headers=who.headers)
+    count: int = r.json()["usage"]["active_api_keys"]
+    return count
+
+
+async def test_chained_rotations_stay_within_the_key_cap(api: httpx.AsyncClient) -> None:
+    me = await new_account(api)
+    ws = (await new_workspace(api, me))["id"]  # free: 3 active keys
+    made = [(await create_key(api, me, ws, ["read"])).json() for _ in range(3)]
+    grace = {"grace_seconds": 3600}
+    r = await api.post(keys_url(ws, made[0]["id"], "rotate"), json=grace, headers=me.headers)
+    assert (r.status_code, error_code(r)) == (403, "PLAN_LIMIT")  # the old key in grace would be a fourth
+    r = await api.post(keys_url(ws, made[0]["id"], "rotate"), json={"grace_seconds": 0}, headers=me.headers)
+    assert r.status_code == 200  # replaced at once: still three
+    current = r.json()["id"]
+    for key in made[1:]:
+        assert (await api.delete(keys_url(ws, key["id"]), headers=me.headers)).status_code == 204
+    for _ in range(2):
+        r = await api.post(keys_url(ws, current, "rotate"), json=grace, headers=me.headers)
+        assert r.status_code == 200
+        r2 = await api.post(keys_url(ws, current, "rotate"), json=grace, headers=me.headers)
+        assert (r2.status_code, error_code(r2)) == (409, "KEY_ALREADY_ROTATED")
+        current = r.json()["id"]
+    assert await _active_keys(api, me, ws) == 3
+    r = await api.post(keys_url(ws, current, "rotate"), json=grace, headers=me.headers)
+    assert (r.status_code, error_code(r)) == (403, "PLAN_LIMIT")
+    assert await _active_keys(api, me, ws) == 3
+
+
+async def test_rotation_needs_api_access(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    me = await new_account(api)
+    ws = (await new_workspace(api, me))["id"]
+    key = (await create_key(api, me, ws, ["read"])).json()
+    await pool.execute("UPDATE workspaces SET plan = 'legacy-unknown' WHERE id = $1", ws)
+    r = await api.post(keys_url(ws, key["id"], "rotate"), json={"grace_seconds": 0}, headers=me.headers)
+    assert (r.status_code, error_code(r)) == (403, "PLAN_FEATURE_UNAVAILABLE")
+
+
+async def test_revoking_and_updating_use_the_role_read_under_the_lock(api: httpx.AsyncClient,
+                                                                     pool: asyncpg.Pool) -> None:  # fmt: skip
+    team = await new_team(api)
+    key = (await create_key(api, team.admin, team.workspace_id, ["admin"])).json()
+    url = keys_url(team.workspace_id, key["id"])
+    r = await demoted_while_waiting(pool, team, api.delete(url, headers=team.admin.headers))
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+    await pool.execute("UPDATE workspace_members SET role = 'ADMIN' WHERE id = $1", uuid.UUID(team.member_ids["ADMIN"]))
+    r = await demoted_while_waiting(pool, team, api.put(url, json={"name": "mine now"}, headers=team.admin.headers))
+    assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+    r = await api.get(url, headers=team.owner.headers)
+    assert (r.json()["is_active"], r.json()["name"]) == (True, "k")
+
+
+async def test_the_documented_api_keys_flow(api: httpx.AsyncClient, edge: httpx.AsyncClient) -> None:
+    me = await new_account(api)
+    ws = (await new_workspace(api, me))["id"]
+    made = {}
+    for scope in ("read", "write", "admin"):
+        r = await api.post("/api/v1/api-keys", json={"name": f"{scope} key", "description": f"for {scope}",
+                           "scopes": [scope]}, headers=me.headers)  # fmt: skip
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert set(body) == CREATED_FIELDS and body["workspace_id"] == ws
+        assert (body["description"], body["last_used_at"], body["is_active"]) == (f"for {scope}", None, True)
+        made[scope] = body
+    r = await api.get("/api/v1/api-keys", headers=me.headers)
+    assert r.status_code == 200
+    listed = {k["id"]: k for k in r.json()["items"]}
+    assert all(set(k) == LIST_FIELDS for k in listed.values())
+    assert {k["description"] for k in listed.values()} == {"for read", "for write", "for admin"}
+    assert not any(k["key"] in r.text for k in made.values())
+    write = made["write"]
+    assert await track(edge, write["key"]) == 202
+    r = await api.delete(f"/api/v1/api-keys/{write['id']}", headers=me.headers)
+    assert r.status_code == 204
+    await until_status(edge, write["key"], 401)
+    r = await api.get(f"{WS}/current", headers={"X-API-Key": write["key"]})
+    assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")

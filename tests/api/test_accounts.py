@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import threading
 import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
 
 import asyncpg
 import httpx
 import jwt
 from starlette.applications import Starlette
 
+from api.app import create_app
+from api.passwords import Passwords
 from eventplane.settings import Settings
 from tests.api.conftest import PASSWORD, client_for, error_code, new_account, unique_email
 
@@ -126,7 +133,7 @@ async def test_bad_access_tokens_are_401(api: httpx.AsyncClient, api_settings: S
     claims = jwt.decode(account.access_token, options={"verify_signature": False})
     expired = jwt.encode({**claims, "exp": int(time.time()) - 1}, str(api_settings.jwt_secret), algorithm="HS256")
     forged = jwt.encode(claims, "another-secret-of-at-least-32-bytes!!", algorithm="HS256")
-    unsigned = jwt.encode(claims, None, algorithm="none")
+    unsigned = jwt.encode(claims, "", algorithm="none")  # "" is how PyJWT spells no key
     for token in (expired, forged, unsigned, "garbage", ""):
         r = await api.get(ME, headers={"Authorization": f"Bearer {token}"})
         assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR"), token
@@ -135,18 +142,105 @@ async def test_bad_access_tokens_are_401(api: httpx.AsyncClient, api_settings: S
     assert (await api.get(ME, headers={"Authorization": "Basic dXNlcjpwYXNz"})).status_code == 401
 
 
-async def test_login_is_rate_limited_per_email(api_app: Starlette, api_settings: Settings) -> None:
+async def test_wrong_passwords_from_one_address_never_lock_the_owner_out_of_another(
+    api_app: Starlette, api_settings: Settings
+) -> None:
+    limit = api_settings.login_limit_per_email
+    async with client_for(api_app) as attacker, client_for(api_app) as owner_device:
+        account = await new_account(owner_device)
+        for _ in range(limit):
+            r = await attacker.post(LOGIN, json={"email": account.email, "password": "wrong password"})
+            assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")
+        r = await attacker.post(LOGIN, json={"email": account.email.upper(), "password": PASSWORD})
+        assert (r.status_code, error_code(r)) == (429, "RATE_LIMITED")
+        assert 0 < int(r.headers["retry-after"]) <= api_settings.login_window_seconds
+        r = await owner_device.post(LOGIN, json={"email": account.email, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+
+
+async def test_a_successful_login_resets_the_failures(api_app: Starlette, api_settings: Settings) -> None:
     limit = api_settings.login_limit_per_email
     async with client_for(api_app) as api:
         account = await new_account(api)
-    for _ in range(limit - 1):  # new_account used one attempt
-        async with client_for(api_app) as other_ip:  # a new address each time: the email's limit applies
-            r = await other_ip.post(LOGIN, json={"email": account.email, "password": "wrong password"})
-            assert r.status_code == 401
-    async with client_for(api_app) as other_ip:
-        r = await other_ip.post(LOGIN, json={"email": account.email.upper(), "password": PASSWORD})
-    assert (r.status_code, error_code(r)) == (429, "RATE_LIMITED")
-    assert 0 < int(r.headers["retry-after"]) <= api_settings.login_window_seconds
+        for _ in range(2):
+            for _ in range(limit - 1):
+                r = await api.post(LOGIN, json={"email": account.email, "password": "wrong password"})
+                assert r.status_code == 401
+            r = await api.post(LOGIN, json={"email": account.email, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+
+
+async def test_signups_are_limited_per_address(api_settings: Settings) -> None:
+    app = create_app(replace(api_settings, signup_limit_per_ip=2))
+    async with app.router.lifespan_context(app), client_for(app) as api, client_for(app) as elsewhere:
+        for _ in range(2):
+            r = await api.post(SIGNUP, json={"email": unique_email(), "password": PASSWORD})
+            assert r.status_code == 201
+        r = await api.post(SIGNUP, json={"email": unique_email(), "password": PASSWORD})
+        assert (r.status_code, error_code(r)) == (429, "RATE_LIMITED")
+        assert 0 < int(r.headers["retry-after"]) <= api_settings.signup_window_seconds
+        r = await elsewhere.post(SIGNUP, json={"email": unique_email(), "password": PASSWORD})
+        assert r.status_code == 201
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_hashing_is_bounded_and_the_next_signup_waits_for_a_slot(api_settings: Settings,
+                                                                      pool: asyncpg.Pool) -> None:  # fmt: skip
+    app = create_app(replace(api_settings, password_hash_concurrency=2))
+    async with app.router.lifespan_context(app), client_for(app) as api:
+        passwords: Passwords = app.state.services.passwords
+        gate = threading.Event()
+        busy = [asyncio.create_task(passwords.run(lambda: gate.wait(10))) for _ in range(2)]
+        await until(lambda: passwords.running == 2)
+        email = unique_email()
+        signup = asyncio.create_task(api.post(SIGNUP, json={"email": email, "password": PASSWORD}))
+        await until(lambda: passwords.waiting == 1)  # the third hash waits: it has not started
+        assert passwords.running == 2 and not signup.done()
+        assert await pool.fetchval("SELECT count(*) FROM users WHERE email = $1", email) == 0
+        gate.set()
+        assert (await signup).status_code == 201
+        await asyncio.gather(*busy)
+        assert (passwords.running, passwords.waiting) == (0, 0)
+
+
+async def test_reusing_any_replaced_refresh_token_ends_the_session(api: httpx.AsyncClient) -> None:
+    account = await new_account(api)
+    tokens = [account.refresh_token]
+    for _ in range(3):
+        r = await api.post(REFRESH, json={"refresh_token": tokens[-1]})
+        assert r.status_code == 200
+        tokens.append(r.json()["refresh_token"])
+    access = r.json()["access_token"]
+    r = await api.post(REFRESH, json={"refresh_token": tokens[0]})  # three generations back: a stolen copy
+    assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")
+    r = await api.post(REFRESH, json={"refresh_token": tokens[-1]})
+    assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")
+    assert (await api.get(ME, headers={"Authorization": f"Bearer {access}"})).status_code == 401
+
+
+async def test_refresh_never_extends_a_session_past_its_max_age(api_settings: Settings, pool: asyncpg.Pool) -> None:
+    app = create_app(replace(api_settings, session_max_age=3600))
+    async with app.router.lifespan_context(app), client_for(app) as api:
+        account = await new_account(api)
+        r = await api.post(REFRESH, json={"refresh_token": account.refresh_token})
+        assert r.status_code == 200
+        tokens = r.json()
+        session = await pool.fetchrow(
+            "SELECT id, expires_at - created_at AS left FROM sessions WHERE user_id = $1", uuid.UUID(account.id)
+        )
+        assert session is not None and session["left"] <= dt.timedelta(hours=1)
+        # The session began over an hour ago (as if the user had refreshed all along): it is over.
+        await pool.execute("UPDATE sessions SET created_at = created_at - interval '61 minutes' WHERE id = $1",
+                           session["id"])  # fmt: skip
+        assert (await api.get(ME, headers={"Authorization": f"Bearer {tokens['access_token']}"})).status_code == 401
+        r = await api.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
+        assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")
 
 
 async def test_login_is_rate_limited_per_ip(api_app: Starlette, api_settings: Settings) -> None:

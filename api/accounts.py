@@ -16,10 +16,18 @@ from api.wire import LoginIn, RefreshIn, SignupIn, TokensOut, UserOut
 USER_COLUMNS = "id, email, name, created_at"
 
 
+def client_address(request: Request) -> str:
+    # The ASGI client host; uvicorn sets it from proxy headers only for EVENTPLANE_TRUSTED_PROXIES.
+    return request.client.host if request.client else "unknown"
+
+
 async def signup(request: Request) -> Response:
     data = await body(request, SignupIn)
     svc = services(request)
-    password_hash = await sessions.hash_password(svc.hasher, data.password)
+    s = svc.settings
+    await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "signup-ip", client_address(request)),
+                        s.signup_limit_per_ip, s.signup_window_seconds)  # fmt: skip
+    password_hash = await svc.passwords.hash(data.password)
     try:
         row = await svc.pool.fetchrow(
             f"INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}",
@@ -33,19 +41,23 @@ async def signup(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    """Throttled per client address and per (email, address), the latter reset by a success, so wrong
+    passwords sent from one address never lock the owner out from another."""
     data = await body(request, LoginIn)
     svc = services(request)
     s = svc.settings
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     window = s.login_window_seconds
     await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "login-ip", client), s.login_limit_per_ip, window)
     email = data.email.strip().lower()
-    await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "login-email", email), s.login_limit_per_email,
-                        window)  # fmt: skip
+    # Counted before the check (atomic, so concurrent guesses cannot slip past the limit); a success resets it.
+    attempts = ratelimit.bucket(s.redis_prefix, "login-email-ip", f"{email}\n{client}")
+    await ratelimit.hit(svc.redis, attempts, s.login_limit_per_email, window)
     row = await svc.pool.fetchrow("SELECT id, password_hash FROM users WHERE lower(email) = $1", email)
-    ok = await sessions.verify_password(svc.hasher, row["password_hash"] if row else None, data.password)
+    ok = await svc.passwords.verify(row["password_hash"] if row else None, data.password)
     if row is None or not ok:
         raise auth_error("Email or password is wrong")
+    await svc.redis.delete(attempts)
     return reply(await sessions.open_session(svc.pool, s, row["id"]))
 
 
@@ -77,7 +89,7 @@ async def me(request: Request) -> Response:
 
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/auth/signup", signup, "Create a user account", SignupIn, UserOut, 201, "none",
-             errors=(400, 409)),
+             errors=(400, 409, 429)),
     Endpoint("POST", "/api/v1/auth/login", login, "Log in: an access token (30 min) and a refresh token",
              LoginIn, TokensOut, auth="none", errors=(400, 401, 429)),
     Endpoint("POST", "/api/v1/auth/refresh", refresh, "Trade a refresh token for new tokens (it stops working)",
