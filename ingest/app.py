@@ -26,7 +26,7 @@ from eventplane.errors import ApiError
 from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
-from ingest import flags, segment, sse
+from ingest import cors, flags, segment, sse
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
@@ -90,6 +90,12 @@ class IngestApp:
         stats = edge.metrics.stats
         route = ROUTE_NAMES.get(scope["path"]) or "segment"
         headers = headers_of(scope)
+        origin = headers.get(b"origin")
+        if origin is not None:  # a browser: answer its preflight, let the page read the answer
+            if cors.is_preflight(scope["method"], origin):
+                await cors.preflight(send, origin)
+                return
+            send = cors.allowing(send, origin)
         request_id = _request_id(headers)
         try:
             accepted = await self._accept(edge, scope, headers, receive, request_id)

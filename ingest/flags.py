@@ -28,7 +28,7 @@ from eventplane import keyauth, scopes
 from eventplane.errors import ApiError, validation
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
-from ingest import ofrep
+from ingest import cors, ofrep
 from ingest.asgi import Receive, Scope, Send, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
@@ -48,7 +48,7 @@ STREAM = "/api/v1/sdk/config/stream"
 OFREP_BULK = "/ofrep/v1/evaluate/flags"
 MAX_BODY_BYTES = 64 * 1024
 UnitId = Annotated[str, msgspec.Meta(max_length=255)]
-_WANTED = frozenset({b"x-api-key", b"authorization", b"content-length", b"if-none-match", b"x-request-id"})
+_WANTED = frozenset({b"x-api-key", b"authorization", b"content-length", b"if-none-match", b"x-request-id", b"origin"})
 
 
 class Context(msgspec.Struct):
@@ -119,6 +119,12 @@ class Flags:
         path: str = scope["path"]
         route = _route_of(path)
         headers = {k: v for k, v in scope["headers"] if k in _WANTED}
+        origin = headers.get(b"origin")
+        if origin is not None:  # a browser SDK or OpenFeature web provider
+            if cors.is_preflight(scope["method"], origin):
+                await cors.preflight(send, origin)
+                return
+            send = cors.allowing(send, origin)
         ofrep_route = route.startswith("ofrep")
         try:
             status = await self._dispatch(route, path, scope, headers, receive, send, request_id)
