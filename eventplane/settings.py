@@ -113,6 +113,8 @@ class Settings:
     password_time_cost: int = 3
     password_memory_kib: int = 65536
     api_max_body_bytes: int = 64 * 1024
+    live_max_streams: int = 5  # live event streams open at once per workspace (all api processes)
+    live_queue_events: int = 1000  # events a live stream holds for a slow client before dropping it
     # Browser origins (the dashboard) allowed to call the api with CORS; empty: no CORS headers at all.
     dashboard_origins: tuple[str, ...] = ()
     # Served behind HTTPS (TLS at a proxy): the api then sends Strict-Transport-Security.
@@ -171,6 +173,8 @@ class Settings:
             header_timeout=_float(env, "EVENTPLANE_HEADER_TIMEOUT", 10.0),
             metrics_token=_secret(env, "EVENTPLANE_METRICS_TOKEN"),
             rate_limit_scale=_float(env, "EVENTPLANE_RATE_LIMIT_SCALE", 1.0),
+            live_max_streams=_int(env, "EVENTPLANE_LIVE_MAX_STREAMS", 5),
+            live_queue_events=_int(env, "EVENTPLANE_LIVE_QUEUE_EVENTS", 1000),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:
