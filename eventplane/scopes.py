@@ -16,8 +16,9 @@ WORKSPACE_READ = "workspace:read"
 EVENTS_READ = "events:read"
 ADMIN = "admin"
 
-SCOPES = frozenset({FLAGS_READ, EXPERIMENTS_READ, FLAGS_WRITE, EXPERIMENTS_WRITE, TRACK_WRITE, WORKSPACE_READ, EVENTS_READ,
-                    ADMIN})
+SCOPES = frozenset(
+    {FLAGS_READ, EXPERIMENTS_READ, FLAGS_WRITE, EXPERIMENTS_WRITE, TRACK_WRITE, WORKSPACE_READ, EVENTS_READ, ADMIN}
+)
 
 # A bundle names a set of scopes. `admin` is both a scope and a bundle that contains every scope.
 BUNDLES: dict[str, frozenset[str]] = {
