@@ -94,7 +94,7 @@ async def test_a_million_events_export_in_bounded_memory(
     slug = f"export-{uuid.uuid4().hex[:10]}"
     workspace = await tenants.create_workspace(pool, name=slug, slug=slug)
     workspace_id = uuid.UUID(str(workspace["id"]))
-    _, key = await tenants.create_api_key(pool, workspace_id=workspace_id, name="s", scope_names=["events:read"])
+    _, key = await tenants.create_api_key(pool, workspace_id=str(workspace_id), name="s", scope_names=["events:read"])
     for batch in chunks(records(workspace_id), 100_000):
         await load(pool, batch)
     try:
