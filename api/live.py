@@ -2,9 +2,10 @@
 
 Each stream subscribes to its workspace's channel (eventplane/live.py) and keeps what arrives in a queue
 of `live_queue_events`; a client that reads slower than events arrive fills it and is then sent a final
-`event: dropped` and disconnected, so a stalled browser costs a bounded amount of memory. A workspace has at
-most `live_max_streams` streams open at once, counted by Redis across every api process (the subscribers
-of the channel): one more is 429 `TOO_MANY_STREAMS`.
+`event: dropped` (code `SLOW_CLIENT`; `LIVE_UNAVAILABLE` when Redis is lost) and disconnected, so a
+stalled browser costs a bounded amount of memory. A workspace has at most `live_max_streams` streams open
+at once, counted by Redis across every api process (the subscribers of the channel): one more is 429
+`TOO_MANY_STREAMS`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from api import permissions as p
 from api.rest import path_uuid
 from api.routing import Endpoint
 from api.state import services
-from eventplane.errors import ApiError
+from eventplane.errors import TRANSIENT_ERRORS, ApiError
 
 HEARTBEAT_SECONDS = 15.0  # a comment line this often keeps proxies from closing an idle stream
 POLL_SECONDS = 1.0
@@ -31,6 +32,9 @@ _events = msgspec.json.Decoder(list[msgspec.Raw])
 _fields = msgspec.json.Decoder(dict[str, object])
 _DROPPED = (b'event: dropped\ndata: {"code": "SLOW_CLIENT", "message": "This client read events slower than they '
             b'arrived; reconnect, or narrow the filters"}\n\n')  # fmt: skip
+_LOST = (b'event: dropped\ndata: {"code": "LIVE_UNAVAILABLE", "message": "The server lost its feed of stored events; '
+         b'reconnect in a few seconds"}\n\n')  # fmt: skip
+_FINAL = (_DROPPED, _LOST)
 
 
 async def live(request: Request) -> Response:
@@ -57,7 +61,7 @@ async def live(request: Request) -> Response:
 
 
 async def _stream(pubsub: PubSub, filters: event_query.Filters, cap: int) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue(cap)
+    queue: asyncio.Queue[bytes] = asyncio.Queue(cap)
     reader = asyncio.create_task(_read(pubsub, filters, queue))
     try:
         yield b": connected\n\n"
@@ -67,10 +71,9 @@ async def _stream(pubsub: PubSub, filters: event_query.Filters, cap: int) -> Asy
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
-            if item is None:
-                yield _DROPPED
+            yield item
+            if item in _FINAL:
                 return
-            yield b"event: event\ndata: " + item + b"\n\n"
     finally:
         reader.cancel()
         with contextlib.suppress(BaseException):
@@ -79,22 +82,27 @@ async def _stream(pubsub: PubSub, filters: event_query.Filters, cap: int) -> Asy
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-async def _read(pubsub: PubSub, filters: event_query.Filters, queue: asyncio.Queue[bytes | None]) -> None:
-    """Published events into the queue, filtered; when it is full, empty it and leave only the end marker."""
-    while True:
-        message = await pubsub.get_message(timeout=POLL_SECONDS)
-        if message is None or message.get("type") != "message":
-            continue
-        for raw in _events.decode(message["data"]):
-            if not filters.matches(_fields.decode(raw)):
+async def _read(pubsub: PubSub, filters: event_query.Filters, queue: asyncio.Queue[bytes]) -> None:
+    """Published events into the queue as SSE frames, filtered; when the queue is full, or Redis is lost,
+    empty it and leave only the final frame."""
+    try:
+        while True:
+            message = await pubsub.get_message(timeout=POLL_SECONDS)
+            if message is None or message.get("type") != "message":
                 continue
-            try:
-                queue.put_nowait(bytes(raw))
-            except asyncio.QueueFull:
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(None)
-                return
+            for raw in _events.decode(message["data"]):
+                if filters.matches(_fields.decode(raw)):
+                    queue.put_nowait(b"event: event\ndata: " + bytes(raw) + b"\n\n")
+    except asyncio.QueueFull:
+        _end(queue, _DROPPED)
+    except TRANSIENT_ERRORS:
+        _end(queue, _LOST)
+
+
+def _end(queue: asyncio.Queue[bytes], final: bytes) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+    queue.put_nowait(final)
 
 
 ENDPOINTS = [

@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -20,10 +21,10 @@ import uvicorn
 from redis.asyncio import Redis
 
 from api.app import create_app
-from eventplane import tenants
+from eventplane import servers, tenants
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
-from tests.conftest import drain, make_tenant
+from tests.conftest import drain, make_tenant, own_valkey
 
 WS = "/api/v1/workspaces"
 
@@ -137,7 +138,14 @@ async def test_a_workspace_has_at_most_live_max_streams(live_api: str, settings:
 
 @pytest_asyncio.fixture
 async def small_queue_api(api_settings: Settings) -> AsyncIterator[str]:
-    app = create_app(replace(api_settings, live_queue_events=10))
+    async with serving(replace(api_settings, live_queue_events=10)) as address:
+        yield address
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """An api of these settings on a real socket in this event loop; yields host:port."""
+    app = create_app(settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=2))
@@ -146,10 +154,12 @@ async def small_queue_api(api_settings: Settings) -> AsyncIterator[str]:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await task
-    sock.close()
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
 
 
 async def test_a_client_that_stops_reading_is_dropped_with_a_final_event(
@@ -181,3 +191,18 @@ async def test_a_client_that_stops_reading_is_dropped_with_a_final_event(
     tail = received[-400:].decode(errors="replace")
     assert "event: dropped" in tail and "SLOW_CLIENT" in tail
     assert received.count(b"event: event") < 400
+
+
+async def test_a_stream_whose_redis_is_lost_ends_with_a_final_event(
+    api_settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    tenant = await make_tenant(pool, ["admin"])
+    with own_valkey(tmp_path) as (url, data):
+        async with serving(replace(api_settings, redis_url=url)) as address, httpx.AsyncClient(timeout=10) as client:
+            stream = Stream(client, f"http://{address}{WS}/{tenant.workspace_id}/events/live",
+                            {"X-API-Key": tenant.key})  # fmt: skip
+            await stream.connected()
+            servers.stop_valkey(data)
+            name, body = await stream.next_event(within=20)
+            assert name == "dropped" and body["code"] == "LIVE_UNAVAILABLE"
+            await stream.close()
