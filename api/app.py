@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -40,10 +37,10 @@ from api.metrics import ApiMetrics
 from api.passwords import Passwords
 from api.routing import Endpoint, routes
 from api.state import Services
-from eventplane import apikeys, db, metrics_access, servers
+from eventplane import apikeys, db, metrics_access, secretfile, servers
 from eventplane.body_deadline import BodyDeadline
 from eventplane.redis_client import connect_redis
-from eventplane.settings import Secret, Settings
+from eventplane.settings import Settings
 
 log = logging.getLogger("eventplane.api")
 ENDPOINTS: list[Endpoint] = [
@@ -60,19 +57,6 @@ ENDPOINTS: list[Endpoint] = [
     *results.ENDPOINTS,
     *audit.ENDPOINTS,
 ]
-
-
-def _stored_secret(path: Path) -> Secret:
-    """A random signing secret made on first start and kept (0600) beside the embedded servers' data,
-    so sessions survive restarts without a public default."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return Secret(path.read_text().strip())
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(48))
-    return Secret(path.read_text().strip())
 
 
 async def healthz(request: Request) -> Response:
@@ -125,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         resolved = settings or servers.resolve(configured).settings
         if resolved.jwt_secret is None:
-            resolved = replace(resolved, jwt_secret=_stored_secret(resolved.data_dir / "jwt_secret"))
+            resolved = replace(resolved, jwt_secret=secretfile.stored_secret(resolved.data_dir / "jwt_secret"))
         pool = await db.create_pool(resolved.dsn, min_size=1, max_size=10)
         redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved
