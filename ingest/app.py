@@ -32,6 +32,7 @@ from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
 from ingest.client_report import ClientReports
+from ingest.identity import IdentityVerifier
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
@@ -59,6 +60,7 @@ class Edge:
     tasks: list[asyncio.Task[None]]
     rates: Rates
     reports: ClientReports
+    identity: IdentityVerifier
 
 
 class IngestApp:
@@ -136,6 +138,7 @@ class IngestApp:
             parsed = segment.parse(scope["path"], body, edge.limits)
         else:
             parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
+        await edge.identity.check(grant.workspace_id, headers, parsed.events)
         now_ns = time.time_ns()
         rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
         if rows:
@@ -185,6 +188,9 @@ class IngestApp:
             retry_after=settings.retry_after_seconds,
         )
         deadlines = Deadlines(settings.body_timeout)
+        identity = IdentityVerifier(
+            redis, pool, redis_keys, settings.key_cache_ttl, settings.identity_token_max_lifetime
+        )
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
@@ -192,6 +198,7 @@ class IngestApp:
                 batcher.watch_depth(),
                 key_cache.listen(),
                 key_cache.flush_last_used(),
+                identity.listen(),
                 deadlines.sweep(),
             )
         ]
@@ -199,7 +206,7 @@ class IngestApp:
         rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
-            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports, identity
         )
         try:
             yield
