@@ -22,6 +22,7 @@ WANTED = frozenset(
         b"content-encoding",
         b"x-request-id",
         b"x-eventplane-identity",  # ingest/identity.py
+        b"origin",  # ingest/cors.py
     }
 )
 Headers = dict[bytes, bytes]

@@ -39,14 +39,19 @@ LOOKUP_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.Pos
 LEEWAY = 5  # seconds of clock difference allowed on exp/iat/nbf
 _LOAD = """
 SELECT coalesce((SELECT settings ->> 'identity_verification' FROM workspace_settings WHERE workspace_id = $1), 'off'),
-       coalesce((SELECT array_agg(ARRAY[kid, alg, pem]) FROM workspace_public_keys WHERE workspace_id = $1), '{}')
+       coalesce((SELECT array_agg(ARRAY[kid, alg, pem]) FROM workspace_public_keys WHERE workspace_id = $1), '{}'),
+       coalesce((SELECT array(SELECT jsonb_array_elements_text(settings -> 'allowed_origins'))
+                 FROM workspace_settings WHERE workspace_id = $1), '{}')
 """
 
 
 @dataclass
 class IdentityConfig:
+    """What the edge needs of a workspace's settings: identity verification, and browser origins (CORS)."""
+
     mode: str  # off | optional | required
     keys: dict[str, tuple[str, Any]]  # kid -> (alg, public key)
+    origins: frozenset[bytes] = frozenset()  # allowed_origins; empty: Origin not checked
     verified: dict[str, tuple[str, float]] = field(default_factory=dict)  # sha256(token) -> (sub, exp)
 
 
@@ -176,11 +181,11 @@ class IdentityVerifier:
                 {"retry-after": "5"},
             ) from None
         assert row is not None  # a SELECT without FROM returns one row
-        mode, rows = row
-        if mode == "off":
+        mode, rows, origins = row
+        if mode == "off" and not origins:
             return OFF
         keys = {kid: (alg, load_pem_public_key(pem.encode())) for kid, alg, pem in rows}
-        return IdentityConfig(mode, keys)
+        return IdentityConfig(mode, keys, frozenset(o.encode() for o in origins))
 
     async def listen(self) -> None:
         """Follow the workspace-config channel forever; while it is down, every request reads Postgres."""
