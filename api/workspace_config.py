@@ -102,7 +102,7 @@ class PublicKeysOut(msgspec.Struct):
 async def _doc(request: Request) -> Any:
     raw = await _read(request)
     try:
-        return _json.decode(raw)
+        return _json.decode(raw if raw.strip() else b"{}")  # an empty body counts as {}, as elsewhere
     except msgspec.DecodeError:
         raise validation("Request body is not valid JSON") from None
 
