@@ -124,8 +124,11 @@ class Deliverer:
             if claimed is None:
                 return False
             rows = await conn.fetch(_BATCH, claimed["id"], self._settings.webhook_batch_size)
-        if not rows:
-            return True
+            if not rows:  # emptied since the claim (deleted with its destination): release the lease
+                await conn.execute(
+                    "UPDATE webhook_destinations SET next_attempt_at = now() WHERE id = $1", claimed["id"]
+                )
+                return True
         body = _body(claimed["workspace_id"], str(claimed["id"]), [r[1] for r in rows])
         started = time.monotonic()
         outcome = await self._post(claimed["url"], claimed["signing_secret"], body)
