@@ -26,11 +26,11 @@ from eventplane.errors import ApiError
 from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
-from ingest import cors, segment
+from ingest import cors, flags, segment, sse
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
-from ingest.body import ClientDisconnected, Deadlines, read_body
+from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.client_report import ClientReports
 from ingest.identity import IdentityVerifier
 from ingest.metrics import EdgeMetrics
@@ -60,6 +60,7 @@ class Edge:
     tasks: list[asyncio.Task[None]]
     rates: Rates
     reports: ClientReports
+    flags: flags.Flags
     identity: IdentityVerifier
 
 
@@ -79,6 +80,9 @@ class IngestApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (scope["path"] in (TRACK, BATCH) or scope["path"] in segment.ROUTES):
             await self._tracking(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(flags.PREFIXES):
+            assert self.edge is not None, "lifespan has not run"
+            await self.edge.flags(scope, receive, send, _request_id(headers_of(scope)))
         else:
             await self._rest(scope, receive, send)
 
@@ -88,37 +92,36 @@ class IngestApp:
         stats = edge.metrics.stats
         route = ROUTE_NAMES.get(scope["path"]) or "segment"
         headers = headers_of(scope)
-        request_id = _request_id(headers)
         origin = headers.get(b"origin")
-        if scope["method"] == "OPTIONS" and origin is not None:
-            await respond(send, 204, b"", request_id, cors.preflight(origin))
-            return
-        allowed: dict[str, str] = {}  # CORS headers of the answer, once the workspace is known
+        if origin is not None:  # a browser: answer its preflight, let the page read the answer
+            if cors.is_preflight(scope["method"], origin):
+                await cors.preflight(send, origin)
+                return
+            send = cors.allowing(send, origin)
+        request_id = _request_id(headers)
         try:
-            accepted = await self._accept(edge, scope, headers, receive, request_id, allowed)
+            accepted = await self._accept(edge, scope, headers, receive, request_id)
         except ApiError as error:
             stats.responses[route, error.status] += 1
             stats.rejections[error.code] += 1
-            await respond(send, error.status, error.body(), request_id, {**error.headers, **allowed})
+            await respond(send, error.status, error.body(), request_id, error.headers)
         except ClientDisconnected:
             return
         except Exception:
             log.exception("unexpected error", extra={"path": scope["path"], "request_id": request_id})
             stats.responses[route, 500] += 1
             failure = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
-            await respond(send, 500, failure.body(), request_id, allowed)
+            await respond(send, 500, failure.body(), request_id)
         else:
             stats.events_accepted += accepted
             if route == "segment":  # Segment's clients expect 200 and this body
                 stats.responses[route, 200] += 1
-                await respond(send, 200, segment.SUCCESS, request_id, allowed)
+                await respond(send, 200, segment.SUCCESS, request_id)
             else:
                 stats.responses[route, 202] += 1
-                await respond(send, 202, b'{"accepted":%d}' % accepted, request_id, allowed)
+                await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
 
-    async def _accept(
-        self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str, allowed: dict[str, str]
-    ) -> int:
+    async def _accept(self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str) -> int:
         if scope["method"] != "POST":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
         key = extract_key(headers)
@@ -132,7 +135,7 @@ class IngestApp:
         body = await read_body(
             receive,
             limit=edge.settings.max_body_bytes,
-            content_length=_content_length(headers),
+            content_length=content_length(headers),
             gzipped=_gzipped(headers),
             deadlines=edge.deadlines,
         )
@@ -146,7 +149,7 @@ class IngestApp:
         else:
             parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
         if b"origin" in headers:  # browsers only: servers' requests skip the lookup
-            allowed.update(cors.allow(await edge.identity.config(grant.workspace_id), headers[b"origin"]))
+            cors.check_origin(await edge.identity.config(grant.workspace_id), headers[b"origin"])
         await edge.identity.check(grant.workspace_id, headers, parsed.events)
         now_ns = time.time_ns()
         rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
@@ -200,6 +203,7 @@ class IngestApp:
         identity = IdentityVerifier(
             redis, pool, redis_keys, settings.key_cache_ttl, settings.identity_token_max_lifetime
         )
+        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics)
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
@@ -209,17 +213,21 @@ class IngestApp:
                 key_cache.flush_last_used(),
                 identity.listen(),
                 deadlines.sweep(),
+                flag_routes.cache.listen(),
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
-            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports, identity
-        )
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports,
+            flag_routes, identity,
+        )  # fmt: skip
+        unchain = sse.close_on_signals(flag_routes.streams)
         try:
             yield
         finally:
+            unchain()
             await self._shutdown(edge, writers)
             self.edge = None
 
@@ -229,6 +237,7 @@ class IngestApp:
         loop = asyncio.get_running_loop()
         within = edge.settings.shutdown_timeout
         deadline = loop.time() + within
+        edge.flags.streams.close_all()
         try:
             async with asyncio.timeout_at(deadline):
                 await edge.batcher.drain()
@@ -255,16 +264,6 @@ def _year(now_ns: int, _cache: list[int] = [0, 0]) -> int:  # noqa: B006 - a del
     if now_ns - _cache[0] > 60_000_000_000:
         _cache[:] = [now_ns, time.gmtime(now_ns // 1_000_000_000).tm_year]
     return _cache[1]
-
-
-def _content_length(headers: Headers) -> int | None:
-    raw = headers.get(b"content-length")
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, "INVALID_HEADER", "Content-Length is not a number") from None
 
 
 def _gzipped(headers: Headers) -> bool:

@@ -21,8 +21,8 @@ WANTED = frozenset(
         b"content-type",
         b"content-encoding",
         b"x-request-id",
+        b"origin",
         b"x-eventplane-identity",  # ingest/identity.py
-        b"origin",  # ingest/cors.py
     }
 )
 Headers = dict[bytes, bytes]

@@ -1,40 +1,65 @@
-"""CORS for browser SDKs, per workspace (`allowed_origins` in its settings).
+"""CORS for the routes browsers call (tracking, Segment, flags, OFREP).
 
-A preflight carries no API key, so it cannot name the workspace: the edge answers every preflight of a
-tracking route, and checks the origin on the request itself. There, a workspace with `allowed_origins`
-refuses any other Origin (403 ORIGIN_NOT_ALLOWED) and answers its own with Access-Control-Allow-Origin;
-a workspace without the setting sends no CORS headers (browsers then cannot read the answer), and
-requests without an Origin (servers, SDKs outside browsers) are never affected.
+SDK keys are meant to sit in web pages (a `track:write` or `read` key), and these routes use no cookies,
+so any origin may call them: a preflight is answered at once, without a key, and responses to a request
+that names an Origin allow it to read the body and the headers an SDK needs (request id, Retry-After,
+ETag). Credentials (cookies) are never allowed.
+
+A workspace may narrow this with its `allowed_origins` setting: a request that names another Origin is
+then refused (403 ORIGIN_NOT_ALLOWED; a preflight carries no key, so it is the request that is checked).
+Requests without an Origin (servers, SDKs outside browsers) are never affected.
 """
 
 from __future__ import annotations
 
 from eventplane.errors import ApiError
+from ingest.asgi import Message, Send
 from ingest.identity import IdentityConfig
 
-ALLOW_HEADERS = "content-type, content-encoding, x-api-key, authorization, x-eventplane-identity, x-request-id"
-PREFLIGHT_MAX_AGE = "600"
+ALLOW_METHODS = b"GET, POST, OPTIONS"
+ALLOW_HEADERS = (
+    b"content-type, content-encoding, x-api-key, authorization, x-request-id, if-none-match, x-eventplane-identity"
+)
+EXPOSE_HEADERS = b"x-request-id, retry-after, etag"
+MAX_AGE = b"86400"  # browsers cap it lower (Chromium: 2 h); one preflight a day at most otherwise
 
 
-def preflight(origin: bytes) -> dict[str, str]:
-    return {
-        "access-control-allow-origin": origin.decode("latin-1"),
-        "access-control-allow-methods": "POST",
-        "access-control-allow-headers": ALLOW_HEADERS,
-        "access-control-max-age": PREFLIGHT_MAX_AGE,
-        "vary": "origin",
-    }
+def is_preflight(method: str, origin: bytes | None) -> bool:
+    return method == "OPTIONS" and origin is not None
 
 
-def allow(config: IdentityConfig, origin: bytes | None) -> dict[str, str]:
-    """The CORS headers of the answer to a request from `origin`; raises when the workspace refuses it."""
-    if origin is None or not config.origins:
-        return {}
-    if origin.rstrip(b"/").lower() not in config.origins:
-        raise ApiError(
-            403,
-            "ORIGIN_NOT_ALLOWED",
-            f"Origin {origin.decode('latin-1')!r} is not in this workspace's allowed_origins setting",
-            {"origin": origin.decode("latin-1")},
-        )
-    return {"access-control-allow-origin": origin.decode("latin-1"), "vary": "origin"}
+async def preflight(send: Send, origin: bytes) -> None:
+    headers = [
+        (b"access-control-allow-origin", origin),
+        (b"access-control-allow-methods", ALLOW_METHODS),
+        (b"access-control-allow-headers", ALLOW_HEADERS),
+        (b"access-control-max-age", MAX_AGE),
+        (b"vary", b"origin"),
+        (b"content-length", b"0"),
+    ]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def allowing(send: Send, origin: bytes) -> Send:
+    """`send`, with the response headers that let a page at `origin` read the response."""
+
+    async def send_with_cors(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                *message.get("headers", ()),
+                (b"access-control-allow-origin", origin),
+                (b"access-control-expose-headers", EXPOSE_HEADERS),
+                (b"vary", b"origin"),
+            ]
+        await send(message)
+
+    return send_with_cors
+
+
+def check_origin(config: IdentityConfig, origin: bytes) -> None:
+    """Refuse a browser's request from an origin its workspace's `allowed_origins` does not list."""
+    if config.origins and origin.rstrip(b"/").lower() not in config.origins:
+        shown = origin.decode("latin-1")
+        message = f"Origin {shown!r} is not in this workspace's allowed_origins setting"
+        raise ApiError(403, "ORIGIN_NOT_ALLOWED", message, {"origin": shown})
