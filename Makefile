@@ -34,7 +34,7 @@ browser:
 
 test: lint browser
 	@command -v node >/dev/null || { echo 'make test needs Node 18+ for the JS SDK (sdk/js): install nodejs'; exit 1; }
-	node --test sdk/js/test/
+	node --test sdk/js/test/*.test.mjs  # the unit tests; tests/sdk/js runs sdk/js/test/integration against a real stack
 	$(BIN)/pytest -q
 
 clean:

@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS events (
 ) PARTITION BY RANGE (received_at);
 CREATE INDEX IF NOT EXISTS events_workspace_time ON events (workspace_id, "timestamp");
 CREATE INDEX IF NOT EXISTS events_workspace_type_time ON events (workspace_id, event_type, "timestamp");
+-- The event explorer's user filters (migrations/0090).
+CREATE INDEX IF NOT EXISTS events_workspace_user_time ON events (workspace_id, user_id, "timestamp")
+    WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_workspace_anonymous_time ON events (workspace_id, anonymous_id, "timestamp")
+    WHERE anonymous_id IS NOT NULL;
 
 -- The exactly-once ledger. A unique index on `events` would have to include the partition key, and a
 -- client's retry has a new received_at (and a new skew-corrected timestamp), so deduplication lives

@@ -14,6 +14,7 @@ REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _STATUS_TEXT = {400: "Invalid request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found",
                 409: "Conflict", 410: "Gone", 429: "Rate limited"}  # fmt: skip
+_FILTER_TEXT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000]*$"}
 _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
     "cursor": {"type": "string"},
@@ -23,6 +24,12 @@ _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "bucket_version": {"type": "integer", "minimum": 1},
     "entity_type": {"type": "string", "enum": ["feature_flag", "experiment"]},
     "entity_key": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,99}$"},
+    # The event filters (api/event_query.py).
+    "event_type": _FILTER_TEXT,
+    "user_id": _FILTER_TEXT,
+    "anonymous_id": _FILTER_TEXT,
+    "property": {"type": "string", "pattern": "^[A-Za-z0-9_.$-]{1,100}:[^\\u0000]{0,200}$"},
+    "format": {"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"},
 }
 
 

@@ -167,6 +167,15 @@ def encode_cursor(created_at: dt.datetime, id_: uuid.UUID | str) -> str:
 
 
 def cursor(request: Request) -> Cursor | None:
+    position = text_cursor(request)
+    try:
+        return None if position is None else (position[0], uuid.UUID(position[1]))
+    except ValueError:
+        raise validation("'cursor' is not one this API returned", "cursor") from None
+
+
+def text_cursor(request: Request) -> tuple[dt.datetime, str] | None:
+    """A cursor whose id is any text (events are keyed by message_id, not a UUID)."""
     raw = request.query_params.get("cursor")
     if not raw:
         return None
@@ -175,7 +184,7 @@ def cursor(request: Request) -> Cursor | None:
         created_at = dt.datetime.fromisoformat(stamp)
         if created_at.tzinfo is None:
             raise ValueError(stamp)  # this API's cursors carry a zone; a naive time would be read as local
-        return created_at.astimezone(dt.UTC), uuid.UUID(id_)
+        return created_at.astimezone(dt.UTC), id_
     except (binascii.Error, msgspec.DecodeError, ValueError, OverflowError):
         raise validation("'cursor' is not one this API returned", "cursor") from None
 

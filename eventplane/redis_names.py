@@ -39,6 +39,10 @@ class RedisNames:
         """Carries a workspace id after any flag or experiment change committed (eventplane/flagconfig.py)."""
         return f"{self.prefix}flags:config"
 
+    def live_events(self, workspace_id: str) -> str:
+        """Carries a workspace's newly stored events, published by workers after commit (eventplane/live.py)."""
+        return f"{self.prefix}events:live:{workspace_id}"
+
     @property
     def workspace_config_channel(self) -> str:
         """Carries a workspace id after its settings or public keys changed (eventplane/workspace_config.py)."""

@@ -11,9 +11,14 @@ FLAGS_WRITE = "flags:write"
 EXPERIMENTS_WRITE = "experiments:write"
 TRACK_WRITE = "track:write"
 WORKSPACE_READ = "workspace:read"
+# Reading stored events (list, export, live stream, event types). In no bundle but `admin`: events hold
+# end users' ids and properties, and keys made with `read` before this scope existed must not gain it.
+EVENTS_READ = "events:read"
 ADMIN = "admin"
 
-SCOPES = frozenset({FLAGS_READ, EXPERIMENTS_READ, FLAGS_WRITE, EXPERIMENTS_WRITE, TRACK_WRITE, WORKSPACE_READ, ADMIN})
+SCOPES = frozenset(
+    {FLAGS_READ, EXPERIMENTS_READ, FLAGS_WRITE, EXPERIMENTS_WRITE, TRACK_WRITE, WORKSPACE_READ, EVENTS_READ, ADMIN}
+)
 
 # A bundle names a set of scopes. `admin` is both a scope and a bundle that contains every scope.
 BUNDLES: dict[str, frozenset[str]] = {

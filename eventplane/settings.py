@@ -113,6 +113,8 @@ class Settings:
     password_time_cost: int = 3
     password_memory_kib: int = 65536
     api_max_body_bytes: int = 64 * 1024
+    live_max_streams: int = 5  # live event streams open at once per workspace (all api processes)
+    live_queue_events: int = 1000  # events a live stream holds for a slow client before dropping it
     # Browser origins (the dashboard) allowed to call the api with CORS; empty: no CORS headers at all.
     dashboard_origins: tuple[str, ...] = ()
     # Served behind HTTPS (TLS at a proxy): the api then sends Strict-Transport-Security.
@@ -187,6 +189,8 @@ class Settings:
             header_timeout=_float(env, "EVENTPLANE_HEADER_TIMEOUT", 10.0),
             metrics_token=_secret(env, "EVENTPLANE_METRICS_TOKEN"),
             rate_limit_scale=_float(env, "EVENTPLANE_RATE_LIMIT_SCALE", 1.0),
+            live_max_streams=_int(env, "EVENTPLANE_LIVE_MAX_STREAMS", 5),
+            live_queue_events=_int(env, "EVENTPLANE_LIVE_QUEUE_EVENTS", 1000),
             config_cache_ttl=_float(env, "EVENTPLANE_CONFIG_CACHE_TTL", 300.0),
             sse_max_per_workspace=_int(env, "EVENTPLANE_SSE_MAX_PER_WORKSPACE", 100),
             sse_max_connections=_int(env, "EVENTPLANE_SSE_MAX_CONNECTIONS", 2000),

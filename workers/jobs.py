@@ -51,6 +51,7 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]], request_ids: 
         async with asyncio.timeout(state.deadline):
             await state.committer.add(rows, job_id, request_ids or ())
         await queue.mark_stored(redis, state.keys, job_id)
+        state.live.publish(rows)  # after the commit, in a task of its own (eventplane/live.py)
     except TRANSIENT_ERRORS as exc:
         delay = backoff_seconds(job_try)
         log.warning("batch of %d: %s, retry %d in %.1fs", len(rows), type(exc).__name__, job_try, delay)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from eventplane import db
+from eventplane.live import LivePublisher
+from eventplane.redis_client import connect_redis
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from workers.commits import Committer
@@ -38,6 +40,7 @@ class WorkerState:
     committer: Committer
     metrics: WorkerMetrics
     deadline: float  # seconds one store may take (see DEADLINE_SHARE)
+    live: LivePublisher  # committed rows to the api's live streams (its own Redis connection)
 
     @classmethod
     async def open(cls, settings: Settings) -> WorkerState:
@@ -58,12 +61,13 @@ class WorkerState:
             concurrency=settings.worker_flush_concurrency,
         )
         batch.start()
-        return cls(
-            RedisNames(settings.redis_prefix), pool, writer, batch, metrics, settings.job_timeout * DEADLINE_SHARE
-        )
+        names = RedisNames(settings.redis_prefix)
+        live = LivePublisher(connect_redis(settings.redis_dsn), names)
+        return cls(names, pool, writer, batch, metrics, settings.job_timeout * DEADLINE_SHARE, live)
 
     async def close(self) -> None:
         await self.committer.close()
+        await self.live.close()
         await self.store.close()
         await db.close_pool(self.pool)
         self.metrics.close()

@@ -20,6 +20,7 @@ _DEFINITIONS = {
     "experiments:read",
     "experiments:write",
     "experiments:allocation",
+    "events:read",
 }
 EXPECTED = {
     "OWNER": {"workspace:read", "workspace:update", "workspace:delete", "workspace:transfer", "members:read",
@@ -28,7 +29,7 @@ EXPECTED = {
     "ADMIN": {"workspace:read", "workspace:update", "members:read", "members:invite", "members:update_roles",
               "members:remove", "billing:read", "api_keys:read", "api_keys:write"} | _DEFINITIONS,
     "DEVELOPER": {"workspace:read", "members:read", "api_keys:read", "api_keys:write"} | _DEFINITIONS,
-    "VIEWER": {"workspace:read", "members:read", "api_keys:read", "flags:read", "experiments:read"},
+    "VIEWER": {"workspace:read", "members:read", "api_keys:read", "flags:read", "experiments:read", "events:read"},
 }  # fmt: skip
 
 
