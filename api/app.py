@@ -30,6 +30,7 @@ from api import (
     results,
     security,
     usage,
+    workspace_config,
     workspaces,
 )
 from api.logs import redact_access_log
@@ -56,6 +57,7 @@ ENDPOINTS: list[Endpoint] = [
     *experiments.ENDPOINTS,
     *results.ENDPOINTS,
     *audit.ENDPOINTS,
+    *workspace_config.ENDPOINTS,
 ]
 
 

@@ -43,6 +43,11 @@ class RedisNames:
         """Carries a workspace's newly stored events, published by workers after commit (eventplane/live.py)."""
         return f"{self.prefix}events:live:{workspace_id}"
 
+    @property
+    def workspace_config_channel(self) -> str:
+        """Carries a workspace id after its settings or public keys changed (eventplane/workspace_config.py)."""
+        return f"{self.prefix}workspace:config"
+
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}apikey:{key_hash}"
 

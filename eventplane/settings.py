@@ -136,6 +136,15 @@ class Settings:
     sse_heartbeat: float = 15.0  # seconds between comment lines on an idle stream
     exposure_window: float = 3600.0  # an edge records a unit's exposure to an experiment once per window
     exposure_cache_entries: int = 100_000  # (unit, experiment) pairs an edge remembers for that
+    # Webhooks (workers/webhooks.py): events per POST, its timeout, the retry backoff (doubling from
+    # _base to _max seconds), and how long a destination may fail without a success before it is paused.
+    webhook_batch_size: int = 100
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 1.0
+    webhook_retry_max: float = 300.0
+    webhook_pause_after: float = 3 * 24 * 3600.0
+    # Identity tokens (ingest/identity.py) must expire at most this many seconds after they were issued.
+    identity_token_max_lifetime: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +197,12 @@ class Settings:
             sse_heartbeat=_float(env, "EVENTPLANE_SSE_HEARTBEAT", 15.0),
             exposure_window=_float(env, "EVENTPLANE_EXPOSURE_WINDOW", 3600.0),
             exposure_cache_entries=_int(env, "EVENTPLANE_EXPOSURE_CACHE_ENTRIES", 100_000),
+            webhook_batch_size=_int(env, "EVENTPLANE_WEBHOOK_BATCH_SIZE", 100),
+            webhook_timeout=_float(env, "EVENTPLANE_WEBHOOK_TIMEOUT", 10.0),
+            webhook_retry_base=_float(env, "EVENTPLANE_WEBHOOK_RETRY_BASE", 1.0),
+            webhook_retry_max=_float(env, "EVENTPLANE_WEBHOOK_RETRY_MAX", 300.0),
+            webhook_pause_after=_float(env, "EVENTPLANE_WEBHOOK_PAUSE_AFTER", 3 * 24 * 3600.0),
+            identity_token_max_lifetime=_int(env, "EVENTPLANE_IDENTITY_TOKEN_MAX_LIFETIME", 3600),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

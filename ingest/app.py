@@ -32,6 +32,7 @@ from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.client_report import ClientReports
+from ingest.identity import IdentityVerifier
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
@@ -60,6 +61,7 @@ class Edge:
     rates: Rates
     reports: ClientReports
     flags: flags.Flags
+    identity: IdentityVerifier
 
 
 class IngestApp:
@@ -146,6 +148,9 @@ class IngestApp:
             parsed = segment.parse(scope["path"], body, edge.limits)
         else:
             parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
+        if b"origin" in headers:  # browsers only: servers' requests skip the lookup
+            cors.check_origin(await edge.identity.config(grant.workspace_id), headers[b"origin"])
+        await edge.identity.check(grant.workspace_id, headers, parsed.events)
         now_ns = time.time_ns()
         rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
         if rows:
@@ -195,6 +200,9 @@ class IngestApp:
             retry_after=settings.retry_after_seconds,
         )
         deadlines = Deadlines(settings.body_timeout)
+        identity = IdentityVerifier(
+            redis, pool, redis_keys, settings.key_cache_ttl, settings.identity_token_max_lifetime
+        )
         flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics)
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
@@ -203,6 +211,7 @@ class IngestApp:
                 batcher.watch_depth(),
                 key_cache.listen(),
                 key_cache.flush_last_used(),
+                identity.listen(),
                 deadlines.sweep(),
                 flag_routes.cache.listen(),
             )
@@ -212,7 +221,7 @@ class IngestApp:
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
             settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports,
-            flag_routes,
+            flag_routes, identity,
         )  # fmt: skip
         unchain = sse.close_on_signals(flag_routes.streams)
         try:

@@ -22,6 +22,7 @@ WANTED = frozenset(
         b"content-encoding",
         b"x-request-id",
         b"origin",
+        b"x-eventplane-identity",  # ingest/identity.py
     }
 )
 Headers = dict[bytes, bytes]

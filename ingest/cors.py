@@ -4,14 +4,22 @@ SDK keys are meant to sit in web pages (a `track:write` or `read` key), and thes
 so any origin may call them: a preflight is answered at once, without a key, and responses to a request
 that names an Origin allow it to read the body and the headers an SDK needs (request id, Retry-After,
 ETag). Credentials (cookies) are never allowed.
+
+A workspace may narrow this with its `allowed_origins` setting: a request that names another Origin is
+then refused (403 ORIGIN_NOT_ALLOWED; a preflight carries no key, so it is the request that is checked).
+Requests without an Origin (servers, SDKs outside browsers) are never affected.
 """
 
 from __future__ import annotations
 
+from eventplane.errors import ApiError
 from ingest.asgi import Message, Send
+from ingest.identity import IdentityConfig
 
 ALLOW_METHODS = b"GET, POST, OPTIONS"
-ALLOW_HEADERS = b"content-type, content-encoding, x-api-key, authorization, x-request-id, if-none-match"
+ALLOW_HEADERS = (
+    b"content-type, content-encoding, x-api-key, authorization, x-request-id, if-none-match, x-eventplane-identity"
+)
 EXPOSE_HEADERS = b"x-request-id, retry-after, etag"
 MAX_AGE = b"86400"  # browsers cap it lower (Chromium: 2 h); one preflight a day at most otherwise
 
@@ -47,3 +55,11 @@ def allowing(send: Send, origin: bytes) -> Send:
         await send(message)
 
     return send_with_cors
+
+
+def check_origin(config: IdentityConfig, origin: bytes) -> None:
+    """Refuse a browser's request from an origin its workspace's `allowed_origins` does not list."""
+    if config.origins and origin.rstrip(b"/").lower() not in config.origins:
+        shown = origin.decode("latin-1")
+        message = f"Origin {shown!r} is not in this workspace's allowed_origins setting"
+        raise ApiError(403, "ORIGIN_NOT_ALLOWED", message, {"origin": shown})
