@@ -28,6 +28,9 @@ from api import (
     invitations,
     members,
     openapi,
+    org_tokens,
+    org_workspaces,
+    orgs,
     results,
     security,
     usage,
@@ -55,6 +58,9 @@ ENDPOINTS: list[Endpoint] = [
     *experiments.ENDPOINTS,
     *results.ENDPOINTS,
     *audit.ENDPOINTS,
+    *orgs.ENDPOINTS,
+    *org_tokens.ENDPOINTS,
+    *org_workspaces.ENDPOINTS,
 ]
 
 

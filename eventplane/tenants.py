@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ from eventplane import apikeys, db, keyformat, scopes
 from eventplane.redis_names import RedisNames
 
 WORKSPACE_COLUMNS = "id::text, name, slug, description, plan, is_active, created_at, updated_at"
+PUBLIC_KEY_PREFIX = "epw_"  # a workspace's public identifier; not a credential
 KEY_COLUMNS = (
     "id::text, workspace_id::text, name, description, key_prefix, scopes, is_active, created_at, last_used_at, "
     "expires_at"
@@ -25,14 +27,23 @@ async def create_workspace(
     slug: str,
     description: str | None = None,
     plan: str = "free",
+    org_id: object = None,
+    secret_hash: str | None = None,
 ) -> dict[str, Any]:
-    """Insert a workspace. Raises asyncpg.UniqueViolationError when the slug is taken."""
+    """Insert a workspace, in `org_id` or else in a new org of its own (named after it, with its plan).
+    Raises asyncpg.UniqueViolationError when the slug is taken."""
+    if org_id is None:
+        org_id = await conn.fetchval("INSERT INTO orgs (name, plan) VALUES ($1, $2) RETURNING id", name, plan)
     row = await conn.fetchrow(
-        f"INSERT INTO workspaces (name, slug, description, plan) VALUES ($1, $2, $3, $4) RETURNING {WORKSPACE_COLUMNS}",
+        "INSERT INTO workspaces (name, slug, description, plan, org_id, public_key, secret_hash) "
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WORKSPACE_COLUMNS}, org_id::text",
         name,
         slug,
         description,
         plan,
+        org_id,
+        PUBLIC_KEY_PREFIX + secrets.token_hex(16),
+        secret_hash,
     )
     assert row is not None
     return dict(row)
