@@ -15,7 +15,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import org_access, org_audit, workspace_tokens, workspaces
+from api import api_keys, limits, org_access, org_audit, workspace_tokens, workspaces
 from api import org_permissions as op
 from api.errors import auth_error, conflict, not_found
 from api.org_wire import (
@@ -31,8 +31,8 @@ from api.org_wire import (
 from api.rest import after, body, cursor, page_limit, path_uuid, reply, reply_page
 from api.routing import Endpoint
 from api.state import services
-from api.wire import Page
-from eventplane import plans, tenants
+from api.wire import KeyCreatedOut, KeyIn, Page
+from eventplane import plans, scopes, tenants
 from eventplane.errors import ApiError, validation
 
 SECRET_PREFIX = "epws_"
@@ -209,6 +209,27 @@ async def rotate_secret(request: Request) -> Response:
                            previous_secret_expires_at=row["previous_secret_until"]))  # fmt: skip
 
 
+async def create_key(request: Request) -> Response:
+    """An API key of the workspace (to send events), made with org credentials: a platform hands its customer's
+    SDK a key without any session. The plaintext is shown once; the plan's key limit applies."""
+    workspace_id = path_uuid(request, "workspace_id")
+    actor, _ = await org_access.for_workspace(request, workspace_id, op.WORKSPACES_CREDENTIALS)
+    data = await body(request, KeyIn)
+    try:
+        names = scopes.validate(data.scopes)
+    except scopes.UnknownScope as exc:
+        raise validation(f"Unknown scope '{exc.name}'", "scopes") from None
+    if data.expires_at is not None:
+        raise validation("Keys made with org credentials do not expire; revoke them instead", "expires_at")
+    async with limits.locked_workspace(services(request).pool, workspace_id) as (conn, plan):
+        await limits.check_key_room(conn, plan, workspace_id)
+        record, plaintext = await tenants.create_api_key(conn, workspace_id=str(workspace_id), name=data.name,
+                                                         scope_names=names, description=data.description)  # fmt: skip
+        await org_audit.record(conn, actor, "create", "api_key", record["id"], None,
+                               {"name": data.name, "scopes": names}, workspace_id)  # fmt: skip
+    return reply(api_keys.created(record, plaintext), 201)
+
+
 _E = (400, 401, 403, 404)
 ENDPOINTS = [
     Endpoint("POST", BASE, create, "Provision a workspace in an org; its secret is shown once", OrgWorkspaceIn,
@@ -223,6 +244,8 @@ ENDPOINTS = [
              AccessTokenIn, AccessTokenOut, auth="none", errors=_E),
     Endpoint("POST", f"{ID}/rotate-secret", rotate_secret, "A new secret; the old one stops now or after a grace",
              RotateSecretIn, SecretOut, errors=_E),
+    Endpoint("POST", f"{ID}/api-keys", create_key, "An API key of the workspace; shown once", KeyIn, KeyCreatedOut,
+             201, errors=_E),
     Endpoint("POST", f"{ID}/archive", archive, "Archive: data kept, keys and tokens refused (403)", None,
              OrgWorkspaceOut, errors=_E),
     Endpoint("POST", f"{ID}/restore", restore, "Restore an archived workspace", None, OrgWorkspaceOut, errors=_E),
