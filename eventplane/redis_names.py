@@ -39,6 +39,11 @@ class RedisNames:
         """Carries a workspace id after any flag or experiment change committed (eventplane/flagconfig.py)."""
         return f"{self.prefix}flags:config"
 
+    @property
+    def workspace_config_channel(self) -> str:
+        """Carries a workspace id after its settings or public keys changed (eventplane/workspace_config.py)."""
+        return f"{self.prefix}workspace:config"
+
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}apikey:{key_hash}"
 
