@@ -81,10 +81,12 @@ class OrgWorkspaceIn(Input):
 
 
 class OrgWorkspacePatch(Input):
+    """Each part given replaces that part whole (eventplane/workspace_config.py validates it)."""
+
     name: Name | UnsetType = UNSET
     settings: dict[str, Any] | UnsetType = UNSET
-    webhooks: list[dict[str, Any]] | UnsetType = UNSET
-    public_keys: list[Any] | UnsetType = UNSET
+    webhooks: list[Any] | UnsetType = UNSET  # [{url, event_types?, enabled?, id?}]
+    public_keys: list[Any] | UnsetType = UNSET  # PEM strings or JWKs (ES256, RS256)
 
 
 class OrgWorkspaceOut(Struct, kw_only=True):
@@ -97,6 +99,15 @@ class OrgWorkspaceOut(Struct, kw_only=True):
     has_secret: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class OrgWorkspaceDetailOut(OrgWorkspaceOut, kw_only=True):
+    """One workspace with its configuration (eventplane/workspace_config.py documents each part). A webhook
+    added by this request carries its `signing_secret`, shown only in that response."""
+
+    settings: dict[str, Any]
+    webhooks: list[dict[str, Any]]
+    public_keys: list[dict[str, Any]]
 
 
 class OrgWorkspaceCreatedOut(OrgWorkspaceOut, kw_only=True):

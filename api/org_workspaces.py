@@ -22,6 +22,7 @@ from api.org_wire import (
     AccessTokenIn,
     AccessTokenOut,
     OrgWorkspaceCreatedOut,
+    OrgWorkspaceDetailOut,
     OrgWorkspaceIn,
     OrgWorkspaceOut,
     OrgWorkspacePatch,
@@ -32,7 +33,7 @@ from api.rest import after, body, cursor, page_limit, path_uuid, reply, reply_pa
 from api.routing import Endpoint
 from api.state import services
 from api.wire import KeyCreatedOut, KeyIn, Page
-from eventplane import plans, scopes, tenants
+from eventplane import plans, scopes, tenants, workspace_config
 from eventplane.errors import ApiError, validation
 
 SECRET_PREFIX = "epws_"
@@ -103,26 +104,46 @@ async def list_for_org(request: Request) -> Response:
     return reply_page(rows, limit, out)
 
 
+async def _detail(conn: Any, row: Any, webhooks: list[dict[str, Any]] | None = None) -> OrgWorkspaceDetailOut:
+    workspace_id = uuid.UUID(str(row["id"]))
+    return OrgWorkspaceDetailOut(**_fields(row), settings=await workspace_config.get_settings(conn, workspace_id),
+                                 webhooks=webhooks or await workspace_config.get_webhooks(conn, workspace_id),
+                                 public_keys=await workspace_config.get_public_keys(conn, workspace_id))  # fmt: skip
+
+
 async def get(request: Request) -> Response:
     _, row = await org_access.for_workspace(request, path_uuid(request, "workspace_id"), op.WORKSPACES_READ)
-    return reply(out(row))
+    async with services(request).pool.acquire() as conn:
+        return reply(await _detail(conn, row))
 
 
 async def update(request: Request) -> Response:
+    """Name, settings, webhook destinations, public keys: each given part replaced whole, in one transaction."""
     workspace_id = path_uuid(request, "workspace_id")
     actor, before = await org_access.for_workspace(request, workspace_id, op.WORKSPACES_WRITE)
     data = await body(request, OrgWorkspacePatch)
-    for field in ("settings", "webhooks", "public_keys"):
-        if getattr(data, field) is not msgspec.UNSET:
-            raise validation(f"'{field}' cannot be set on this server yet", field)
-    async with services(request).pool.acquire() as conn, conn.transaction():
-        row: Any = before
+    svc = services(request)
+    changed = [f for f in data.__struct_fields__ if getattr(data, f) is not msgspec.UNSET]
+    webhooks = None
+    async with svc.pool.acquire() as conn, conn.transaction():
+        row: Any = await conn.fetchrow("SELECT * FROM workspaces WHERE id = $1 FOR UPDATE", workspace_id)
         if isinstance(data.name, str):
             row = await conn.fetchrow("UPDATE workspaces SET name = $2, updated_at = now() WHERE id = $1 RETURNING *",
                                       workspace_id, data.name)  # fmt: skip
-        await org_audit.record(conn, actor, "update", "workspace", str(workspace_id), _snapshot(before),
-                               _snapshot(row), workspace_id)  # fmt: skip
-    return reply(out(row))
+        # Keys before settings: identity verification 'required' needs a key, which may come in this request.
+        if not isinstance(data.public_keys, msgspec.UnsetType):
+            await workspace_config.replace_public_keys(conn, workspace_id, data.public_keys)
+        if not isinstance(data.settings, msgspec.UnsetType):
+            await workspace_config.replace_settings(conn, workspace_id, data.settings)
+        if not isinstance(data.webhooks, msgspec.UnsetType):
+            webhooks = await workspace_config.replace_webhooks(conn, workspace_id, data.webhooks)
+        if changed:
+            await org_audit.record(conn, actor, "update", "workspace", str(workspace_id), _snapshot(before),
+                                   {**_snapshot(row), "changed": changed}, workspace_id)  # fmt: skip
+        detail = await _detail(conn, row, webhooks)
+    if "settings" in changed or "public_keys" in changed:
+        await workspace_config.publish_change(svc.redis, svc.keys, workspace_id)
+    return reply(detail)
 
 
 async def _set_active(request: Request, active: bool) -> Response:
@@ -236,9 +257,9 @@ ENDPOINTS = [
              OrgWorkspaceCreatedOut, 201, errors=(*_E, 409)),
     Endpoint("GET", BASE, list_for_org, "The workspaces of an org (`org_id` required)", None, Page[OrgWorkspaceOut],
              query=("org_id", "limit", "cursor"), errors=_E),
-    Endpoint("GET", ID, get, "An org workspace", None, OrgWorkspaceOut, errors=_E),
+    Endpoint("GET", ID, get, "An org workspace and its configuration", None, OrgWorkspaceDetailOut, errors=_E),
     Endpoint("PATCH", ID, update, "Rename or configure (settings, webhooks, public keys)", OrgWorkspacePatch,
-             OrgWorkspaceOut, errors=_E),
+             OrgWorkspaceDetailOut, errors=_E),
     Endpoint("POST", f"{ID}/access-token", access_token,
              f"A workspace access token ({workspace_tokens.TTL} s) for its key + secret or org credentials",
              AccessTokenIn, AccessTokenOut, auth="none", errors=_E),
