@@ -26,6 +26,8 @@ schema = schemathesis.openapi.from_dict(OPENAPI, config=CONFIG)
 KEEP_RANDOM_ID = {("DELETE", "/api/v1/workspaces/{workspace_id}")}
 DEFINITION_FIELDS = {"rollout", "rules", "values", "default_value", "on_value", "variants", "allocation", "targeting",
                      "namespace", "bucket_version"}  # fmt: skip
+# A workspace's configuration (PATCH /org-workspaces/{id}): PEM or JWK contents, setting values, webhook URLs.
+CONFIG_FIELDS = {"settings", "webhooks", "public_keys"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def _unknowable_to_a_schema(response: schemathesis.Response) -> list[schemathesi
     older-style key route without `workspace_id` from a caller in several workspaces (WORKSPACE_AMBIGUOUS).
     So are flag and experiment definitions whose weights do not sum to 100, percentages with more than 2
     decimals, values not of the flag's type or holding NUL, and an operator's value of the wrong type, or a
-    results `bucket_version` the experiment has not reached. For those 400s only, schemathesis' "valid data
+    results `bucket_version` the experiment has not reached, or a workspace configuration (a public key that is
+    no key, a setting's value). For those 400s only, schemathesis' "valid data
     is accepted" check is off."""
     if response.status_code != 400:
         return []
@@ -80,5 +83,5 @@ def _unknowable_to_a_schema(response: schemathesis.Response) -> list[schemathesi
     field = (error["details"] or {}).get("field")
     top = (field or "").split("[")[0].split(".")[0]
     semantic = error["code"] == "WORKSPACE_AMBIGUOUS" or field in ("cursor", "expires_at", "from", "to")
-    semantic = semantic or error["code"] == "INVALID_CHARACTER" or top in DEFINITION_FIELDS
+    semantic = semantic or error["code"] == "INVALID_CHARACTER" or top in DEFINITION_FIELDS | CONFIG_FIELDS
     return [positive_data_acceptance] if semantic else []
