@@ -28,6 +28,7 @@ from api import (
     invitations,
     members,
     openapi,
+    org_invitations,
     org_tokens,
     org_workspaces,
     orgs,
@@ -59,6 +60,7 @@ ENDPOINTS: list[Endpoint] = [
     *results.ENDPOINTS,
     *audit.ENDPOINTS,
     *orgs.ENDPOINTS,
+    *org_invitations.ENDPOINTS,
     *org_tokens.ENDPOINTS,
     *org_workspaces.ENDPOINTS,
 ]

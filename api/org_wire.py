@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from api.org_permissions import OrgRole
-from api.wire import GraceSeconds, Input, Name, PlanName, Slug
+from api.wire import Email, GraceSeconds, Input, Name, PlanName, Slug
 from eventplane.plans import Plan
 
 OrgScope = Literal["workspaces:read", "workspaces:write", "workspaces:credentials"]
@@ -137,3 +137,21 @@ class SecretOut(Struct, kw_only=True):
     workspace_id: uuid.UUID
     secret: str  # shown only in this response
     previous_secret_expires_at: dt.datetime | None  # when the old secret (and its tokens) stop; null: none
+
+
+class OrgInviteIn(Input):
+    email: Email
+    role: OrgRole = OrgRole.MEMBER
+
+
+class OrgInvitationOut(Struct, kw_only=True):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    email: str
+    role: OrgRole
+    created_at: dt.datetime
+    expires_at: dt.datetime
+
+
+class OrgInviteCreatedOut(OrgInvitationOut, kw_only=True):
+    token: str  # shown only in this response

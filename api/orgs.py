@@ -122,7 +122,9 @@ async def delete(request: Request) -> Response:
 
 
 # Members -------------------------------------------------------------------------------------------------
-_MEMBER = "SELECT m.id, m.user_id, u.email, m.role, m.created_at FROM org_members m JOIN users u ON u.id = m.user_id"
+MEMBER_SELECT = (
+    "SELECT m.id, m.user_id, u.email, m.role, m.created_at FROM org_members m JOIN users u ON u.id = m.user_id"
+)
 
 
 def member_out(row: Any) -> OrgMemberOut:
@@ -135,7 +137,7 @@ async def list_members(request: Request) -> Response:
     await org_access.caller(request, org_id, op.ORG_READ)
     limit = page_limit(request)
     rows = await services(request).pool.fetch(
-        f"{_MEMBER} WHERE m.org_id = $1 AND (m.created_at, m.id) > ($2, $3) ORDER BY m.created_at, m.id LIMIT $4",
+        f"{MEMBER_SELECT} WHERE m.org_id = $1 AND (m.created_at, m.id) > ($2, $3) ORDER BY m.created_at, m.id LIMIT $4",
         org_id,
         *after(cursor(request)),
         limit + 1,
@@ -167,13 +169,13 @@ async def add_member(request: Request) -> Response:
             )
         except asyncpg.UniqueViolationError:
             raise conflict("This user is a member of the org already") from None
-        row = await conn.fetchrow(f"{_MEMBER} WHERE m.id = $1", member_id)
+        row = await conn.fetchrow(f"{MEMBER_SELECT} WHERE m.id = $1", member_id)
         await org_audit.record(conn, actor, "create", "org_member", str(data.user_id), None, {"role": data.role})
     return reply(member_out(row), 201)
 
 
 async def _target(conn: Conn, actor: org_access.OrgCaller, org_id: uuid.UUID, member_id: uuid.UUID) -> asyncpg.Record:
-    row = await conn.fetchrow(f"{_MEMBER} WHERE m.org_id = $1 AND m.id = $2 FOR UPDATE OF m", org_id, member_id)
+    row = await conn.fetchrow(f"{MEMBER_SELECT} WHERE m.org_id = $1 AND m.id = $2 FOR UPDATE OF m", org_id, member_id)
     if row is None:
         raise not_found("member")
     if row["user_id"] == actor.user_id:
@@ -204,7 +206,7 @@ async def update_member(request: Request) -> Response:
         await conn.execute("UPDATE org_members SET role = $2 WHERE id = $1", member_id, data.role.value)
         await org_audit.record(conn, actor, "update", "org_member", str(row["user_id"]), {"role": row["role"]},
                                {"role": data.role})  # fmt: skip
-        changed = await conn.fetchrow(f"{_MEMBER} WHERE m.id = $1", member_id)
+        changed = await conn.fetchrow(f"{MEMBER_SELECT} WHERE m.id = $1", member_id)
     return reply(member_out(changed))
 
 
