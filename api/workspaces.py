@@ -163,9 +163,9 @@ async def update(request: Request) -> Response:
         raise conflict("A workspace with this slug exists already", {"field": "slug"}) from None
     if row is None:
         raise not_found("workspace")
-    if "plan" in changes:  # as for archive: every edge re-reads the workspace's keys within a second
+    if "plan" in changes:  # the org's plan, so its every workspace's; as for archive, edges know within a second
         svc = services(request)
-        await apikeys.refresh(svc.pool, svc.redis, svc.keys, await tenants.key_hashes(svc.pool, workspace_id))
+        await tenants.set_plan(svc.pool, svc.redis, svc.keys, row["slug"], changes["plan"])
     return reply(out(row))
 
 

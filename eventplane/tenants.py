@@ -61,16 +61,23 @@ async def key_hashes(conn: db.Conn | asyncpg.Pool, workspace_id: object) -> list
 
 async def set_plan(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: RedisNames, slug: str,
                    plan: str) -> dict[str, Any] | None:  # fmt: skip
-    """The operator's plan change: set it and push the workspace's keys to every edge (None: no such slug)."""
-    row = await pool.fetchrow(
-        f"UPDATE workspaces SET plan = $2, updated_at = now() WHERE slug = $1 RETURNING {WORKSPACE_COLUMNS}",
+    """The operator's plan change: the plan of the workspace's org, so of every workspace in it; pushes their
+    keys to every edge (None: no such slug)."""
+    org_id = await pool.fetchval(
+        "UPDATE orgs SET plan = $2, updated_at = now() WHERE id = (SELECT org_id FROM workspaces WHERE slug = $1) "
+        "RETURNING id",
         slug,
         plan,
     )
-    if row is None:
+    if org_id is None:
         return None
-    await apikeys.refresh(pool, redis, redis_keys, await key_hashes(pool, row["id"]))
-    return dict(row)
+    await pool.execute("UPDATE workspaces SET plan = $2, updated_at = now() WHERE org_id = $1", org_id, plan)
+    row = await pool.fetchrow(f"SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE slug = $1", slug)
+    hashes = await pool.fetch(
+        "SELECT key_hash FROM api_keys WHERE workspace_id IN (SELECT id FROM workspaces WHERE org_id = $1)", org_id
+    )
+    await apikeys.refresh(pool, redis, redis_keys, [h["key_hash"] for h in hashes])
+    return None if row is None else dict(row)
 
 
 async def create_api_key(

@@ -190,3 +190,15 @@ async def test_every_org_role_on_org_workspaces(api: httpx.AsyncClient) -> None:
         await api.post(f"{OWS}/{ws['id']}/archive", headers=member),
     ):
         assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+
+
+async def test_plan_limits_count_across_the_org(api: httpx.AsyncClient) -> None:
+    org = await new_org(api)
+    token = await org_token(api, org)
+    first, second = await provision(api, org.id, token), await provision(api, org.id, token)
+    made = [await api.post(f"{OWS}/{ws['id']}/api-keys", json={"name": "k", "scopes": ["write"]}, headers=token)
+            for ws in (first, first, second)]  # fmt: skip
+    assert [r.status_code for r in made] == [201, 201, 201]  # free: 3 active keys in the org
+    r = await api.post(f"{OWS}/{second['id']}/api-keys", json={"name": "k", "scopes": ["write"]}, headers=token)
+    assert (r.status_code, error_code(r), r.json()["error"]["details"]) == (
+        403, "PLAN_LIMIT", {"limit": "max_api_keys", "max": 3})  # fmt: skip
