@@ -35,6 +35,7 @@ from api import (
     results,
     security,
     usage,
+    workspace_config,
     workspaces,
 )
 from api.logs import redact_access_log
@@ -63,6 +64,7 @@ ENDPOINTS: list[Endpoint] = [
     *org_invitations.ENDPOINTS,
     *org_tokens.ENDPOINTS,
     *org_workspaces.ENDPOINTS,
+    *workspace_config.ENDPOINTS,
 ]
 
 

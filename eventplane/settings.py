@@ -127,6 +127,15 @@ class Settings:
     metrics_token: Secret | None = field(default=None, repr=False)
     # Multiplies every plan's ingestion rate and burst (eventplane/plans.py); 0 turns rate limiting off.
     rate_limit_scale: float = 1.0
+    # Webhooks (workers/webhooks.py): events per POST, its timeout, the retry backoff (doubling from
+    # _base to _max seconds), and how long a destination may fail without a success before it is paused.
+    webhook_batch_size: int = 100
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 1.0
+    webhook_retry_max: float = 300.0
+    webhook_pause_after: float = 3 * 24 * 3600.0
+    # Identity tokens (ingest/identity.py) must expire at most this many seconds after they were issued.
+    identity_token_max_lifetime: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -171,6 +180,12 @@ class Settings:
             header_timeout=_float(env, "EVENTPLANE_HEADER_TIMEOUT", 10.0),
             metrics_token=_secret(env, "EVENTPLANE_METRICS_TOKEN"),
             rate_limit_scale=_float(env, "EVENTPLANE_RATE_LIMIT_SCALE", 1.0),
+            webhook_batch_size=_int(env, "EVENTPLANE_WEBHOOK_BATCH_SIZE", 100),
+            webhook_timeout=_float(env, "EVENTPLANE_WEBHOOK_TIMEOUT", 10.0),
+            webhook_retry_base=_float(env, "EVENTPLANE_WEBHOOK_RETRY_BASE", 1.0),
+            webhook_retry_max=_float(env, "EVENTPLANE_WEBHOOK_RETRY_MAX", 300.0),
+            webhook_pause_after=_float(env, "EVENTPLANE_WEBHOOK_PAUSE_AFTER", 3 * 24 * 3600.0),
+            identity_token_max_lifetime=_int(env, "EVENTPLANE_IDENTITY_TOKEN_MAX_LIFETIME", 3600),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

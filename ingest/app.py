@@ -26,12 +26,13 @@ from eventplane.errors import ApiError
 from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
-from ingest import segment
+from ingest import cors, segment
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, read_body
 from ingest.client_report import ClientReports
+from ingest.identity import IdentityVerifier
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
@@ -59,6 +60,7 @@ class Edge:
     tasks: list[asyncio.Task[None]]
     rates: Rates
     reports: ClientReports
+    identity: IdentityVerifier
 
 
 class IngestApp:
@@ -87,29 +89,36 @@ class IngestApp:
         route = ROUTE_NAMES.get(scope["path"]) or "segment"
         headers = headers_of(scope)
         request_id = _request_id(headers)
+        origin = headers.get(b"origin")
+        if scope["method"] == "OPTIONS" and origin is not None:
+            await respond(send, 204, b"", request_id, cors.preflight(origin))
+            return
+        allowed: dict[str, str] = {}  # CORS headers of the answer, once the workspace is known
         try:
-            accepted = await self._accept(edge, scope, headers, receive, request_id)
+            accepted = await self._accept(edge, scope, headers, receive, request_id, allowed)
         except ApiError as error:
             stats.responses[route, error.status] += 1
             stats.rejections[error.code] += 1
-            await respond(send, error.status, error.body(), request_id, error.headers)
+            await respond(send, error.status, error.body(), request_id, {**error.headers, **allowed})
         except ClientDisconnected:
             return
         except Exception:
             log.exception("unexpected error", extra={"path": scope["path"], "request_id": request_id})
             stats.responses[route, 500] += 1
             failure = ApiError(500, "INTERNAL_ERROR", "Unexpected error; nothing was accepted, retry")
-            await respond(send, 500, failure.body(), request_id)
+            await respond(send, 500, failure.body(), request_id, allowed)
         else:
             stats.events_accepted += accepted
             if route == "segment":  # Segment's clients expect 200 and this body
                 stats.responses[route, 200] += 1
-                await respond(send, 200, segment.SUCCESS, request_id)
+                await respond(send, 200, segment.SUCCESS, request_id, allowed)
             else:
                 stats.responses[route, 202] += 1
-                await respond(send, 202, b'{"accepted":%d}' % accepted, request_id)
+                await respond(send, 202, b'{"accepted":%d}' % accepted, request_id, allowed)
 
-    async def _accept(self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str) -> int:
+    async def _accept(
+        self, edge: Edge, scope: Scope, headers: Headers, receive: Receive, request_id: str, allowed: dict[str, str]
+    ) -> int:
         if scope["method"] != "POST":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "Use POST", None, {"allow": "POST"})
         key = extract_key(headers)
@@ -136,6 +145,9 @@ class IngestApp:
             parsed = segment.parse(scope["path"], body, edge.limits)
         else:
             parsed = (parse_track if scope["path"] == TRACK else parse_batch)(body, edge.limits)
+        if b"origin" in headers:  # browsers only: servers' requests skip the lookup
+            allowed.update(cors.allow(await edge.identity.config(grant.workspace_id), headers[b"origin"]))
+        await edge.identity.check(grant.workspace_id, headers, parsed.events)
         now_ns = time.time_ns()
         rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
         if rows:
@@ -185,6 +197,9 @@ class IngestApp:
             retry_after=settings.retry_after_seconds,
         )
         deadlines = Deadlines(settings.body_timeout)
+        identity = IdentityVerifier(
+            redis, pool, redis_keys, settings.key_cache_ttl, settings.identity_token_max_lifetime
+        )
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
@@ -192,6 +207,7 @@ class IngestApp:
                 batcher.watch_depth(),
                 key_cache.listen(),
                 key_cache.flush_last_used(),
+                identity.listen(),
                 deadlines.sweep(),
             )
         ]
@@ -199,7 +215,7 @@ class IngestApp:
         rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
-            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports, identity
         )
         try:
             yield

@@ -14,7 +14,16 @@ JSON = (b"content-type", b"application/json")
 
 
 WANTED = frozenset(
-    {b"x-api-key", b"authorization", b"content-length", b"content-type", b"content-encoding", b"x-request-id"}
+    {
+        b"x-api-key",
+        b"authorization",
+        b"content-length",
+        b"content-type",
+        b"content-encoding",
+        b"x-request-id",
+        b"x-eventplane-identity",  # ingest/identity.py
+        b"origin",  # ingest/cors.py
+    }
 )
 Headers = dict[bytes, bytes]
 

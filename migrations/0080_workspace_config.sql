@@ -38,10 +38,11 @@ CREATE TABLE webhook_outbox (
     id             bigserial PRIMARY KEY,
     destination_id uuid NOT NULL REFERENCES webhook_destinations (id) ON DELETE CASCADE,
     received_at    timestamptz NOT NULL,
+    event_time     timestamptz NOT NULL,                -- the event's own (skew-corrected) "timestamp"
     message_id     text NOT NULL,
     payload        jsonb NOT NULL
 );
-CREATE INDEX webhook_outbox_order ON webhook_outbox (destination_id, received_at, message_id);
+CREATE INDEX webhook_outbox_order ON webhook_outbox (destination_id, received_at, event_time, id);
 
 CREATE TABLE webhook_deliveries (
     id             bigserial PRIMARY KEY,
@@ -61,8 +62,8 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM webhook_destinations WHERE enabled AND paused_at IS NULL) THEN
         RETURN NULL;
     END IF;
-    INSERT INTO webhook_outbox (destination_id, received_at, message_id, payload)
-    SELECT d.id, n.received_at, n.message_id,
+    INSERT INTO webhook_outbox (destination_id, received_at, event_time, message_id, payload)
+    SELECT d.id, n.received_at, n."timestamp", n.message_id,
            jsonb_build_object('message_id', n.message_id, 'event_type', n.event_type, 'user_id', n.user_id,
                               'anonymous_id', n.anonymous_id, 'value', n.value, 'properties', n.properties,
                               'timestamp', n."timestamp", 'received_at', n.received_at, 'context', n.context)
