@@ -3,23 +3,30 @@ the key + secret or from org credentials; secret rotation; archive and restore a
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import asyncpg
 import httpx
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from api import workspace_tokens
+from eventplane.settings import Settings
 from tests.api.conftest import error_code
 from tests.api.org_support import ORGS, OWS, new_org, org_token, provision
-from tests.api.test_api_keys import track, until_status
+from tests.api.test_api_keys import TRACK, track, until_status
+from tests.conftest import drain
+from tests.workers.test_webhooks import _true, run_deliverer, until
+from tests.workers.webhook_receiver import Receiver
 
 OUT_FIELDS = {"id", "org_id", "name", "slug", "key", "is_active", "has_secret", "created_at", "updated_at"}
 
 
-def public_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
+def public_pem(key: ec.EllipticCurvePrivateKey | None = None) -> str:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     return key.public_key().public_bytes(serialization.Encoding.PEM,
                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode()  # fmt: skip
 
@@ -28,12 +35,18 @@ async def exchange(api: httpx.AsyncClient, ws: dict[str, str], secret: str) -> h
     return await api.post(f"{OWS}/{ws['id']}/access-token", json={"key": ws["key"], "secret": secret})
 
 
+def identity(key: ec.EllipticCurvePrivateKey, user_id: str) -> str:
+    """What the customer's backend signs for its SDK: the user id, for five minutes."""
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "iat": now, "exp": now + 300}, key, algorithm="ES256")
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_saas_platform_provisions_from_its_org_token_alone(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, pool: asyncpg.Pool
+    api: httpx.AsyncClient, edge: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     org = await new_org(api)
     token = await org_token(api, org)
@@ -43,28 +56,46 @@ async def test_a_saas_platform_provisions_from_its_org_token_alone(
     assert sorted(w["id"] for w in listed) == sorted(c["id"] for c in customers)
     assert all("secret" not in w for w in listed)
 
-    # Configure one: a webhook destination, a public key, settings requiring identity verification.
-    first = customers[0]
-    hook = {"url": "http://127.0.0.1:9/hook", "event_types": ["signup"]}
-    r = await api.patch(f"{OWS}/{first['id']}", headers=token, json={
-        "name": "Customer A", "webhooks": [hook], "public_keys": [public_pem()],
-        "settings": {"identity_verification": "required", "retention_days": 30}})  # fmt: skip
-    assert r.status_code == 200, r.text
-    configured = r.json()
-    assert configured["name"] == "Customer A" and configured["settings"]["identity_verification"] == "required"
-    assert [w["url"] for w in configured["webhooks"]] == [hook["url"]]
-    assert configured["webhooks"][0]["signing_secret"].startswith("whsec_") and len(configured["public_keys"]) == 1
-    again = (await api.get(f"{OWS}/{first['id']}", headers=token)).json()
-    assert "signing_secret" not in again["webhooks"][0] and again["settings"] == configured["settings"]
-
-    # A key of each, made with the org token; events sent with each.
+    # A key of each, made with the org token.
     keys = []
     for customer in customers:
         r = await api.post(f"{OWS}/{customer['id']}/api-keys", json={"name": "sdk", "scopes": ["track:write"]},
                            headers=token)  # fmt: skip
         assert r.status_code == 201, r.text
         keys.append(r.json()["key"])
-    assert [await track(edge, key) for key in keys[1:]] == [202, 202]
+
+    first = customers[0]
+    signer = ec.generate_private_key(ec.SECP256R1())
+    async with Receiver().serving() as receiver:
+        # Configure one: a webhook to a local receiver, a public key, identity verification required.
+        r = await api.patch(f"{OWS}/{first['id']}", headers=token, json={
+            "name": "Customer A", "webhooks": [{"url": receiver.url, "event_types": ["signup"]}],
+            "public_keys": [public_pem(signer)], "settings": {"identity_verification": "required"}})  # fmt: skip
+        assert r.status_code == 200, r.text
+        configured = r.json()
+        assert configured["name"] == "Customer A" and configured["settings"]["identity_verification"] == "required"
+        assert len(configured["public_keys"]) == 1
+        receiver.secret = configured["webhooks"][0]["signing_secret"]
+        again = (await api.get(f"{OWS}/{first['id']}", headers=token)).json()
+        assert "signing_secret" not in again["webhooks"][0] and again["settings"] == configured["settings"]
+
+        # Events with a key of each; the verified workspace takes only users its backend signed for.
+        signed = {"X-API-Key": keys[0], "X-EventPlane-Identity": identity(signer, "u_1")}
+        deadline = time.monotonic() + 5  # edges learn of the new settings within a second
+        while (r := await edge.post(TRACK, json={"event_type": "signup", "user_id": "u_2", "message_id": "m-x"},
+                                    headers={"X-API-Key": keys[0]})).status_code != 401:  # fmt: skip
+            assert time.monotonic() < deadline, r.text
+            await asyncio.sleep(0.05)
+        assert r.json()["error"]["code"] == "IDENTITY_UNVERIFIED"
+        r = await edge.post(TRACK, json={"event_type": "signup", "user_id": "u_1", "message_id": "m-1"}, headers=signed)
+        assert r.status_code == 202, r.text
+        assert [await track(edge, key) for key in keys[1:]] == [202, 202]
+
+        # The worker stores them; the deliverer POSTs the signed batch to the receiver, which verifies it.
+        await drain(settings)
+        await until(lambda: _true(receiver.message_ids == ["m-1"]), 10, lambda: run_deliverer(pool, settings))
+        assert receiver.bad_signatures == 0
+        assert {b["workspace_id"] for b in receiver.batches} == {first["id"]}
 
     # Rotate one secret: the old secret and the tokens it minted stop at once; the new one works.
     second = customers[1]
