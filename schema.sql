@@ -3,6 +3,15 @@
 -- the end of its table); tests/core/test_migrations.py fails when they disagree.
 
 -- Tenants -------------------------------------------------------------------------------------------
+-- An organization groups a team and its workspaces; the plan and its limits are the org's (issue 12).
+CREATE TABLE IF NOT EXISTS orgs (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name        text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 100),
+    plan        text NOT NULL DEFAULT 'free',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE IF NOT EXISTS workspaces (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     name        text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 100),
@@ -11,8 +20,15 @@ CREATE TABLE IF NOT EXISTS workspaces (
     plan        text NOT NULL DEFAULT 'free',
     is_active   boolean NOT NULL DEFAULT true,          -- false: archived; keys stop at the edge
     created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    org_id      uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    public_key  text NOT NULL UNIQUE,                   -- the workspace's public identifier (`key`)
+    secret_hash text,                                   -- sha256 hex of its secret (none until one is made)
+    secret_generation     integer NOT NULL DEFAULT 1,   -- access tokens name it; a rotation ends theirs
+    previous_secret_hash  text,                         -- the rotated-out secret, usable until:
+    previous_secret_until timestamptz
 );
+CREATE INDEX IF NOT EXISTS workspaces_org ON workspaces (org_id, created_at, id);
 
 CREATE TABLE IF NOT EXISTS users (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -32,6 +48,31 @@ CREATE TABLE IF NOT EXISTS workspace_members (
     UNIQUE (workspace_id, user_id)
 );
 CREATE INDEX IF NOT EXISTS workspace_members_user ON workspace_members (user_id);
+
+CREATE TABLE IF NOT EXISTS org_members (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    org_id     uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    user_id    uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role       text NOT NULL CHECK (role IN ('OWNER', 'ADMIN', 'MEMBER')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (org_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS org_members_user ON org_members (user_id);
+
+-- Long-lived org tokens for automation; only their SHA-256 is stored.
+CREATE TABLE IF NOT EXISTS org_tokens (
+    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    org_id       uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    name         text NOT NULL,
+    token_hash   text NOT NULL UNIQUE,
+    token_prefix text NOT NULL,
+    scopes       text[] NOT NULL,
+    created_by   uuid REFERENCES users (id) ON DELETE SET NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz,
+    revoked_at   timestamptz
+);
+CREATE INDEX IF NOT EXISTS org_tokens_org ON org_tokens (org_id);
 
 CREATE TABLE IF NOT EXISTS api_keys (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -163,15 +204,20 @@ CREATE INDEX IF NOT EXISTS session_refresh_tokens_session ON session_refresh_tok
 -- A pending invitation; deleted when declined or replaced, kept (accepted_at set) once used.
 CREATE TABLE IF NOT EXISTS invitations (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    workspace_id uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    workspace_id uuid REFERENCES workspaces (id) ON DELETE CASCADE,
     email        text NOT NULL,
-    role         text NOT NULL CHECK (role IN ('OWNER', 'ADMIN', 'DEVELOPER', 'VIEWER')),
+    role         text NOT NULL,
     token_hash   text NOT NULL UNIQUE,                  -- sha256 hex of the token; never the token itself
     invited_by   uuid REFERENCES users (id) ON DELETE SET NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL,
-    accepted_at  timestamptz
+    accepted_at  timestamptz,
+    org_id       uuid REFERENCES orgs (id) ON DELETE CASCADE,  -- an invitation is to a workspace or to an org
+    CONSTRAINT invitations_role_check CHECK (role IN ('OWNER', 'ADMIN', 'DEVELOPER', 'VIEWER', 'MEMBER')),
+    CONSTRAINT invitations_target_check CHECK ((workspace_id IS NULL) <> (org_id IS NULL))
 );
+CREATE UNIQUE INDEX IF NOT EXISTS invitations_org_pending ON invitations (org_id, lower(email))
+    WHERE accepted_at IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS invitations_pending ON invitations (workspace_id, lower(email))
     WHERE accepted_at IS NULL;
 CREATE INDEX IF NOT EXISTS invitations_email ON invitations (lower(email)) WHERE accepted_at IS NULL;
@@ -252,7 +298,7 @@ CREATE TABLE IF NOT EXISTS experiment_assignments (
 -- user or key that made it.
 CREATE TABLE IF NOT EXISTS audit_log (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    workspace_id  uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    workspace_id  uuid REFERENCES workspaces (id) ON DELETE CASCADE,  -- or none, for an org-level change
     actor_user_id uuid,
     actor_key_id  uuid,
     action        text NOT NULL,
@@ -260,8 +306,10 @@ CREATE TABLE IF NOT EXISTS audit_log (
     entity_key    text NOT NULL,
     before        jsonb,
     after         jsonb,
-    created_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    org_id        uuid REFERENCES orgs (id) ON DELETE CASCADE
 );
+CREATE INDEX IF NOT EXISTS audit_log_org ON audit_log (org_id, created_at, id);
 CREATE INDEX IF NOT EXISTS audit_log_workspace ON audit_log (workspace_id, created_at, id);
 CREATE INDEX IF NOT EXISTS audit_log_entity ON audit_log (workspace_id, entity_type, entity_key, created_at, id);
 

@@ -2,8 +2,11 @@
 
 A caller is a user with a session (`Authorization: Bearer <access token>`) or an API key
 (`X-API-Key`, `Authorization: Bearer ep_live_...`, or Basic auth with the key as user name;
-the rules are the edge's, in `eventplane.keyauth`). A workspace the caller does not belong to is
-404, exactly as if it did not exist; a workspace they belong to without the permission is 403.
+the rules are the edge's, in `eventplane.keyauth`), or a workspace access token (`Bearer epwa_...`,
+api/workspace_tokens.py), which acts as a key of its workspace. An org OWNER or ADMIN acts on every
+workspace of the org as its OWNER or ADMIN. A workspace the caller does not belong to is 404, exactly as
+if it did not exist; a workspace they belong to without the permission is 403. Org tokens (`epo_`) are
+refused here: they work only on the org endpoints (api/org_access.py).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.requests import Request
 
-from api import sessions
+from api import sessions, workspace_tokens
 from api.errors import auth_error, forbidden, not_found
 from api.permissions import Role, allows, key_allows
 from api.state import services
@@ -58,18 +61,29 @@ def _credential(request: Request) -> tuple[str, bool]:
 
 async def caller(request: Request) -> User | Key:
     credential, is_key = _credential(request)
-    return await _key(request, credential) if is_key else await _user(request, credential)
+    if is_key:
+        return await _key(request, credential)
+    if credential.startswith(workspace_tokens.PREFIX):
+        return await _workspace_token(request, credential)
+    return await _user(request, credential)
 
 
 async def user(request: Request) -> User:
     """The logged-in user; an API key is refused (member, invitation and key management are session-only)."""
     credential, is_key = _credential(request)
-    if is_key:
+    if is_key or credential.startswith(workspace_tokens.PREFIX):
         raise ApiError(403, "API_KEY_NOT_ALLOWED", "This route needs a user session, not an API key")
     return await _user(request, credential)
 
 
+ORG_TOKEN_PREFIX = "epo_"
+
+
 async def _user(request: Request, token: str) -> User:
+    if token.startswith(ORG_TOKEN_PREFIX):
+        raise ApiError(403, "ORG_TOKEN_NOT_ALLOWED", "Org tokens work only on /api/v1/orgs and "
+                       "/api/v1/org-workspaces; for a workspace's own endpoints, exchange one for a workspace "
+                       "access token (POST /api/v1/org-workspaces/{id}/access-token)")  # fmt: skip
     svc = services(request)
     try:
         claims = sessions.decode_access(svc.settings, token)
@@ -94,10 +108,44 @@ async def _key(request: Request, plaintext: str) -> Key:
     return Key(uuid.UUID(grant.key_id), uuid.UUID(grant.workspace_id), grant.scopes)
 
 
+async def _workspace_token(request: Request, token: str) -> Key:
+    svc = services(request)
+    claims = workspace_tokens.decode(svc.settings, token)
+    if claims is None:
+        raise auth_error("Workspace access token is invalid or expired; get a new one")
+    row = await svc.pool.fetchrow(
+        "SELECT is_active, secret_generation = $2 OR (secret_generation = $2 + 1 AND previous_secret_until > now()) "
+        "AS current FROM workspaces WHERE id = $1",
+        claims.workspace_id,
+        claims.generation,
+    )
+    if row is None or not row["current"]:
+        raise auth_error("Workspace access token has ended (its secret was rotated); get a new one")
+    if not row["is_active"]:
+        raise ApiError(403, "WORKSPACE_ARCHIVED", "The workspace is archived")
+    return Key(claims.token_id, claims.workspace_id, frozenset(workspace_tokens.SCOPES))
+
+
+# A member of the workspace, or an OWNER or ADMIN of its org (who acts as the workspace's OWNER or ADMIN);
+# with both, the higher role (the workspace's own membership on a tie).
 _MEMBERSHIP = """
-SELECT m.id AS member_id, m.role, w.*
-FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id
-WHERE m.workspace_id = $1 AND m.user_id = $2
+SELECT member_id, role, w.* FROM (
+    SELECT m.id AS member_id, m.role, m.workspace_id, 0 AS via_org FROM workspace_members m
+    WHERE m.workspace_id = $1 AND m.user_id = $2
+    UNION ALL
+    SELECT o.id, CASE o.role WHEN 'OWNER' THEN 'OWNER' ELSE 'ADMIN' END, w.id, 1
+    FROM org_members o JOIN workspaces w ON w.org_id = o.org_id
+    WHERE w.id = $1 AND o.user_id = $2 AND o.role IN ('OWNER', 'ADMIN')
+) r JOIN workspaces w ON w.id = r.workspace_id
+ORDER BY array_position(ARRAY['OWNER', 'ADMIN', 'DEVELOPER', 'VIEWER'], r.role), via_org LIMIT 1
+"""
+
+# The role behind a membership's member_id, read again (api/members.py role_now).
+ROLE_NOW = """
+SELECT role FROM workspace_members WHERE id = $1
+UNION ALL
+SELECT CASE role WHEN 'OWNER' THEN 'OWNER' ELSE 'ADMIN' END FROM org_members
+WHERE id = $1 AND role IN ('OWNER', 'ADMIN')
 """
 
 

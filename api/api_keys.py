@@ -91,7 +91,7 @@ async def _create(request: Request, workspace_id: uuid.UUID, data: KeyIn) -> Res
                                                          scope_names=names, expires_at=expires_at,
                                                          created_by=str(actor.user.id),
                                                          description=data.description)  # fmt: skip
-    return reply(_created(record, plaintext), 201)
+    return reply(created(record, plaintext), 201)
 
 
 async def _writer_role(conn: Any, actor: access.Membership) -> Role:
@@ -103,7 +103,7 @@ async def _writer_role(conn: Any, actor: access.Membership) -> Role:
     return role
 
 
-def _created(record: dict[str, Any], plaintext: str) -> KeyCreatedOut:
+def created(record: dict[str, Any], plaintext: str) -> KeyCreatedOut:
     return KeyCreatedOut(id=uuid.UUID(record["id"]), workspace_id=uuid.UUID(record["workspace_id"]),
                          name=record["name"], description=record["description"], key=plaintext,
                          key_prefix=record["key_prefix"], scopes=list(record["scopes"]),
@@ -197,8 +197,8 @@ async def _rotate(request: Request, workspace_id: uuid.UUID, key_id: uuid.UUID, 
             uuid.UUID(record["id"]),
         )
     await apikeys.refresh(svc.pool, svc.redis, svc.keys, [old["key_hash"]])
-    created = _created(record, plaintext)
-    fields = {f: getattr(created, f) for f in created.__struct_fields__}
+    made = created(record, plaintext)
+    fields = {f: getattr(made, f) for f in made.__struct_fields__}
     return reply(RotatedOut(**fields, replaced_key_id=key_id, replaced_key_expires_at=stops_at))
 
 

@@ -27,6 +27,10 @@ from api import (
     live,
     members,
     openapi,
+    org_invitations,
+    org_tokens,
+    org_workspaces,
+    orgs,
     results,
     security,
     usage,
@@ -57,6 +61,10 @@ ENDPOINTS: list[Endpoint] = [
     *experiments.ENDPOINTS,
     *results.ENDPOINTS,
     *audit.ENDPOINTS,
+    *orgs.ENDPOINTS,
+    *org_invitations.ENDPOINTS,
+    *org_tokens.ENDPOINTS,
+    *org_workspaces.ENDPOINTS,
     *workspace_config.ENDPOINTS,
 ]
 

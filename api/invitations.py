@@ -7,8 +7,10 @@ replaces its pending invitation.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+import uuid
+from typing import Any, Literal
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,6 +26,7 @@ from api.wire import AcceptedOut, InvitationOut, InviteCreatedOut, InviteIn, Pag
 from eventplane.errors import ApiError
 
 TOKEN_PREFIX = "epi_"
+Target = Literal["workspace_id", "org_id"]
 SELECT = (
     "SELECT i.id, i.workspace_id, w.name AS workspace_name, i.email, i.role, i.created_at, i.expires_at "
     "FROM invitations i JOIN workspaces w ON w.id = i.workspace_id"
@@ -46,7 +49,7 @@ async def create(request: Request) -> Response:
     s = svc.settings
     await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "invite", str(workspace_id)),
                         s.invite_limit_per_workspace, s.invite_window_seconds)  # fmt: skip
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_token()
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
         role = await members.role_now(conn, actor)
         if not p.allows(role, p.MEMBERS_INVITE):
@@ -61,23 +64,48 @@ async def create(request: Request) -> Response:
             email,
         ):
             raise conflict("A user with this email is a member already")
-        await conn.execute(
-            "DELETE FROM invitations WHERE workspace_id = $1 AND lower(email) = lower($2) AND accepted_at IS NULL",
-            workspace_id,
-            email,
-        )
-        invitation_id = await conn.fetchval(
-            "INSERT INTO invitations (workspace_id, email, role, token_hash, invited_by, expires_at) "
-            "VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
-            workspace_id,
-            email,
-            data.role.value,
-            sessions.token_hash(token),
-            actor.user.id,
-            s.invitation_ttl,
-        )
+        invitation_id = await insert(conn, "workspace_id", workspace_id, email, data.role.value, token,
+                                     actor.user.id, s.invitation_ttl)  # fmt: skip
         row = await conn.fetchrow(f"{SELECT} WHERE i.id = $1", invitation_id)
     return reply(InviteCreatedOut(**_fields(out(row)), token=token), 201)
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def insert(conn: Conn, target: Target, target_id: uuid.UUID, email: str, role: str, token: str,
+                 invited_by: uuid.UUID, ttl: int) -> uuid.UUID:  # fmt: skip
+    """A pending invitation to a workspace or an org (`target` names the column), replacing this email's
+    pending one there; only the token's hash is stored."""
+    email = email.strip()  # one spelling for the replacement and the insert (str.strip() also strips Unicode spaces)
+    await conn.execute(f"DELETE FROM invitations WHERE {target} = $1 AND lower(email) = lower($2) "
+                       "AND accepted_at IS NULL", target_id, email)  # fmt: skip
+    invitation_id: uuid.UUID = await conn.fetchval(
+        f"INSERT INTO invitations ({target}, email, role, token_hash, invited_by, expires_at) "
+        "VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
+        target_id,
+        email,
+        role,
+        sessions.token_hash(token),
+        invited_by,
+        ttl,
+    )
+    return invitation_id
+
+
+async def pending(conn: Conn | asyncpg.Pool, target: Target, token: str) -> asyncpg.Record:
+    """The pending invitation to a `target` (workspace or org) with this token: 404 when none, 410 when expired."""
+    invitation = await conn.fetchrow(
+        f"SELECT id, workspace_id, org_id, email, role, invited_by, expires_at < now() AS expired FROM invitations "
+        f"WHERE token_hash = $1 AND accepted_at IS NULL AND {target} IS NOT NULL",
+        sessions.token_hash(token),
+    )
+    if invitation is None:
+        raise not_found("invitation")
+    if invitation["expired"]:
+        raise ApiError(410, "INVITATION_EXPIRED", "This invitation has expired; ask for a new one")
+    return invitation
 
 
 def _fields(invitation: InvitationOut) -> dict[str, Any]:
@@ -114,16 +142,7 @@ async def list_mine(request: Request) -> Response:
 async def accept(request: Request) -> Response:
     who = await access.user(request)
     svc = services(request)
-    token_hash = sessions.token_hash(str(request.path_params["token"]))
-    invitation = await svc.pool.fetchrow(
-        "SELECT id, workspace_id, email, role, invited_by, expires_at < now() AS expired FROM invitations "
-        "WHERE token_hash = $1 AND accepted_at IS NULL",
-        token_hash,
-    )
-    if invitation is None:
-        raise not_found("invitation")
-    if invitation["expired"]:
-        raise ApiError(410, "INVITATION_EXPIRED", "This invitation has expired; ask for a new one")
+    invitation = await pending(svc.pool, "workspace_id", str(request.path_params["token"]))
     if invitation["email"].lower() != who.email.lower():
         raise forbidden("This invitation is for another email address")
     workspace_id = invitation["workspace_id"]

@@ -1,6 +1,7 @@
-"""Plan and per-user limits, checked under row locks so that concurrent requests cannot both pass.
+"""Plan and per-user limits, checked under row locks so that concurrent requests cannot both pass. The plan
+is the org's; members and active keys are counted across the org's workspaces.
 
-Lock order, everywhere: the workspace row, then the user row.
+Lock order, everywhere: the workspace row, its org's row, then the user row.
 """
 
 from __future__ import annotations
@@ -21,16 +22,24 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 
 @contextlib.asynccontextmanager
 async def locked_workspace(pool: asyncpg.Pool, workspace_id: uuid.UUID) -> AsyncIterator[tuple[Conn, plans.Plan]]:
-    """A transaction holding the workspace row's lock, and the workspace's plan."""
+    """A transaction holding the locks of the workspace row and of its org's row, and the plan. The workspace's
+    `plan` column mirrors its org's (tenants.set_plan writes both), and is what edges read."""
     async with pool.acquire() as conn, conn.transaction():
-        plan = await conn.fetchval("SELECT plan FROM workspaces WHERE id = $1 FOR UPDATE", workspace_id)
-        if plan is None:
+        row = await conn.fetchrow("SELECT org_id, plan FROM workspaces WHERE id = $1 FOR UPDATE", workspace_id)
+        if row is None:
             raise not_found("workspace")
-        yield conn, plans.get(plan)
+        await conn.execute("SELECT 1 FROM orgs WHERE id = $1 FOR UPDATE", row["org_id"])
+        yield conn, plans.get(row["plan"])
+
+
+# The workspaces of the org of workspace $1.
+_ORG_WORKSPACES = "SELECT id FROM workspaces WHERE org_id = (SELECT org_id FROM workspaces WHERE id = $1)"
 
 
 async def check_member_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
-    count = await conn.fetchval("SELECT count(*) FROM workspace_members WHERE workspace_id = $1", workspace_id)
+    count = await conn.fetchval(
+        f"SELECT count(DISTINCT user_id) FROM workspace_members WHERE workspace_id IN ({_ORG_WORKSPACES})", workspace_id
+    )
     if count >= plan.max_members:
         raise plan_limit("max_members", plan.max_members)
 
@@ -53,6 +62,8 @@ async def check_key_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID, 
     if not plan.api_access:
         raise ApiError(403, "PLAN_FEATURE_UNAVAILABLE", "The workspace's plan does not include API access",
                        {"feature": "api_access"})  # fmt: skip
-    count = await conn.fetchval(f"SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND {ACTIVE_KEY}", workspace_id)
+    count = await conn.fetchval(
+        f"SELECT count(*) FROM api_keys WHERE workspace_id IN ({_ORG_WORKSPACES}) AND {ACTIVE_KEY}", workspace_id
+    )
     if count - freed >= plan.max_api_keys:
         raise plan_limit("max_api_keys", plan.max_api_keys)

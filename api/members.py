@@ -89,7 +89,7 @@ def use_invitation(reason: str) -> ApiError:
 
 async def role_now(conn: Conn, actor: access.Membership) -> Role:
     """The actor's role read again under the workspace lock (it may have changed since the request began)."""
-    role = await conn.fetchval("SELECT role FROM workspace_members WHERE id = $1", actor.member_id)
+    role = await conn.fetchval(access.ROLE_NOW, actor.member_id)
     if role is None:
         raise not_found("workspace")
     return Role(role)

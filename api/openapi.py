@@ -19,6 +19,7 @@ _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
     "cursor": {"type": "string"},
     "workspace_id": {"type": "string", "format": "uuid"},
+    "org_id": {"type": "string", "format": "uuid"},
     "from": {"type": "string", "format": "date"},
     "to": {"type": "string", "format": "date"},
     "bucket_version": {"type": "integer", "minimum": 1},
@@ -31,6 +32,7 @@ _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "property": {"type": "string", "pattern": "^[A-Za-z0-9_.$-]{1,100}:[^\\u0000]{0,200}$"},
     "format": {"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"},
 }
+_REQUIRED_QUERY = {"org_id"}
 
 
 def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
@@ -63,7 +65,8 @@ def _operation(e: Endpoint, ref_of: dict[Any, dict[str, Any]]) -> dict[str, Any]
     op: dict[str, Any] = {"summary": e.summary, "operationId": _operation_id(e)}
     params = [{"name": m.group(1), "in": "path", "required": True, "schema": _path_schema(m.group(2))}
               for m in _PARAM.finditer(e.path)]  # fmt: skip
-    params += [{"name": q, "in": "query", "schema": _QUERY_SCHEMAS.get(q, {"type": "string"})} for q in e.query]
+    params += [{"name": q, "in": "query", "schema": _QUERY_SCHEMAS.get(q, {"type": "string"}),
+                **({"required": True} if q in _REQUIRED_QUERY else {})} for q in e.query]  # fmt: skip
     if params:
         op["parameters"] = params
     if e.body is not None:

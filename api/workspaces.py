@@ -44,7 +44,7 @@ def out(row: Any) -> WorkspaceOut:
     )
 
 
-def _check_admin_token(request: Request) -> None:
+def check_admin_token(request: Request) -> None:
     """With ADMIN_TOKEN set, creating workspaces and changing plans also need `x-admin-token`."""
     expected = services(request).settings.admin_token
     if expected is None:
@@ -54,7 +54,7 @@ def _check_admin_token(request: Request) -> None:
         raise auth_error("This server requires the 'x-admin-token' header for this operation")
 
 
-def _check_plan(request: Request, plan: str) -> None:
+def check_plan(request: Request, plan: str) -> None:
     """A plan is the operator's decision: anyone may name the default plan; any other needs x-admin-token,
     and without ADMIN_TOKEN configured it is refused (the operator runs `eventplane workspace set-plan`)."""
     if plan == plans.DEFAULT:
@@ -64,14 +64,14 @@ def _check_plan(request: Request, plan: str) -> None:
                        f"Only the operator sets the plan '{plan}': ask them to run "
                        f"`eventplane workspace set-plan <slug> {plan}` (or to configure ADMIN_TOKEN)",
                        {"plan": plan, "allowed": plans.DEFAULT})  # fmt: skip
-    _check_admin_token(request)
+    check_admin_token(request)
 
 
 async def create(request: Request) -> Response:
     who = await access.user(request)
-    _check_admin_token(request)
+    check_admin_token(request)
     data = await body(request, WorkspaceIn)
-    _check_plan(request, data.plan)
+    check_plan(request, data.plan)
     svc = services(request)
     async with svc.pool.acquire() as conn, conn.transaction():
         await limits.check_workspace_room(conn, who.id, svc.settings.max_workspaces_per_user)
@@ -88,6 +88,8 @@ async def create(request: Request) -> Response:
         await conn.execute(
             "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'OWNER')", row["id"], who.id
         )
+        await conn.execute("INSERT INTO org_members (org_id, user_id, role) VALUES ($1, $2, 'OWNER')",
+                           uuid.UUID(row["org_id"]), who.id)  # fmt: skip
     return reply(out(row), 201)
 
 
@@ -146,8 +148,8 @@ async def update(request: Request) -> Response:
     if "plan" in changes:
         if member.role is not Role.OWNER:
             raise forbidden("Only an OWNER can change the plan")
-        _check_admin_token(request)
-        _check_plan(request, changes["plan"])
+        check_admin_token(request)
+        check_plan(request, changes["plan"])
     if not changes:
         return reply(out(member.workspace))
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=2))
@@ -161,9 +163,9 @@ async def update(request: Request) -> Response:
         raise conflict("A workspace with this slug exists already", {"field": "slug"}) from None
     if row is None:
         raise not_found("workspace")
-    if "plan" in changes:  # as for archive: every edge re-reads the workspace's keys within a second
+    if "plan" in changes:  # the org's plan, so its every workspace's; as for archive, edges know within a second
         svc = services(request)
-        await apikeys.refresh(svc.pool, svc.redis, svc.keys, await tenants.key_hashes(svc.pool, workspace_id))
+        await tenants.set_plan(svc.pool, svc.redis, svc.keys, row["slug"], changes["plan"])
     return reply(out(row))
 
 
@@ -171,18 +173,22 @@ async def _key_hashes(svc: Services, workspace_id: uuid.UUID) -> list[str]:
     return await tenants.key_hashes(svc.pool, workspace_id)
 
 
-async def _set_active(request: Request, active: bool) -> Response:
-    workspace_id = path_uuid(request, "workspace_id")
-    await access.membership(request, workspace_id, p.WORKSPACE_UPDATE)
-    svc = services(request)
+async def set_active(svc: Services, workspace_id: uuid.UUID, active: bool) -> asyncpg.Record:
+    """Archive (False) or restore (True) a workspace; every edge learns within a second: its keys answer
+    403 WORKSPACE_ARCHIVED, or work again."""
     row = await svc.pool.fetchrow(
         "UPDATE workspaces SET is_active = $2, updated_at = now() WHERE id = $1 RETURNING *", workspace_id, active
     )
     if row is None:
         raise not_found("workspace")
-    # Every edge learns within a second: keys answer 403 WORKSPACE_ARCHIVED, or work again.
     await apikeys.refresh(svc.pool, svc.redis, svc.keys, await _key_hashes(svc, workspace_id))
-    return reply(out(row))
+    return row
+
+
+async def _set_active(request: Request, active: bool) -> Response:
+    workspace_id = path_uuid(request, "workspace_id")
+    await access.membership(request, workspace_id, p.WORKSPACE_UPDATE)
+    return reply(out(await set_active(services(request), workspace_id, active)))
 
 
 async def archive(request: Request) -> Response:

@@ -41,3 +41,11 @@ UNKNOWN = Plan(max_experiments=0, max_feature_flags=0, max_members=0, max_api_ke
 
 def get(name: str) -> Plan:
     return PLANS.get(name, UNKNOWN)
+
+
+# Workspaces one org may hold, by the org's plan (the plans' other limits count per workspace).
+MAX_WORKSPACES: dict[str, int] = {"free": 5, "pro": 50, "enterprise": 1000}
+
+
+def max_workspaces(name: str) -> int:
+    return MAX_WORKSPACES.get(name, 0)

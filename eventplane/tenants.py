@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ from eventplane import apikeys, db, keyformat, scopes
 from eventplane.redis_names import RedisNames
 
 WORKSPACE_COLUMNS = "id::text, name, slug, description, plan, is_active, created_at, updated_at"
+PUBLIC_KEY_PREFIX = "epw_"  # a workspace's public identifier; not a credential
 KEY_COLUMNS = (
     "id::text, workspace_id::text, name, description, key_prefix, scopes, is_active, created_at, last_used_at, "
     "expires_at"
@@ -25,14 +27,23 @@ async def create_workspace(
     slug: str,
     description: str | None = None,
     plan: str = "free",
+    org_id: object = None,
+    secret_hash: str | None = None,
 ) -> dict[str, Any]:
-    """Insert a workspace. Raises asyncpg.UniqueViolationError when the slug is taken."""
+    """Insert a workspace, in `org_id` or else in a new org of its own (named after it, with its plan).
+    Raises asyncpg.UniqueViolationError when the slug is taken."""
+    if org_id is None:
+        org_id = await conn.fetchval("INSERT INTO orgs (name, plan) VALUES ($1, $2) RETURNING id", name, plan)
     row = await conn.fetchrow(
-        f"INSERT INTO workspaces (name, slug, description, plan) VALUES ($1, $2, $3, $4) RETURNING {WORKSPACE_COLUMNS}",
+        "INSERT INTO workspaces (name, slug, description, plan, org_id, public_key, secret_hash) "
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WORKSPACE_COLUMNS}, org_id::text",
         name,
         slug,
         description,
         plan,
+        org_id,
+        PUBLIC_KEY_PREFIX + secrets.token_hex(16),
+        secret_hash,
     )
     assert row is not None
     return dict(row)
@@ -50,16 +61,23 @@ async def key_hashes(conn: db.Conn | asyncpg.Pool, workspace_id: object) -> list
 
 async def set_plan(pool: asyncpg.Pool | db.Conn, redis: Redis, redis_keys: RedisNames, slug: str,
                    plan: str) -> dict[str, Any] | None:  # fmt: skip
-    """The operator's plan change: set it and push the workspace's keys to every edge (None: no such slug)."""
-    row = await pool.fetchrow(
-        f"UPDATE workspaces SET plan = $2, updated_at = now() WHERE slug = $1 RETURNING {WORKSPACE_COLUMNS}",
+    """The operator's plan change: the plan of the workspace's org, so of every workspace in it; pushes their
+    keys to every edge (None: no such slug)."""
+    org_id = await pool.fetchval(
+        "UPDATE orgs SET plan = $2, updated_at = now() WHERE id = (SELECT org_id FROM workspaces WHERE slug = $1) "
+        "RETURNING id",
         slug,
         plan,
     )
-    if row is None:
+    if org_id is None:
         return None
-    await apikeys.refresh(pool, redis, redis_keys, await key_hashes(pool, row["id"]))
-    return dict(row)
+    await pool.execute("UPDATE workspaces SET plan = $2, updated_at = now() WHERE org_id = $1", org_id, plan)
+    row = await pool.fetchrow(f"SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE slug = $1", slug)
+    hashes = await pool.fetch(
+        "SELECT key_hash FROM api_keys WHERE workspace_id IN (SELECT id FROM workspaces WHERE org_id = $1)", org_id
+    )
+    await apikeys.refresh(pool, redis, redis_keys, [h["key_hash"] for h in hashes])
+    return None if row is None else dict(row)
 
 
 async def create_api_key(

@@ -244,3 +244,26 @@ def test_misnamed_migration_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "0003_b.sql").write_text("SELECT 1;")
     with pytest.raises(migrations.MigrationError, match=r"also 0003_a\.sql"):
         migrations.discover(tmp_path)
+
+
+async def test_every_workspace_becomes_an_org_of_its_own_with_its_owners_and_plan(server_url: str) -> None:
+    baseline = (migrations.MIGRATIONS_DIR / "0001_baseline.sql").read_text()
+    async with scratch_database(server_url) as dsn:
+        async with connected(dsn) as conn:
+            await conn.execute(baseline)
+            await db.ensure_partitions(conn)
+            await conn.execute(_DATA)
+        await db.migrate(dsn)
+        async with connected(dsn) as conn:
+            row = await conn.fetchrow(
+                "SELECT o.name, o.plan, w.public_key, w.secret_hash, "
+                "(SELECT count(*) FROM workspaces x WHERE x.org_id = o.id) AS workspaces "
+                "FROM workspaces w JOIN orgs o ON o.id = w.org_id WHERE w.slug = 'acme'"
+            )
+            members = await conn.fetch("SELECT user_id::text, role FROM org_members")
+            invitation = await conn.fetchrow("SELECT workspace_id::text, org_id FROM invitations")
+    assert row is not None and invitation is not None
+    assert (row["name"], row["plan"], row["workspaces"], row["secret_hash"]) == ("Acme", "pro", 1, None)
+    assert row["public_key"].startswith("epw_")
+    assert [tuple(m.values()) for m in members] == [("00000000-0000-0000-0000-00000000000b", "OWNER")]
+    assert (invitation["workspace_id"], invitation["org_id"]) == ("00000000-0000-0000-0000-00000000000a", None)
