@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from api import (
+    account_mail,
     accounts,
     api_keys,
     audit,
@@ -31,6 +32,7 @@ from api import (
     results,
     security,
     usage,
+    user_sessions,
     workspaces,
 )
 from api.logs import redact_access_log
@@ -46,6 +48,8 @@ from eventplane.settings import Secret, Settings
 log = logging.getLogger("eventplane.api")
 ENDPOINTS: list[Endpoint] = [
     *accounts.ENDPOINTS,
+    *account_mail.ENDPOINTS,
+    *user_sessions.ENDPOINTS,
     *workspaces.ENDPOINTS,
     *members.ENDPOINTS,
     *invitations.ENDPOINTS,
