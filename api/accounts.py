@@ -11,9 +11,9 @@ from api.errors import auth_error, conflict
 from api.rest import body, convert, no_content, optional_body, reply
 from api.routing import Endpoint
 from api.state import services
+from api.wire import LoginIn, RefreshIn, SignupIn, TokensOut, UserOut
 from eventplane import mail_templates
 from eventplane.mail import queue_mail
-from api.wire import LoginIn, RefreshIn, SignupIn, TokensOut, UserOut
 
 USER_COLUMNS = "id, email, name, email_verified_at IS NOT NULL AS email_verified, created_at"
 

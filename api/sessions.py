@@ -130,8 +130,7 @@ async def close_by_refresh(pool: asyncpg.Pool, refresh: str) -> None:
 async def close_others(conn: Any, user_id: uuid.UUID, keep: uuid.UUID | None) -> int:
     """End every open session of the user but `keep` (None: all of them); returns how many ended."""
     ended: str = await conn.execute(
-        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL "
-        "AND id IS DISTINCT FROM $2",
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
         user_id,
         keep,
     )

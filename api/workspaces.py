@@ -69,6 +69,7 @@ def _check_plan(request: Request, plan: str) -> None:
 
 async def create(request: Request) -> Response:
     who = await access.user(request)
+    access.require_verified(request, who)
     _check_admin_token(request)
     data = await body(request, WorkspaceIn)
     _check_plan(request, data.plan)

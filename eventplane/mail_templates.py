@@ -35,7 +35,7 @@ def reset_password(s: Settings, to: str, token: str) -> Mail:
 def change_email(s: Settings, to: str, token: str) -> Mail:
     return _mail(to, "Confirm your new email address", "To make this the address of your EventPlane account, "
                  "open this link:", f"{s.public_url}/confirm-email?token={token}",
-                 f"It works for {_hours(s.verify_token_ttl)}. If you did not ask for this, ignore this mail.")  # fmt: skip
+                 f"It works for {_hours(s.verify_token_ttl)}. If it was not you, ignore this mail.")  # fmt: skip
 
 
 def invitation(s: Settings, to: str, token: str, workspace: str, inviter: str, role: str) -> Mail:

@@ -17,7 +17,7 @@ from eventplane import db, queue
 from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
-from workers import jobs
+from workers import jobs, mail
 from workers.state import WorkerState
 
 log = logging.getLogger("eventplane.workers")
@@ -34,6 +34,7 @@ def worker_kwargs(settings: Settings, state: WorkerState | None = None, **overri
             owned.append(await WorkerState.open(settings))
         current = state or owned[0]
         ctx["state"] = current
+        ctx["settings"] = settings
         async with current.pool.acquire() as conn:
             await db.ensure_partitions(conn)
 
@@ -43,7 +44,10 @@ def worker_kwargs(settings: Settings, state: WorkerState | None = None, **overri
 
     kwargs: dict[str, Any] = dict(
         functions=[func(jobs.store_events, name=queue.STORE_EVENTS, max_tries=jobs.MAX_TRIES)],
-        cron_jobs=[cron(jobs.maintain, second={0, 30}, run_at_startup=False, unique=True)],
+        cron_jobs=[
+            cron(jobs.maintain, second={0, 30}, run_at_startup=False, unique=True),
+            cron(mail.deliver_mail, second=mail.EVERY_SECONDS, run_at_startup=True, unique=True),
+        ],
         on_startup=startup,
         on_shutdown=shutdown,
         redis_settings=RedisSettings.from_dsn(settings.redis_dsn),
