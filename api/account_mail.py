@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from api import access, email_tokens, ratelimit, sessions
 from api.accounts import USER_COLUMNS, client_address
-from api.errors import auth_error, conflict
+from api.errors import conflict
 from api.rest import body, convert, no_content, reply
 from api.routing import Endpoint
 from api.state import services
@@ -117,7 +117,9 @@ async def _check_password(request: Request, who: access.User, password: str) -> 
     await ratelimit.hit(svc.redis, attempts, s.login_limit_per_email, s.login_window_seconds)
     stored = await svc.pool.fetchval("SELECT password_hash FROM users WHERE id = $1", who.id)
     if not await svc.passwords.verify(stored, password):
-        raise auth_error("Your current password is wrong")
+        # Not 401: the session is fine, and a client would take 401 for "log in again".
+        raise ApiError(403, "WRONG_PASSWORD", "Your current password is wrong; if you forgot it, log out and use "
+                       "POST /api/v1/auth/forgot-password")  # fmt: skip
     await svc.redis.delete(attempts)
 
 
