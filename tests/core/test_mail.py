@@ -1,0 +1,139 @@
+"""The outbox (eventplane/mail.py) against a real SMTP server (aiosmtpd) and Postgres: nothing is lost while
+SMTP is down (retried with backoff, delivered once it is back), a message sent again after the sender died
+between sending and recording carries the same Message-ID, the file mailbox and `eventplane mail`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import pytest
+
+from eventplane import cli, mail
+from eventplane.settings import Secret, Settings
+from tests.api.mailbox import Inbox, SmtpServer
+
+
+def a_mail(tag: str) -> mail.Mail:
+    return mail.Mail(f"{tag}-{uuid.uuid4().hex[:8]}@example.test", f"Hello {tag}", f"text of {tag}",
+                     f"<p>html of {tag}</p>")  # fmt: skip
+
+
+async def outbox_row(pool: asyncpg.Pool, outbox_id: uuid.UUID) -> asyncpg.Record:
+    row = await pool.fetchrow("SELECT attempts, sent_at, last_error, text_body FROM mail_outbox WHERE id = $1",
+                              outbox_id)  # fmt: skip
+    assert row is not None
+    return row
+
+
+async def deliver_until(pool: asyncpg.Pool, settings: Settings, done: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not await done():
+        assert time.monotonic() < deadline, "condition not reached"
+        await mail.deliver_due(pool, settings)
+        await asyncio.sleep(0.01)  # pacing between polls, not synchronisation: the condition is polled
+
+
+async def test_smtp_down_retries_with_backoff_then_delivers_once(pool: asyncpg.Pool, settings: Settings) -> None:
+    smtp = SmtpServer()  # not started: connections are refused
+    s = replace(settings, smtp_url=Secret(smtp.url), mail_retry_base=0.05)
+    message = a_mail("down")
+    outbox_id = await mail.queue_mail(pool, message)
+
+    async def tried_three_times() -> bool:
+        return (await outbox_row(pool, outbox_id))["attempts"] >= 3
+
+    await deliver_until(pool, s, tried_three_times)
+    row = await outbox_row(pool, outbox_id)
+    assert row["sent_at"] is None and "SMTPConnect" in row["last_error"] and row["text_body"] == message.text
+    due = await pool.fetchval("SELECT next_attempt_at - now() FROM mail_outbox WHERE id = $1", outbox_id)
+    assert due.total_seconds() > 0  # backing off, not hammering
+
+    smtp.start()
+    try:
+
+        async def delivered() -> bool:
+            return bool(smtp.inbox.to(message.recipient))
+
+        await deliver_until(pool, s, delivered)
+        [got] = smtp.inbox.to(message.recipient)
+        assert got["Message-ID"] == f"<{outbox_id}@eventplane>" and got["Subject"] == message.subject
+        row = await outbox_row(pool, outbox_id)
+        assert row["sent_at"] is not None and row["text_body"] == ""  # the link leaves the database once sent
+        await mail.deliver_due(pool, s)
+        assert len(smtp.inbox.to(message.recipient)) == 1
+    finally:
+        smtp.stop()
+
+
+class StallingInbox(Inbox):
+    """Receives a message, then holds its answer until released: the sender dies meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        self.received.set()
+        while not self.release.is_set():
+            await asyncio.sleep(0.01)
+        return answer
+
+
+async def test_a_sender_killed_after_sending_resends_with_the_same_message_id(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    smtp = SmtpServer()
+    smtp.inbox = stalling = StallingInbox()
+    smtp.start()
+    try:
+        s = replace(settings, smtp_url=Secret(smtp.url), mail_retry_base=0.05)
+        message = a_mail("killed")
+        outbox_id = await mail.queue_mail(pool, message)
+        sender = asyncio.create_task(mail.deliver_due(pool, s))
+        deadline = time.monotonic() + 10
+        while not stalling.received.is_set():
+            assert time.monotonic() < deadline and not sender.done()
+            await asyncio.sleep(0.01)
+        sender.cancel()  # killed between SMTP accepting the message and the outbox recording it
+        with pytest.raises(asyncio.CancelledError):
+            await sender
+        stalling.release.set()
+        assert (await outbox_row(pool, outbox_id))["sent_at"] is None  # its transaction never committed
+
+        async def delivered_twice() -> bool:
+            return len(stalling.to(message.recipient)) == 2
+
+        await deliver_until(pool, s, delivered_twice)
+        first, second = stalling.to(message.recipient)
+        assert first["Message-ID"] == second["Message-ID"] == f"<{outbox_id}@eventplane>"
+        assert (await outbox_row(pool, outbox_id))["sent_at"] is not None
+    finally:
+        smtp.stop()
+
+
+async def test_without_smtp_mail_goes_to_the_file_mailbox_and_eventplane_mail_prints_it(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    s = replace(settings, data_dir=tmp_path)
+    message = a_mail("file")
+    outbox_id = await mail.queue_mail(pool, message)
+
+    async def in_mailbox() -> bool:
+        return bool(mail.latest(s, 1))
+
+    await deliver_until(pool, s, in_mailbox)
+    monkeypatch.setenv("EVENTPLANE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("EVENTPLANE_SMTP_URL", raising=False)
+    assert cli.main(["mail", "--limit", "50"]) == 0
+    out = capsys.readouterr().out
+    assert f"Message-ID: <{outbox_id}@eventplane>" in out and f"To: {message.recipient}" in out
+    assert message.text in out
