@@ -29,6 +29,7 @@ from eventplane.settings import Settings
 log = logging.getLogger("eventplane.mail")
 MAX_BACKOFF = 900.0
 BATCH = 20
+SMTP_TIMEOUT = 30.0  # seconds for each SMTP step
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ async def send(settings: Settings, msg: EmailMessage) -> None:
         use_tls=implicit,
         start_tls=None if not implicit else False,  # None: STARTTLS when the server offers it
         tls_context=ssl.create_default_context(),
-        timeout=30,
+        timeout=SMTP_TIMEOUT,
     )
 
 
