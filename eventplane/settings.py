@@ -187,6 +187,7 @@ class Settings:
             smtp_url=_secret(env, "EVENTPLANE_SMTP_URL"),
             mail_from=env.get("EVENTPLANE_MAIL_FROM") or "EventPlane <no-reply@eventplane.local>",
             public_url=(env.get("EVENTPLANE_PUBLIC_URL") or "http://127.0.0.1:8001").rstrip("/"),
+            mail_retry_base=_float(env, "EVENTPLANE_MAIL_RETRY_BASE", 2.0),
             invitation_ttl=_int(env, "EVENTPLANE_INVITATION_TTL", 7 * 24 * 3600),
             reset_token_ttl=_int(env, "EVENTPLANE_RESET_TOKEN_TTL", 3600),
             require_verified_email=_flag(env, "EVENTPLANE_REQUIRE_VERIFIED_EMAIL"),
