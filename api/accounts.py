@@ -42,6 +42,7 @@ async def signup(request: Request) -> Response:
                 data.name.strip(),
                 password_hash,
             )
+            assert row is not None  # INSERT ... RETURNING
             token = await email_tokens.issue(conn, row["id"], "verify", row["email"], s.verify_token_ttl)
             await queue_mail(conn, mail_templates.verify_email(s, row["email"], token))
     except asyncpg.UniqueViolationError:

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from eventplane.settings import Settings
 
@@ -30,6 +31,9 @@ log = logging.getLogger("eventplane.mail")
 MAX_BACKOFF = 900.0
 BATCH = 20
 SMTP_TIMEOUT = 30.0  # seconds for each SMTP step
+
+
+Conn = asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Mail:
     html: str
 
 
-async def queue_mail(conn: asyncpg.Connection | asyncpg.Pool, mail: Mail) -> uuid.UUID:
+async def queue_mail(conn: Conn, mail: Mail) -> uuid.UUID:
     """Queue `mail`; call it on the connection of the transaction whose change causes it."""
     outbox_id: uuid.UUID = await conn.fetchval(
         "INSERT INTO mail_outbox (recipient, subject, text_body, html_body) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -117,7 +121,7 @@ async def deliver_due(pool: asyncpg.Pool, settings: Settings, limit: int = BATCH
     return delivered
 
 
-async def _deliver_one(conn: asyncpg.Connection, settings: Settings, row: Any) -> bool:
+async def _deliver_one(conn: Conn, settings: Settings, row: Any) -> bool:
     try:
         await send(settings, build(settings, row))
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

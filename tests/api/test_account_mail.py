@@ -13,7 +13,7 @@ import pytest_asyncio
 from starlette.applications import Starlette
 
 from api.app import create_app
-from eventplane.settings import Settings
+from eventplane.settings import Secret, Settings
 from tests.api.conftest import PASSWORD, ApiClient, client_for, error_code, new_account, new_workspace, unique_email
 from tests.api.mailbox import SmtpServer, token_in, verify_by_mail, wait_for_mail
 
@@ -31,7 +31,9 @@ def smtp() -> Iterator[SmtpServer]:
 
 @pytest_asyncio.fixture(scope="module")
 async def mail_app(api_settings: Settings, smtp: SmtpServer) -> AsyncIterator[Starlette]:
-    app = create_app(replace(api_settings, smtp_url=smtp.url, public_url="https://ep.example", mail_retry_base=0.05))
+    app = create_app(
+        replace(api_settings, smtp_url=Secret(smtp.url), public_url="https://ep.example", mail_retry_base=0.05)
+    )
     async with app.router.lifespan_context(app):
         yield app
 

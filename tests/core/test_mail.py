@@ -46,7 +46,8 @@ async def test_smtp_down_retries_with_backoff_then_delivers_once(pool: asyncpg.P
     outbox_id = await mail.queue_mail(pool, message)
 
     async def tried_three_times() -> bool:
-        return (await outbox_row(pool, outbox_id))["attempts"] >= 3
+        attempts: int = (await outbox_row(pool, outbox_id))["attempts"]
+        return attempts >= 3
 
     await deliver_until(pool, s, tried_three_times)
     row = await outbox_row(pool, outbox_id)
@@ -82,8 +83,7 @@ class StallingInbox(Inbox):
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         answer = await super().handle_DATA(server, session, envelope)
         self.received.set()
-        while not self.release.is_set():
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(self.release.wait, 10)  # the server's own loop runs in another thread
         return answer
 
 
