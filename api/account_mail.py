@@ -7,6 +7,7 @@ tokens (api/email_tokens.py). Reset and change of the password end every other s
 
 from __future__ import annotations
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -146,13 +147,14 @@ async def confirm_email(request: Request) -> Response:
         used = await email_tokens.consume(conn, "email_change", data.token)
         if used is None:
             raise bad_link("email change")
-        if await conn.fetchval("SELECT true FROM users WHERE lower(email) = lower($1)", used["email"]):
-            raise conflict("An account with this email exists already")
-        row = await conn.fetchrow(
-            f"UPDATE users SET email = $2, email_verified_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}",
-            used["user_id"],
-            used["email"],
-        )
+        try:
+            row = await conn.fetchrow(
+                f"UPDATE users SET email = $2, email_verified_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}",
+                used["user_id"],
+                used["email"],
+            )
+        except asyncpg.UniqueViolationError:  # someone took the address since the link was sent
+            raise conflict("An account with this email exists already") from None
     return reply(convert(row, UserOut))
 
 
