@@ -24,7 +24,8 @@ from eventplane.mail import queue_mail
 
 
 def bad_link(what: str) -> ApiError:
-    return ApiError(400, "INVALID_TOKEN", f"This {what} link is invalid, used or expired; ask for a new one")
+    # 404 as for an invitation's unknown token: no such (usable) link.
+    return ApiError(404, "INVALID_TOKEN", f"This {what} link is invalid, used or expired; ask for a new one")
 
 
 async def _throttle(request: Request, kind: str, value: str) -> None:
@@ -158,7 +159,7 @@ async def confirm_email(request: Request) -> Response:
     return reply(convert(row, UserOut))
 
 
-_T = (400, 429)
+_T = (400, 404, 429)
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/auth/verify-email", verify, "Verify an email address with the token its mail carried",
              EmailTokenIn, UserOut, auth="none", errors=_T),
@@ -173,5 +174,5 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/me/email", change_email, "Change the email address: mails a link to the new one",
              EmailChangeIn, AcceptedMailOut, 202, errors=(400, 401, 403, 409, 429)),
     Endpoint("POST", "/api/v1/auth/confirm-email", confirm_email, "Confirm a new email address with its token",
-             EmailTokenIn, UserOut, auth="none", errors=(400, 409, 429)),
+             EmailTokenIn, UserOut, auth="none", errors=(400, 404, 409, 429)),
 ]  # fmt: skip

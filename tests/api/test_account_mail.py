@@ -55,7 +55,7 @@ async def test_signup_mails_a_link_that_verifies_the_address_once(api: ApiClient
     assert r.status_code == 200 and r.json()["email_verified"] is True
     assert (await api.get("/api/v1/me", headers=user.headers)).json()["email_verified"] is True
     r = await api.post("/api/v1/auth/verify-email", json={"token": token})
-    assert (r.status_code, error_code(r)) == (400, "INVALID_TOKEN")
+    assert (r.status_code, error_code(r)) == (404, "INVALID_TOKEN")
     r = await api.post("/api/v1/me/verify-email/resend", headers=user.headers)
     assert (r.status_code, error_code(r)) == (409, "CONFLICT")
 
@@ -66,7 +66,7 @@ async def test_resent_verification_replaces_the_first_link(api: ApiClient, smtp:
     assert (await api.post("/api/v1/me/verify-email/resend", headers=user.headers)).status_code == 202
     [_, second] = await wait_for_mail(api.app, smtp.inbox, user.email, 2)
     r = await api.post("/api/v1/auth/verify-email", json={"token": token_in(first, "verify-email")})
-    assert (r.status_code, error_code(r)) == (400, "INVALID_TOKEN")
+    assert (r.status_code, error_code(r)) == (404, "INVALID_TOKEN")
     r = await api.post("/api/v1/auth/verify-email", json={"token": token_in(second, "verify-email")})
     assert r.status_code == 200
 
@@ -123,7 +123,7 @@ async def test_an_early_signup_with_the_invitees_address_sees_nothing(api: ApiCl
     r = await api.delete(f"{WS}/invitations/{invite['id']}", headers=squatter.headers)
     assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")
     r = await api.post("/api/v1/auth/verify-email", json={"token": "epv_guessed"})
-    assert (r.status_code, error_code(r)) == (400, "INVALID_TOKEN")
+    assert (r.status_code, error_code(r)) == (404, "INVALID_TOKEN")
     assert (await api.get(f"{WS}/{ws['id']}/invites", headers=owner.headers)).json()["items"] != []
     # Whoever reads the mailbox verifies, and only then sees the invitation.
     [verification] = [m for m in await wait_for_mail(api.app, smtp.inbox, victim, 2) if "Verify" in m["Subject"]]
@@ -148,7 +148,7 @@ async def test_forgot_then_reset_ends_every_session(api: ApiClient, smtp: SmtpSe
     r = await api.post("/api/v1/auth/refresh", json={"refresh_token": other.json()["refresh_token"]})
     assert r.status_code == 401
     r = await api.post("/api/v1/auth/reset-password", json={"token": token, "password": "yet another passphrase"})
-    assert (r.status_code, error_code(r)) == (400, "INVALID_TOKEN")
+    assert (r.status_code, error_code(r)) == (404, "INVALID_TOKEN")
     r = await api.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
     assert r.status_code == 401
     r = await api.post("/api/v1/auth/login", json={"email": user.email, "password": "a brand new passphrase"})
@@ -221,3 +221,19 @@ async def test_the_operator_can_require_a_verified_email(api_settings: Settings)
         ws = await new_workspace(api, user)
         r = await api.post(f"{WS}/{ws['id']}/api-keys", json={"name": "k", "scopes": ["write"]}, headers=user.headers)
         assert r.status_code == 201
+
+
+async def test_my_sessions_routes_are_rate_limited_per_user(api: ApiClient) -> None:
+    user = await new_account(api)
+    for _ in range(60):
+        assert (await api.get("/api/v1/me/sessions", headers=user.headers)).status_code == 200
+    r = await api.delete("/api/v1/me/sessions", headers=user.headers)
+    assert (r.status_code, error_code(r)) == (429, "RATE_LIMITED") and int(r.headers["retry-after"]) >= 1
+
+
+async def test_forgot_password_is_rate_limited_per_address(api: ApiClient) -> None:
+    email = unique_email("forgetful")
+    for _ in range(5):
+        assert (await api.post("/api/v1/auth/forgot-password", json={"email": email})).status_code == 202
+    r = await api.post("/api/v1/auth/forgot-password", json={"email": email})
+    assert (r.status_code, error_code(r)) == (429, "RATE_LIMITED")
