@@ -145,13 +145,14 @@ async def list_mine(request: Request) -> Response:
     see (or decline) what was sent to that person."""
     who = await access.user(request)
     limit = page_limit(request)
+    position = after(cursor(request))
     if not who.email_verified:
         return reply_page([], limit, out)
     rows = await services(request).pool.fetch(
         f"{SELECT} WHERE lower(i.email) = lower($1) AND i.accepted_at IS NULL AND i.expires_at > now() "
         "AND (i.created_at, i.id) > ($2, $3) ORDER BY i.created_at, i.id LIMIT $4",
         who.email,
-        *after(cursor(request)),
+        *position,
         limit + 1,
     )
     return reply_page(rows, limit, out)

@@ -5,7 +5,8 @@
 data_dir/mailbox). Each row is sent under its row lock and marked sent in the same transaction; a
 process killed between sending and that commit leaves the row due, so it is sent again, with the same
 `Message-ID` (made from the outbox id), which lets mail clients recognise the copy. A failure retries
-with doubling backoff; no message is dropped.
+with doubling backoff; no message is dropped. A message that can never go (an address the email
+package cannot write, a recipient the server refuses for good) is parked: kept, with its reason, and never due again.
 """
 
 from __future__ import annotations
@@ -123,23 +124,57 @@ async def deliver_due(pool: asyncpg.Pool, settings: Settings, limit: int = BATCH
 
 async def _deliver_one(conn: Conn, settings: Settings, row: Any) -> bool:
     try:
-        await send(settings, build(settings, row))
+        message = build(settings, row)
+    except Exception as exc:  # the email package raises many kinds on an address it cannot write
+        await _park(conn, row, exc)
+        return False
+    try:
+        await send(settings, message)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
+        if _permanent(exc):  # refused for good (no such mailbox, policy): retrying would never end
+            await _park(conn, row, exc)
+        else:
+            await _retry(conn, settings, row, exc)
+        return False
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        delay = min(MAX_BACKOFF, settings.mail_retry_base * 2 ** min(row["attempts"], 20))
-        log.warning("mail %s not delivered (%s); retry %d in %.0f s", row["id"], type(exc).__name__,
-                    row["attempts"] + 1, delay)  # fmt: skip
-        await conn.execute(
-            "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2, "
-            "next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
-            row["id"],
-            f"{type(exc).__name__}: {exc}"[:500],
-            delay,
-        )
+        await _retry(conn, settings, row, exc)
         return False
     # The bodies carry single-use links: once delivered they leave the database.
     await conn.execute("UPDATE mail_outbox SET attempts = attempts + 1, sent_at = now(), text_body = '', "
                        "html_body = '' WHERE id = $1", row["id"])  # fmt: skip
     return True
+
+
+def _permanent(exc: aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused) -> bool:
+    # Only the recipient refused for good. Any other 5xx (auth required, relay denied) is the server's
+    # configuration, which the operator fixes: those messages wait, with backoff, rather than being parked.
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(r.code >= 500 for r in exc.recipients)
+    return False
+
+
+async def _retry(conn: Conn, settings: Settings, row: Any, exc: BaseException) -> None:
+    delay = min(MAX_BACKOFF, settings.mail_retry_base * 2 ** min(row["attempts"], 20))
+    log.warning("mail %s not delivered (%s); retry %d in %.1f s", row["id"], type(exc).__name__,
+                row["attempts"] + 1, delay)  # fmt: skip
+    await conn.execute(
+        "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2, "
+        "next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+        row["id"],
+        f"{type(exc).__name__}: {exc}"[:500],
+        delay,
+    )
+
+
+async def _park(conn: Conn, row: Any, exc: BaseException) -> None:
+    """A message that can never be delivered stays in the outbox (sent_at null, due never), with its reason,
+    so that it cannot hold up the others."""
+    log.error("mail %s cannot be delivered (%s); parked", row["id"], type(exc).__name__)
+    await conn.execute(
+        "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = 'infinity' WHERE id = $1",
+        row["id"],
+        f"parked: {type(exc).__name__}: {exc}"[:500],
+    )
 
 
 def latest(settings: Settings, count: int) -> list[Path]:

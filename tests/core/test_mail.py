@@ -139,3 +139,35 @@ async def test_without_smtp_mail_goes_to_the_file_mailbox_and_eventplane_mail_pr
     out = capsys.readouterr().out
     assert f"Message-ID: <{outbox_id}@eventplane>" in out and f"To: {message.recipient}" in out
     assert message.text in out
+
+
+class RefusingInbox(Inbox):
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.startswith("nobody-"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_mail_that_can_never_go_is_parked_and_holds_up_nothing(pool: asyncpg.Pool, settings: Settings) -> None:
+    smtp = SmtpServer()
+    smtp.inbox = RefusingInbox()
+    smtp.start()
+    try:
+        s = replace(settings, smtp_url=Secret(smtp.url), mail_retry_base=0.05)
+        unwritable = await mail.queue_mail(pool, replace(a_mail("x"), recipient="a@["))  # the email package fails
+        refused = await mail.queue_mail(pool, replace(a_mail("x"), recipient=f"nobody-{uuid.uuid4().hex[:6]}@x.test"))
+        good = a_mail("after")
+        await mail.queue_mail(pool, good)
+
+        async def delivered() -> bool:
+            return bool(smtp.inbox.to(good.recipient))
+
+        await deliver_until(pool, s, delivered)
+        for outbox_id in (unwritable, refused):
+            row = await pool.fetchrow("SELECT sent_at, last_error, next_attempt_at = 'infinity' AS parked, attempts "
+                                      "FROM mail_outbox WHERE id = $1", outbox_id)  # fmt: skip
+            assert row is not None and row["sent_at"] is None and row["parked"] and row["attempts"] == 1, dict(row)
+            assert row["last_error"].startswith("parked: ")
+    finally:
+        smtp.stop()
