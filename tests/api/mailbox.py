@@ -3,21 +3,27 @@ mailbox, delivery by the worker's own function, and the link (token) read back o
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
 import socket
 import threading
 import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 
 from api.state import Services
-from eventplane import mail
+from eventplane import db, mail
 from eventplane.settings import Settings
 
 
@@ -127,3 +133,23 @@ async def verify_by_mail(api: httpx.AsyncClient, app: Starlette, address: str) -
     [*_, message] = [m for m in mailbox_messages(services_of(app).settings, address) if "Verify" in m["Subject"]]
     r = await api.post("/api/v1/auth/verify-email", json={"token": token_in(message, "verify-email")})
     assert r.status_code == 200 and r.json()["email_verified"] is True, r.text
+
+
+@contextlib.asynccontextmanager
+async def own_outbox(server_db: str, settings: Settings) -> AsyncIterator[tuple[Settings, asyncpg.Pool]]:
+    """Settings and a pool on a database of the caller's own: an outbox no other test fills (a suite's
+    sign-ups leave hundreds of messages, which delivery tests would otherwise wait behind)."""
+    name = f"eventplane_mail_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_db)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        dsn = urlunsplit(urlsplit(server_db)._replace(path=f"/{name}"))
+        await db.migrate(dsn)
+        pool = await db.create_pool(dsn, min_size=1, max_size=3)
+        try:
+            yield replace(settings, database_url=dsn), pool
+        finally:
+            await db.close_pool(pool)
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

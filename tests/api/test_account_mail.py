@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from api.app import create_app
 from eventplane.settings import Secret, Settings
 from tests.api.conftest import PASSWORD, ApiClient, client_for, error_code, new_account, new_workspace, unique_email
-from tests.api.mailbox import SmtpServer, token_in, verify_by_mail, wait_for_mail
+from tests.api.mailbox import SmtpServer, own_outbox, token_in, verify_by_mail, wait_for_mail
 
 WS = "/api/v1/workspaces"
 
@@ -30,12 +30,13 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def mail_app(api_settings: Settings, smtp: SmtpServer) -> AsyncIterator[Starlette]:
-    app = create_app(
-        replace(api_settings, smtp_url=Secret(smtp.url), public_url="https://ep.example", mail_retry_base=0.05)
-    )
-    async with app.router.lifespan_context(app):
-        yield app
+async def mail_app(server_urls: tuple[str, str], api_settings: Settings, smtp: SmtpServer) -> AsyncIterator[Starlette]:
+    # A database of its own: waiting for a message never means delivering the rest of the suite's mail first.
+    async with own_outbox(server_urls[0], api_settings) as (own, _):
+        app = create_app(replace(own, smtp_url=Secret(smtp.url), public_url="https://ep.example",
+                                 mail_retry_base=0.05))  # fmt: skip
+        async with app.router.lifespan_context(app):
+            yield app
 
 
 @pytest_asyncio.fixture
@@ -211,8 +212,12 @@ async def test_my_sessions_list_and_end(api: ApiClient) -> None:
     assert [s["current"] for s in (await api.get("/api/v1/me/sessions", headers=laptop)).json()] == [True]
 
 
-async def test_the_operator_can_require_a_verified_email(api_settings: Settings) -> None:
-    app = create_app(replace(api_settings, require_verified_email=True))
+async def test_the_operator_can_require_a_verified_email(server_urls: tuple[str, str], api_settings: Settings) -> None:
+    async with own_outbox(server_urls[0], api_settings) as (own, _):
+        await _require_verified(create_app(replace(own, require_verified_email=True)))
+
+
+async def _require_verified(app: Starlette) -> None:
     async with app.router.lifespan_context(app), client_for(app) as api:
         user = await new_account(api)
         r = await api.post(WS, json={"name": "Acme", "slug": unique_email("s").split("@")[0]}, headers=user.headers)

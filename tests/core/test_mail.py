@@ -8,15 +8,23 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
+import pytest_asyncio
 
 from eventplane import cli, mail
 from eventplane.settings import Secret, Settings
-from tests.api.mailbox import Inbox, SmtpServer
+from tests.api.mailbox import Inbox, SmtpServer, own_outbox
+
+
+@pytest_asyncio.fixture
+async def outbox(server_urls: tuple[str, str], settings: Settings) -> AsyncIterator[tuple[Settings, asyncpg.Pool]]:
+    async with own_outbox(server_urls[0], settings) as made:
+        yield made
 
 
 def a_mail(tag: str) -> mail.Mail:
@@ -39,7 +47,8 @@ async def deliver_until(pool: asyncpg.Pool, settings: Settings, done: Any, secon
         await asyncio.sleep(0.01)  # pacing between polls, not synchronisation: the condition is polled
 
 
-async def test_smtp_down_retries_with_backoff_then_delivers_once(pool: asyncpg.Pool, settings: Settings) -> None:
+async def test_smtp_down_retries_with_backoff_then_delivers_once(outbox: tuple[Settings, asyncpg.Pool]) -> None:
+    settings, pool = outbox
     smtp = SmtpServer()  # not started: connections are refused
     s = replace(settings, smtp_url=Secret(smtp.url), mail_retry_base=0.05)
     message = a_mail("down")
@@ -88,8 +97,9 @@ class StallingInbox(Inbox):
 
 
 async def test_a_sender_killed_after_sending_resends_with_the_same_message_id(
-    pool: asyncpg.Pool, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    outbox: tuple[Settings, asyncpg.Pool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    settings, pool = outbox
     # aiosmtplib finishes a cancelled send only at its timeout; a short one keeps this test short.
     monkeypatch.setattr(mail, "SMTP_TIMEOUT", 1.0)
     smtp = SmtpServer()
@@ -122,9 +132,10 @@ async def test_a_sender_killed_after_sending_resends_with_the_same_message_id(
 
 
 async def test_without_smtp_mail_goes_to_the_file_mailbox_and_eventplane_mail_prints_it(
-    pool: asyncpg.Pool, settings: Settings, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    outbox: tuple[Settings, asyncpg.Pool], tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
+    settings, pool = outbox
     s = replace(settings, data_dir=tmp_path)
     message = a_mail("file")
     outbox_id = await mail.queue_mail(pool, message)
@@ -149,7 +160,8 @@ class RefusingInbox(Inbox):
         return "250 OK"
 
 
-async def test_mail_that_can_never_go_is_parked_and_holds_up_nothing(pool: asyncpg.Pool, settings: Settings) -> None:
+async def test_mail_that_can_never_go_is_parked_and_holds_up_nothing(outbox: tuple[Settings, asyncpg.Pool]) -> None:
+    settings, pool = outbox
     smtp = SmtpServer()
     smtp.inbox = RefusingInbox()
     smtp.start()
