@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench loadtest clean
+.PHONY: setup run test lint browser bench loadtest clean
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "EventPlane needs Python 3.11+"'
@@ -24,7 +24,17 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's chromium (no browser download is possible here): installed when missing.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo 'installing chromium (Debian) for the browser tests'; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo 'make test needs chromium for the browser tests: sudo apt-get install -y chromium'; exit 1; fi; }
+
+test: lint browser
+	@command -v node >/dev/null || { echo 'make test needs Node 18+ for the JS SDK (sdk/js): install nodejs'; exit 1; }
+	node --test sdk/js/test/
 	$(BIN)/pytest -q
 
 clean:

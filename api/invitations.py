@@ -55,6 +55,7 @@ async def create(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     actor = await access.membership(request, workspace_id, p.MEMBERS_INVITE)
     data = await body(request, InviteIn)
+    email = data.email.strip()  # one spelling for the member check, the replacement and the insert
     members.check_grant(actor.role, data.role)  # early, before counting against the rate limit
     svc = services(request)
     s = svc.settings
@@ -72,19 +73,19 @@ async def create(request: Request) -> Response:
             "SELECT true FROM workspace_members m JOIN users u ON u.id = m.user_id "
             "WHERE m.workspace_id = $1 AND lower(u.email) = lower($2)",
             workspace_id,
-            data.email,
+            email,
         ):
             raise conflict("A user with this email is a member already")
         await conn.execute(
             "DELETE FROM invitations WHERE workspace_id = $1 AND lower(email) = lower($2) AND accepted_at IS NULL",
             workspace_id,
-            data.email,
+            email,
         )
         invitation_id = await conn.fetchval(
             "INSERT INTO invitations (workspace_id, email, role, token_hash, invited_by, expires_at) "
             "VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
             workspace_id,
-            data.email.strip(),
+            email,
             data.role.value,
             sessions.token_hash(token),
             actor.user.id,

@@ -48,3 +48,11 @@ class RedisNames:
     @property
     def key_last_used(self) -> str:
         return f"{self.prefix}apikeys:last_used"
+
+    def flag_config(self, workspace_id: str) -> str:
+        """A workspace's config document as the edges cache it: a hash {v: version, b: body}."""
+        return f"{self.prefix}flagconfig:{workspace_id}"
+
+    def sticky(self, workspace_id: str, experiment: str, salt: str, bucket_version: int) -> str:
+        """Recorded assignments of one experiment at one bucket version: a hash unit -> variant."""
+        return f"{self.prefix}sticky:{workspace_id}:{experiment}:{salt}:{bucket_version}"

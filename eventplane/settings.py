@@ -127,6 +127,13 @@ class Settings:
     metrics_token: Secret | None = field(default=None, repr=False)
     # Multiplies every plan's ingestion rate and burst (eventplane/plans.py); 0 turns rate limiting off.
     rate_limit_scale: float = 1.0
+    # Feature flags at the edge (ingest/configcache.py, ingest/sse.py, ingest/exposures.py).
+    config_cache_ttl: float = 300.0  # seconds an edge keeps a workspace's config (a change drops it sooner)
+    sse_max_per_workspace: int = 100  # open config streams per workspace per edge, then 429
+    sse_max_connections: int = 2000  # open config streams per edge, then 429
+    sse_heartbeat: float = 15.0  # seconds between comment lines on an idle stream
+    exposure_window: float = 3600.0  # an edge records a unit's exposure to an experiment once per window
+    exposure_cache_entries: int = 100_000  # (unit, experiment) pairs an edge remembers for that
     # Mail (eventplane/mail.py): SMTP server (unset: one .eml per message in data_dir/mailbox), sender,
     # the public base URL of links, retry backoff (doubling from mail_retry_base s, capped at 15 min).
     smtp_url: Secret | None = field(default=None, repr=False)
@@ -184,6 +191,12 @@ class Settings:
             header_timeout=_float(env, "EVENTPLANE_HEADER_TIMEOUT", 10.0),
             metrics_token=_secret(env, "EVENTPLANE_METRICS_TOKEN"),
             rate_limit_scale=_float(env, "EVENTPLANE_RATE_LIMIT_SCALE", 1.0),
+            config_cache_ttl=_float(env, "EVENTPLANE_CONFIG_CACHE_TTL", 300.0),
+            sse_max_per_workspace=_int(env, "EVENTPLANE_SSE_MAX_PER_WORKSPACE", 100),
+            sse_max_connections=_int(env, "EVENTPLANE_SSE_MAX_CONNECTIONS", 2000),
+            sse_heartbeat=_float(env, "EVENTPLANE_SSE_HEARTBEAT", 15.0),
+            exposure_window=_float(env, "EVENTPLANE_EXPOSURE_WINDOW", 3600.0),
+            exposure_cache_entries=_int(env, "EVENTPLANE_EXPOSURE_CACHE_ENTRIES", 100_000),
             smtp_url=_secret(env, "EVENTPLANE_SMTP_URL"),
             mail_from=env.get("EVENTPLANE_MAIL_FROM") or "EventPlane <no-reply@eventplane.local>",
             public_url=(env.get("EVENTPLANE_PUBLIC_URL") or "http://127.0.0.1:8001").rstrip("/"),

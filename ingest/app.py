@@ -26,11 +26,11 @@ from eventplane.errors import ApiError
 from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
-from ingest import segment
+from ingest import cors, flags, segment, sse
 from ingest.asgi import Headers, Receive, Scope, Send, headers_of, respond
 from ingest.auth import KeyCache, extract_key
 from ingest.batcher import Batcher
-from ingest.body import ClientDisconnected, Deadlines, read_body
+from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.client_report import ClientReports
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, parse_batch, parse_track, to_rows
@@ -59,6 +59,7 @@ class Edge:
     tasks: list[asyncio.Task[None]]
     rates: Rates
     reports: ClientReports
+    flags: flags.Flags
 
 
 class IngestApp:
@@ -77,6 +78,9 @@ class IngestApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (scope["path"] in (TRACK, BATCH) or scope["path"] in segment.ROUTES):
             await self._tracking(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(flags.PREFIXES):
+            assert self.edge is not None, "lifespan has not run"
+            await self.edge.flags(scope, receive, send, _request_id(headers_of(scope)))
         else:
             await self._rest(scope, receive, send)
 
@@ -86,6 +90,12 @@ class IngestApp:
         stats = edge.metrics.stats
         route = ROUTE_NAMES.get(scope["path"]) or "segment"
         headers = headers_of(scope)
+        origin = headers.get(b"origin")
+        if origin is not None:  # a browser: answer its preflight, let the page read the answer
+            if cors.is_preflight(scope["method"], origin):
+                await cors.preflight(send, origin)
+                return
+            send = cors.allowing(send, origin)
         request_id = _request_id(headers)
         try:
             accepted = await self._accept(edge, scope, headers, receive, request_id)
@@ -123,7 +133,7 @@ class IngestApp:
         body = await read_body(
             receive,
             limit=edge.settings.max_body_bytes,
-            content_length=_content_length(headers),
+            content_length=content_length(headers),
             gzipped=_gzipped(headers),
             deadlines=edge.deadlines,
         )
@@ -185,6 +195,7 @@ class IngestApp:
             retry_after=settings.retry_after_seconds,
         )
         deadlines = Deadlines(settings.body_timeout)
+        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics)
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
@@ -193,17 +204,21 @@ class IngestApp:
                 key_cache.listen(),
                 key_cache.flush_last_used(),
                 deadlines.sweep(),
+                flag_routes.cache.listen(),
             )
         ]
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         rates = Rates(settings.rate_limit_scale, settings.max_batch_events)
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
-            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports
-        )
+            settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports,
+            flag_routes,
+        )  # fmt: skip
+        unchain = sse.close_on_signals(flag_routes.streams)
         try:
             yield
         finally:
+            unchain()
             await self._shutdown(edge, writers)
             self.edge = None
 
@@ -213,6 +228,7 @@ class IngestApp:
         loop = asyncio.get_running_loop()
         within = edge.settings.shutdown_timeout
         deadline = loop.time() + within
+        edge.flags.streams.close_all()
         try:
             async with asyncio.timeout_at(deadline):
                 await edge.batcher.drain()
@@ -239,16 +255,6 @@ def _year(now_ns: int, _cache: list[int] = [0, 0]) -> int:  # noqa: B006 - a del
     if now_ns - _cache[0] > 60_000_000_000:
         _cache[:] = [now_ns, time.gmtime(now_ns // 1_000_000_000).tm_year]
     return _cache[1]
-
-
-def _content_length(headers: Headers) -> int | None:
-    raw = headers.get(b"content-length")
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, "INVALID_HEADER", "Content-Length is not a number") from None
 
 
 def _gzipped(headers: Headers) -> bool:

@@ -14,7 +14,15 @@ JSON = (b"content-type", b"application/json")
 
 
 WANTED = frozenset(
-    {b"x-api-key", b"authorization", b"content-length", b"content-type", b"content-encoding", b"x-request-id"}
+    {
+        b"x-api-key",
+        b"authorization",
+        b"content-length",
+        b"content-type",
+        b"content-encoding",
+        b"x-request-id",
+        b"origin",
+    }
 )
 Headers = dict[bytes, bytes]
 

@@ -117,6 +117,7 @@ class KeyCache:
                 self._live = True
                 backoff = 0.1
                 while True:
+                    raise_if_cancelled()  # redis-py may also swallow a cancellation without raising anything
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         self._local.pop(message["data"].decode(), None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 from eventplane.errors import ApiError
@@ -109,3 +110,13 @@ def _inflate(inflater: zlib._Decompress, chunk: bytes, room: int, limit: int) ->
     if len(out) > room:
         raise too_large(limit)
     return out
+
+
+def content_length(headers: Mapping[bytes, bytes]) -> int | None:
+    raw = headers.get(b"content-length")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "INVALID_HEADER", "Content-Length is not a number") from None

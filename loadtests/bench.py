@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from loadtests import loadgen, payloads, pipeline, profile, report, targets
+from loadtests import flagbench, loadgen, payloads, pipeline, profile, report, targets
 from loadtests.provision import all_keys, provision
 from loadtests.rss import PeakRss
 from loadtests.stack import (
@@ -69,6 +69,7 @@ class Files:
     single_bodies: list[bytes]
     batch_bodies: list[bytes]
     key_list: list[str]
+    evaluate: Path
 
     def senders(self, bodies: list[bytes], count: int = 4) -> list[tuple[bytes, str]]:
         return [(bodies[i % len(bodies)], self.key_list[i % len(self.key_list)]) for i in range(count)]
@@ -76,6 +77,7 @@ class Files:
 
 def prepare(env: Env, plan: Plan) -> Files:
     made = asyncio.run(provision(env.database_url, plan.workspaces, 2))
+    asyncio.run(flagbench.seed(env.database_url, [ws["id"] for ws in made]))
     keys = all_keys(made)
     single, batch = payloads.single_bodies(200), payloads.batch_bodies(20)
     d = env.work_dir
@@ -86,6 +88,7 @@ def prepare(env: Env, plan: Plan) -> Files:
         single,
         batch,
         keys,
+        loadgen.write_lines(d / "evaluate.txt", flagbench.bodies(200)),
     )
 
 
@@ -137,6 +140,8 @@ class Bench:
         reset_queue(self.env)
         self.closed("edge_batch", port, BATCH, self.files.batch, payloads.BATCH_SIZE)
         reset_queue(self.env)
+        self.warm(port, flagbench.PATH, self.files.evaluate)
+        self.closed("evaluate", port, flagbench.PATH, self.files.evaluate)
         self.latency(port, single.ok_per_second / 2)
         reset_queue(self.env)
         if self.profile_dir is not None:

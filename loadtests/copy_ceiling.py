@@ -46,14 +46,14 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 def _event_row(row: Row) -> tuple[Any, ...]:
     """A queued row as an `events` row (the worker does this in SQL): event time corrected for skew,
     times in microseconds for the worker's COPY codecs. Done before the clock starts."""
-    ws, mid, kind, uid, anon, value, props, ts, sent_at, received_us = row[:10]
+    ws, mid, kind, uid, anon, value, props, ts, sent_at, received_us, context = row
     if ts is None:
         ts_us = received_us
     elif sent_at is None:
         ts_us = (ts - EPOCH) // dt.timedelta(microseconds=1)
     else:
         ts_us = received_us - (sent_at - ts) // dt.timedelta(microseconds=1)
-    return (ws, mid, kind, uid, anon, value, props, ts_us, received_us)
+    return (ws, mid, kind, uid, anon, value, props, ts_us, received_us, context)
 
 
 def make_batches(count: int) -> list[list[tuple[Any, ...]]]:

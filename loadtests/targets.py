@@ -10,6 +10,7 @@ UNITS = {
     "noop": "req/s",
     "edge_single": "events/s",
     "edge_batch": "events/s",
+    "evaluate": "evals/s",
     "naive": "events/s",
     "copy_ceiling": "rows/s",
     "pipeline": "events/s",
@@ -40,6 +41,7 @@ def lines(f: dict[str, float | None], raw: dict[str, Any]) -> list[Line]:
         line(
             f, "edge_batch", "events/s", "edge_single", ">= 150,000/s", lambda v, r: v >= 150_000, failed("edge_batch")
         ),
+        line(f, "evaluate", "evals/s", "noop", note=failed("evaluate") or "a 3-rule flag, a new user per request"),
         line(f, "copy_ceiling", "rows/s", note="1 connection, COPY of 5,000-row batches"),
         line(f, "naive", "events/s", note=failed("naive")),
         line(f, "pipeline_saturated", "events/s", "copy_ceiling", note="stored/s during the closed-loop probe"),

@@ -124,6 +124,19 @@ async def test_reinviting_replaces_the_pending_invitation(api: httpx.AsyncClient
     assert (r.status_code, r.json()["member"]["role"]) == (200, "DEVELOPER")
 
 
+async def test_reinviting_with_unicode_spaces_around_the_email_replaces_it_too(api: httpx.AsyncClient) -> None:
+    """Schemathesis found it: the replacement matched the raw email, the insert the one str.strip() made of
+    it (it strips Unicode spaces, which the email pattern allows): a unique violation, a 500."""
+    owner = await new_account(api)
+    ws = await new_workspace(api, owner)
+    email = unique_email()
+    first = await invite(api, owner.headers, ws["id"], email)
+    second = await invite(api, owner.headers, ws["id"], f"\u00a0{email}\u2003")
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    listed = (await api.get(f"{WS}/{ws['id']}/invites", headers=owner.headers)).json()["items"]
+    assert [(i["id"], i["email"]) for i in listed] == [(second.json()["id"], email)]
+
+
 async def test_inviting_or_accepting_as_a_member_is_409(api: httpx.AsyncClient) -> None:
     team = await new_team(api)
     r = await invite(api, team.owner.headers, team.workspace_id, team.viewer.email)

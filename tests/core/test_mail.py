@@ -179,7 +179,8 @@ async def test_mail_that_can_never_go_is_parked_and_holds_up_nothing(outbox: tup
         for outbox_id in (unwritable, refused):
             row = await pool.fetchrow("SELECT sent_at, last_error, next_attempt_at = 'infinity' AS parked, attempts "
                                       "FROM mail_outbox WHERE id = $1", outbox_id)  # fmt: skip
-            assert row is not None and row["sent_at"] is None and row["parked"] and row["attempts"] == 1, dict(row)
+            assert row is not None
+            assert row["sent_at"] is None and row["parked"] and row["attempts"] == 1, dict(row)
             assert row["last_error"].startswith("parked: ")
     finally:
         smtp.stop()

@@ -57,7 +57,7 @@ async def test_request_id_is_echoed_and_follows_the_events_to_the_commit(
     assert generated.headers["x-request-id"] != r.headers["x-request-id"]
     bad = await edge.post(TRACK, json={}, headers={**tenant.headers, "X-Request-Id": "no spaces <allowed>"})
     assert bad.headers["x-request-id"] != "no spaces <allowed>"
-    with caplog.at_level(logging.INFO, logger="eventplane.workers.batch"):
+    with caplog.at_level(logging.INFO, logger="eventplane.workers.commits"):
         await drain(settings)
     commits = [rec for rec in caplog.records if rec.getMessage() == "committed"]
     assert any("trace-42" in rec.request_ids for rec in commits)  # type: ignore[attr-defined]

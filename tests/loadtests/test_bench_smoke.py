@@ -41,6 +41,6 @@ def test_smoke_run_produces_every_figure_and_both_files(tools: None, tmp_path: P
     missing = [line["row"] for line in doc["table"] if line["value"] is None]
     assert missing == []
     rows = {line["row"] for line in doc["table"]}
-    assert {"noop", "edge_single", "edge_batch", "pipeline", "copy_ceiling", "naive", "latency_p99"} <= rows
+    assert {"noop", "edge_single", "edge_batch", "evaluate", "pipeline", "copy_ceiling", "naive", "latency_p99"} <= rows
     assert {"lag_p99", "edge_rss_mb", "worker_rss_mb"} <= rows
     assert "edge_single" in done.stdout  # the table was printed

@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from experimentation_sdk.accounting import Stats
+from experimentation_sdk.aio_flags import AsyncFlagMethods
 from experimentation_sdk.client import ExperimentationClient
 
 
-class AsyncExperimentationClient:
+class AsyncExperimentationClient(AsyncFlagMethods):
     """Same arguments and semantics as ExperimentationClient; `track`, `identify`, `flush`, `close` are
     coroutines."""
 

@@ -11,12 +11,14 @@ from typing import Any
 from experimentation_sdk.accounting import Stats
 from experimentation_sdk.core import Core
 from experimentation_sdk.events import InvalidEvent, encode
+from experimentation_sdk.flag_api import FlagMethods
+from experimentation_sdk.flags import Flags
 from experimentation_sdk.options import ErrorCallback, Options, QueueFullPolicy, resolve_key, resolve_url
 
 IDENTIFY = "$identify"
 
 
-class ExperimentationClient:
+class ExperimentationClient(FlagMethods):
     """Sends product events to EventPlane.
 
     `track` returns at once; a background thread batches, gzips and delivers with retries. Every event
@@ -46,6 +48,9 @@ class ExperimentationClient:
         sync_mode: bool = False,
         spool_dir: str | os.PathLike[str] | None = None,
         on_error: ErrorCallback | None = None,
+        flag_timeout: float = 1.0,
+        flag_stream: bool = True,
+        config_poll_interval: float = 30.0,
     ) -> None:
         options = Options(
             api_key=resolve_key(api_key),
@@ -68,6 +73,10 @@ class ExperimentationClient:
             on_error=on_error,
         )
         self._core = Core(options)
+        self._flags = Flags(
+            options.base_url, options.api_key, self.track,
+            timeout=flag_timeout, stream=flag_stream, poll_interval=config_poll_interval,
+        )  # fmt: skip
 
     @property
     def options(self) -> Options:
@@ -118,6 +127,7 @@ class ExperimentationClient:
     def close(self, timeout: float | None = None) -> bool:
         """Flush (at most `timeout`, default `shutdown_timeout`), stop the sender, and spool (or count
         as dropped, reason `shutdown`) what is left. Later `track` calls are dropped (reason `closed`)."""
+        self._flags.close()
         return self._core.close(self._core.options.shutdown_timeout if timeout is None else timeout)
 
     def stats(self) -> Stats:
