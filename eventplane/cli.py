@@ -148,8 +148,8 @@ def cmd_mail(args: argparse.Namespace) -> int:
         assert isinstance(message, EmailMessage)
         part = message.get_body(("plain",))
         text = part.get_content() if part else ""
-        print(f"----- {path.name}\nMessage-ID: {message['Message-ID']}\nDate: {message['Date']}\n"
-              f"To: {message['To']}\nSubject: {message['Subject']}\n\n{text}")  # fmt: skip
+        head = {name: mail.header(message, name) for name in ("Message-ID", "Date", "To", "Subject")}
+        print(f"----- {path.name}\n" + "".join(f"{k}: {v}\n" for k, v in head.items()) + f"\n{text}")
     return 0
 
 

@@ -177,6 +177,11 @@ async def _park(conn: Conn, row: Any, exc: BaseException) -> None:
     )
 
 
+def header(message: EmailMessage, name: str) -> str:
+    """A header's text as stored, never parsed: parsing refuses some addresses the api accepts at sign-up."""
+    return next((str(v) for k, v in message.raw_items() if k.lower() == name.lower()), "")
+
+
 def latest(settings: Settings, count: int) -> list[Path]:
     """The newest `count` messages of the file mailbox, newest first."""
     directory = settings.data_dir / "mailbox"

@@ -50,7 +50,7 @@ class Inbox:
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:
-            return [m for m in self.messages if str(m["To"]).lower() == address.lower()]
+            return [m for m in self.messages if mail.header(m, "To").lower() == address.lower()]
 
 
 class SmtpServer:
@@ -117,7 +117,7 @@ def mailbox_messages(settings: Settings, address: str) -> list[EmailMessage]:
     for path in reversed(mail.latest(settings, 10_000)):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        if str(message["To"]).lower() == address.lower():
+        if mail.header(message, "To").lower() == address.lower():
             found.append(message)
     return found
 

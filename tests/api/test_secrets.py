@@ -79,7 +79,7 @@ class Walk:
     def mailed_token(self, label: str, to: str, subject: str, path: str) -> str:
         """Deliver the outbox (what the worker does) and read the token of the latest such mail's link."""
         asyncio.run(_deliver_all(self.settings))
-        [*_, message] = [m for m in mailbox_messages(self.settings, to) if subject in str(m["Subject"])]
+        [*_, message] = [m for m in mailbox_messages(self.settings, to) if subject in mail.header(m, "Subject")]
         token = self.secret(label, token_in(message, path))
         self.secret(f"{label} hash", token_hash(token))
         return token
