@@ -29,14 +29,23 @@ def bad_link(what: str) -> ApiError:
 
 
 async def _throttle(request: Request, kind: str, value: str) -> None:
+    """Mails per address or account: account_mail_limit per account_mail_window."""
     s = services(request).settings
     await ratelimit.hit(services(request).redis, ratelimit.bucket(s.redis_prefix, kind, value),
                         s.account_mail_limit, s.account_mail_window)  # fmt: skip
 
 
+async def _throttle_client(request: Request, kind: str) -> None:
+    """Token checks per client address, as generous as logins (one office behind one NAT); the tokens'
+    256 random bits, not this limit, are what makes guessing hopeless."""
+    s = services(request).settings
+    await ratelimit.hit(services(request).redis, ratelimit.bucket(s.redis_prefix, kind, client_address(request)),
+                        s.login_limit_per_ip, s.login_window_seconds)  # fmt: skip
+
+
 async def verify(request: Request) -> Response:
     data = await body(request, EmailTokenIn)
-    await _throttle(request, "verify-ip", client_address(request))
+    await _throttle_client(request, "verify-ip")
     async with services(request).pool.acquire() as conn, conn.transaction():
         used = await email_tokens.consume(conn, "verify", data.token)
         # Only while the account still has the address the link was sent to.
@@ -68,7 +77,7 @@ async def forgot(request: Request) -> Response:
     beyond one insert: nothing here tells who has an account."""
     data = await body(request, ForgotIn)
     email = data.email.strip().lower()
-    await _throttle(request, "forgot-ip", client_address(request))
+    await _throttle_client(request, "forgot-ip")
     await _throttle(request, "forgot-mail", email)
     svc = services(request)
     async with svc.pool.acquire() as conn, conn.transaction():
@@ -81,7 +90,7 @@ async def forgot(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     data = await body(request, ResetIn)
-    await _throttle(request, "reset-ip", client_address(request))
+    await _throttle_client(request, "reset-ip")
     svc = services(request)
     password_hash = await svc.passwords.hash(data.password)
     async with svc.pool.acquire() as conn, conn.transaction():
@@ -143,7 +152,7 @@ async def change_email(request: Request) -> Response:
 
 async def confirm_email(request: Request) -> Response:
     data = await body(request, EmailTokenIn)
-    await _throttle(request, "verify-ip", client_address(request))
+    await _throttle_client(request, "verify-ip")
     async with services(request).pool.acquire() as conn, conn.transaction():
         used = await email_tokens.consume(conn, "email_change", data.token)
         if used is None:
