@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS users (
     email         text NOT NULL,
     name          text NOT NULL DEFAULT '',
     password_hash text NOT NULL,
-    created_at    timestamptz NOT NULL DEFAULT now()
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    email_verified_at timestamptz
 );
 CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower ON users (lower(email));
 
@@ -189,7 +190,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     refresh_hash  text NOT NULL UNIQUE,                 -- sha256 hex of the current refresh token
     expires_at    timestamptz NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    revoked_at    timestamptz
+    revoked_at    timestamptz,
+    last_used_at  timestamptz NOT NULL DEFAULT now(),
+    client        text NOT NULL DEFAULT ''           -- the User-Agent that logged in
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 
@@ -392,3 +395,32 @@ $$;
 DROP TRIGGER IF EXISTS events_webhook_outbox ON events;
 CREATE TRIGGER events_webhook_outbox AFTER INSERT ON events REFERENCING NEW TABLE AS new_events
     FOR EACH STATEMENT EXECUTE FUNCTION webhook_outbox_fill();
+-- Accounts and mail (issue 11) ----------------------------------------------------------------------
+
+-- A link sent by email (verify an address, reset a password, confirm a new address); single use.
+CREATE TABLE IF NOT EXISTS email_tokens (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    purpose     text NOT NULL CHECK (purpose IN ('verify', 'reset', 'email_change')),
+    email       text NOT NULL,                          -- the address the link was sent to
+    token_hash  text NOT NULL UNIQUE,                   -- sha256 hex of the token; never the token itself
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    used_at     timestamptz
+);
+CREATE INDEX IF NOT EXISTS email_tokens_user ON email_tokens (user_id, purpose);
+
+-- Mail to send, written in the transaction of the change that causes it; a worker delivers it.
+CREATE TABLE IF NOT EXISTS mail_outbox (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),  -- also the Message-ID's left part
+    recipient       text NOT NULL,
+    subject         text NOT NULL,
+    text_body       text NOT NULL,
+    html_body       text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    attempts        int NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error      text,
+    sent_at         timestamptz
+);
+CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox (next_attempt_at) WHERE sent_at IS NULL;

@@ -31,6 +31,7 @@ class User:
     email: str
     name: str
     session_id: uuid.UUID
+    email_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ async def _user(request: Request, token: str) -> User:
     except sessions.BadToken as exc:
         raise auth_error(exc.reason) from None
     row = await svc.pool.fetchrow(
-        "SELECT u.id, u.email, u.name FROM sessions s JOIN users u ON u.id = s.user_id "
+        "SELECT u.id, u.email, u.name, u.email_verified_at IS NOT NULL AS verified, "
+        "s.last_used_at < now() - interval '1 minute' AS stale FROM sessions s JOIN users u ON u.id = s.user_id "
         "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL "
         "AND s.created_at + make_interval(secs => $3) > now()",
         claims.session_id,
@@ -99,7 +101,20 @@ async def _user(request: Request, token: str) -> User:
     )
     if row is None:
         raise auth_error("Session has ended; log in again")
-    return User(row["id"], row["email"], row["name"], claims.session_id)
+    if row["stale"]:  # last use to the minute: one write per session a minute, not per request
+        await svc.pool.execute("UPDATE sessions SET last_used_at = now() WHERE id = $1", claims.session_id)
+    return User(row["id"], row["email"], row["name"], claims.session_id, row["verified"])
+
+
+def require_verified(request: Request, who: User) -> None:
+    """With EVENTPLANE_REQUIRE_VERIFIED_EMAIL, creating workspaces and keys needs a verified address."""
+    if services(request).settings.require_verified_email and not who.email_verified:
+        raise unverified()
+
+
+def unverified() -> ApiError:
+    return ApiError(403, "EMAIL_NOT_VERIFIED", "Verify your email address first: open the link we mailed you "
+                    "(POST /api/v1/me/verify-email/resend sends a new one)")  # fmt: skip
 
 
 async def _key(request: Request, plaintext: str) -> Key:

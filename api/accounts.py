@@ -6,19 +6,25 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import access, ratelimit, sessions
+from api import access, email_tokens, ratelimit, sessions
 from api.errors import auth_error, conflict
 from api.rest import body, convert, no_content, optional_body, reply
 from api.routing import Endpoint
 from api.state import services
 from api.wire import LoginIn, RefreshIn, SignupIn, TokensOut, UserOut
+from eventplane import mail_templates
+from eventplane.mail import queue_mail
 
-USER_COLUMNS = "id, email, name, created_at"
+USER_COLUMNS = "id, email, name, email_verified_at IS NOT NULL AS email_verified, created_at"
 
 
 def client_address(request: Request) -> str:
     # The ASGI client host; uvicorn sets it from proxy headers only for EVENTPLANE_TRUSTED_PROXIES.
     return request.client.host if request.client else "unknown"
+
+
+def client_agent(request: Request) -> str:
+    return request.headers.get("user-agent", "")[:200].replace("\x00", "")
 
 
 async def signup(request: Request) -> Response:
@@ -29,12 +35,16 @@ async def signup(request: Request) -> Response:
                         s.signup_limit_per_ip, s.signup_window_seconds)  # fmt: skip
     password_hash = await svc.passwords.hash(data.password)
     try:
-        row = await svc.pool.fetchrow(
-            f"INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}",
-            data.email.strip(),
-            data.name.strip(),
-            password_hash,
-        )
+        async with svc.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}",
+                data.email.strip(),
+                data.name.strip(),
+                password_hash,
+            )
+            assert row is not None  # INSERT ... RETURNING
+            token = await email_tokens.issue(conn, row["id"], "verify", row["email"], s.verify_token_ttl)
+            await queue_mail(conn, mail_templates.verify_email(s, row["email"], token))
     except asyncpg.UniqueViolationError:
         raise conflict("An account with this email exists already") from None
     return reply(convert(row, UserOut), 201)
@@ -58,7 +68,7 @@ async def login(request: Request) -> Response:
     if row is None or not ok:
         raise auth_error("Email or password is wrong")
     await svc.redis.delete(attempts)
-    return reply(await sessions.open_session(svc.pool, s, row["id"]))
+    return reply(await sessions.open_session(svc.pool, s, row["id"], client_agent(request)))
 
 
 async def refresh(request: Request) -> Response:

@@ -80,6 +80,7 @@ async def _key_row(conn: Any, workspace_id: uuid.UUID, key_id: uuid.UUID, lock: 
 # Operations (shared by both URL styles) ------------------------------------------------------------------
 async def _create(request: Request, workspace_id: uuid.UUID, data: KeyIn) -> Response:
     actor = await access.membership(request, workspace_id, p.API_KEYS_WRITE)
+    access.require_verified(request, actor.user)
     names = _check_scopes(actor.role, data.scopes)
     expires_at = utc(data.expires_at, "expires_at")
     if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):

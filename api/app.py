@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from api import (
+    account_mail,
     accounts,
     api_keys,
     audit,
@@ -34,6 +35,7 @@ from api import (
     results,
     security,
     usage,
+    user_sessions,
     workspace_config,
     workspaces,
 )
@@ -50,6 +52,8 @@ from eventplane.settings import Settings
 log = logging.getLogger("eventplane.api")
 ENDPOINTS: list[Endpoint] = [
     *accounts.ENDPOINTS,
+    *account_mail.ENDPOINTS,
+    *user_sessions.ENDPOINTS,
     *workspaces.ENDPOINTS,
     *members.ENDPOINTS,
     *invitations.ENDPOINTS,

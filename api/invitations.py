@@ -1,7 +1,9 @@
 """Invitations: invite by email (token shown once), list, accept by the invited user, decline or cancel.
 
-Tokens are random, stored as SHA-256, single use, and expire (7 days by default). Re-inviting an email
-replaces its pending invitation.
+Tokens are random, stored as SHA-256, single use, and expire (EVENTPLANE_INVITATION_TTL, 7 days by
+default). Re-inviting an email replaces its pending invitation. The link is mailed (outbox, same
+transaction); resending makes a new token (the old link stops). Only a verified address sees or declines
+the invitations sent to it; accepting needs the token, and verifies the address (it proves the mailbox).
 """
 
 from __future__ import annotations
@@ -22,21 +24,34 @@ from api.permissions import Role
 from api.rest import after, body, cursor, no_content, page_limit, path_uuid, reply, reply_page
 from api.routing import Endpoint
 from api.state import services
-from api.wire import AcceptedOut, InvitationOut, InviteCreatedOut, InviteIn, Page
+from api.wire import AcceptedOut, InvitationOut, InviteCreatedOut, InviteIn, InviterOut, Page
+from eventplane import mail_templates
 from eventplane.errors import ApiError
+from eventplane.mail import queue_mail
 
 TOKEN_PREFIX = "epi_"
 Target = Literal["workspace_id", "org_id"]
 SELECT = (
-    "SELECT i.id, i.workspace_id, w.name AS workspace_name, i.email, i.role, i.created_at, i.expires_at "
-    "FROM invitations i JOIN workspaces w ON w.id = i.workspace_id"
+    "SELECT i.id, i.workspace_id, w.name AS workspace_name, i.email, i.role, i.created_at, i.expires_at, "
+    "i.invited_by, u.email AS inviter_email, u.name AS inviter_name "
+    "FROM invitations i JOIN workspaces w ON w.id = i.workspace_id LEFT JOIN users u ON u.id = i.invited_by"
 )
 
 
 def out(row: Any) -> InvitationOut:
+    inviter = None
+    if row["invited_by"] is not None:
+        inviter = InviterOut(id=row["invited_by"], email=row["inviter_email"], name=row["inviter_name"])
     return InvitationOut(id=row["id"], workspace_id=row["workspace_id"], workspace_name=row["workspace_name"],
                          email=row["email"], role=Role(row["role"]), created_at=row["created_at"],
-                         expires_at=row["expires_at"])  # fmt: skip
+                         expires_at=row["expires_at"], invited_by=inviter)  # fmt: skip
+
+
+async def _mail(conn: Conn, request: Request, row: Any, token: str) -> None:
+    inviter = row["inviter_name"] or row["inviter_email"] or "A colleague"
+    mail = mail_templates.invitation(services(request).settings, row["email"], token, row["workspace_name"],
+                                     inviter, row["role"])  # fmt: skip
+    await queue_mail(conn, mail)
 
 
 async def create(request: Request) -> Response:
@@ -67,6 +82,7 @@ async def create(request: Request) -> Response:
         invitation_id = await insert(conn, "workspace_id", workspace_id, email, data.role.value, token,
                                      actor.user.id, s.invitation_ttl)  # fmt: skip
         row = await conn.fetchrow(f"{SELECT} WHERE i.id = $1", invitation_id)
+        await _mail(conn, request, row, token)
     return reply(InviteCreatedOut(**_fields(out(row)), token=token), 201)
 
 
@@ -108,6 +124,33 @@ async def pending(conn: Conn | asyncpg.Pool, target: Target, token: str) -> asyn
     return invitation
 
 
+async def resend(request: Request) -> Response:
+    """Mail the invitation again with a new token (the previous link stops) and a fresh expiry."""
+    workspace_id = path_uuid(request, "workspace_id")
+    invitation_id = path_uuid(request, "invitation_id")
+    await access.membership(request, workspace_id, p.MEMBERS_INVITE)
+    svc = services(request)
+    s = svc.settings
+    await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "invite-resend", str(invitation_id)),
+                        s.resend_limit_per_invitation, s.invite_window_seconds)  # fmt: skip
+    await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "invite", str(workspace_id)),
+                        s.invite_limit_per_workspace, s.invite_window_seconds)  # fmt: skip
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    async with svc.pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval(
+            "UPDATE invitations SET token_hash = $3, expires_at = now() + make_interval(secs => $4) "
+            "WHERE id = $1 AND workspace_id = $2 AND accepted_at IS NULL RETURNING true",
+            invitation_id,
+            workspace_id,
+            sessions.token_hash(token),
+            s.invitation_ttl,
+        ):
+            raise not_found("invitation")
+        row = await conn.fetchrow(f"{SELECT} WHERE i.id = $1", invitation_id)
+        await _mail(conn, request, row, token)
+    return reply(InviteCreatedOut(**_fields(out(row)), token=token))
+
+
 def _fields(invitation: InvitationOut) -> dict[str, Any]:
     return {f: getattr(invitation, f) for f in invitation.__struct_fields__}
 
@@ -127,13 +170,18 @@ async def list_for_workspace(request: Request) -> Response:
 
 
 async def list_mine(request: Request) -> Response:
+    """Empty until the address is verified: whoever signed up first with someone else's address must not
+    see (or decline) what was sent to that person."""
     who = await access.user(request)
     limit = page_limit(request)
+    position = after(cursor(request))
+    if not who.email_verified:
+        return reply_page([], limit, out)
     rows = await services(request).pool.fetch(
         f"{SELECT} WHERE lower(i.email) = lower($1) AND i.accepted_at IS NULL AND i.expires_at > now() "
         "AND (i.created_at, i.id) > ($2, $3) ORDER BY i.created_at, i.id LIMIT $4",
         who.email,
-        *after(cursor(request)),
+        *position,
         limit + 1,
     )
     return reply_page(rows, limit, out)
@@ -166,6 +214,9 @@ async def accept(request: Request) -> Response:
             who.id,
             invitation["role"],
         )
+        # Holding the token proves the mailbox: the address is verified.
+        await conn.execute("UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1",
+                           who.id)  # fmt: skip
         member = await members.member_row(conn, workspace_id, member_id)
         workspace = await conn.fetchrow("SELECT * FROM workspaces WHERE id = $1", workspace_id)
     return reply(AcceptedOut(workspace=workspaces.out(workspace), member=members.out(member)))
@@ -198,7 +249,7 @@ async def delete(request: Request) -> Response:
         invitation_id,
         who.id,
     )
-    invited = row is not None and row["email"].lower() == who.email.lower()
+    invited = row is not None and who.email_verified and row["email"].lower() == who.email.lower()
     may_cancel = row is not None and row["role"] is not None and p.allows(Role(row["role"]), p.MEMBERS_INVITE)
     if not (invited or may_cancel):
         if row is not None and row["role"] is not None:
@@ -216,7 +267,9 @@ ENDPOINTS = [
              InviteCreatedOut, 201, errors=(*_E, 409, 429)),
     Endpoint("POST", f"{WS}/members/invite", create, "Alias of POST .../invites", InviteIn, InviteCreatedOut, 201,
              errors=(*_E, 409, 429)),
-    Endpoint("GET", f"{WS}/invites", list_for_workspace, "Pending invitations of a workspace", None,
+    Endpoint("POST", f"{WS}/invites/{{invitation_id:uuid}}/resend", resend, "Mail an invitation again (new token, "
+             "shown once; the old link stops)", None, InviteCreatedOut, errors=(*_E, 429)),
+    Endpoint("GET", f"{WS}/invites", list_for_workspace, "Pending invitations of a workspace (who invited whom)", None,
              Page[InvitationOut], query=("limit", "cursor"), errors=_E),
     Endpoint("GET", "/api/v1/workspaces/invitations/pending", list_mine, "Invitations pending for my email", None,
              Page[InvitationOut], query=("limit", "cursor"), errors=(400, 401, 403)),

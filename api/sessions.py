@@ -14,6 +14,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import jwt
@@ -68,15 +69,18 @@ def decode_access(settings: Settings, token: str) -> AccessClaims:
         raise BadToken("Access token is invalid") from None
 
 
-async def open_session(conn: asyncpg.Connection | asyncpg.Pool, settings: Settings, user_id: uuid.UUID) -> TokensOut:
+async def open_session(
+    conn: asyncpg.Connection | asyncpg.Pool, settings: Settings, user_id: uuid.UUID, client: str = ""
+) -> TokensOut:
     refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
     session_id: uuid.UUID = await conn.fetchval(
-        "INSERT INTO sessions (user_id, refresh_hash, expires_at) "
-        "VALUES ($1, $2, now() + make_interval(secs => least($3::int, $4::int))) RETURNING id",
+        "INSERT INTO sessions (user_id, refresh_hash, expires_at, client) "
+        "VALUES ($1, $2, now() + make_interval(secs => least($3::int, $4::int)), $5) RETURNING id",
         user_id,
         token_hash(refresh),
         settings.refresh_token_ttl,
         settings.session_max_age,
+        client,
     )
     return _tokens(settings, user_id, session_id, refresh)
 
@@ -90,7 +94,7 @@ def _tokens(settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID, refre
 
 
 _ROTATE = """
-UPDATE sessions SET refresh_hash = $2,
+UPDATE sessions SET refresh_hash = $2, last_used_at = now(),
     expires_at = least(now() + make_interval(secs => $3), created_at + make_interval(secs => $4))
 WHERE refresh_hash = $1 AND revoked_at IS NULL AND expires_at > now()
   AND created_at + make_interval(secs => $4) > now()
@@ -121,6 +125,16 @@ async def close_by_refresh(pool: asyncpg.Pool, refresh: str) -> None:
     await pool.execute(
         "UPDATE sessions SET revoked_at = now() WHERE refresh_hash = $1 AND revoked_at IS NULL", token_hash(refresh)
     )
+
+
+async def close_others(conn: Any, user_id: uuid.UUID, keep: uuid.UUID | None) -> int:
+    """End every open session of the user but `keep` (None: all of them); returns how many ended."""
+    ended: str = await conn.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+        user_id,
+        keep,
+    )
+    return int(ended.split()[-1])
 
 
 async def close(pool: asyncpg.Pool, session_id: uuid.UUID) -> None:

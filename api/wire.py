@@ -64,7 +64,46 @@ class UserOut(Struct, kw_only=True):
     id: uuid.UUID
     email: str
     name: str
+    email_verified: bool
     created_at: dt.datetime
+
+
+class EmailTokenIn(Input):
+    token: Token
+
+
+class ForgotIn(Input):
+    email: LoginEmail
+
+
+class ResetIn(Input):
+    token: Token
+    password: Password
+
+
+class PasswordChangeIn(Input):
+    current_password: AnyPassword
+    new_password: Password
+
+
+class EmailChangeIn(Input):
+    email: Email
+    password: AnyPassword  # the current one: a stolen session alone cannot move the account
+
+
+class AcceptedMailOut(Struct, kw_only=True):
+    """The same answer whether or not the address has an account."""
+
+    status: Literal["sent"] = "sent"
+
+
+class SessionOut(Struct, kw_only=True):
+    id: uuid.UUID
+    created_at: dt.datetime
+    last_used_at: dt.datetime
+    expires_at: dt.datetime
+    client: str  # the User-Agent that logged in
+    current: bool  # the session of the access token of this request
 
 
 class TokensOut(Struct, kw_only=True):
@@ -149,6 +188,13 @@ class InvitationOut(Struct, kw_only=True):
     role: Role
     created_at: dt.datetime
     expires_at: dt.datetime
+    invited_by: InviterOut | None  # null once the inviter's account is gone
+
+
+class InviterOut(Struct, kw_only=True):
+    id: uuid.UUID
+    email: str
+    name: str
 
 
 class InviteCreatedOut(InvitationOut, kw_only=True):

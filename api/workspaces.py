@@ -69,6 +69,7 @@ def check_plan(request: Request, plan: str) -> None:
 
 async def create(request: Request) -> Response:
     who = await access.user(request)
+    access.require_verified(request, who)
     check_admin_token(request)
     data = await body(request, WorkspaceIn)
     check_plan(request, data.plan)

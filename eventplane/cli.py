@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import email
+import email.policy
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
 import orjson
 
-from eventplane import apikeys, db, plans, scopes, servers, tenants
+from eventplane import apikeys, db, mail, plans, scopes, servers, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
 
@@ -132,6 +135,24 @@ async def _events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail(args: argparse.Namespace) -> int:
+    """The latest messages of the file mailbox (without EVENTPLANE_SMTP_URL), oldest of them first."""
+    settings = Settings.from_env()
+    if settings.smtp_url is not None:
+        return _fail("EVENTPLANE_SMTP_URL is set: mail goes to that server, not to the local mailbox")
+    paths = mail.latest(settings, args.limit)
+    if not paths:
+        print(f"no mail in {settings.data_dir / 'mailbox'}", file=sys.stderr)
+    for path in reversed(paths):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        part = message.get_body(("plain",))
+        text = part.get_content() if part else ""
+        head = {name: mail.header(message, name) for name in ("Message-ID", "Date", "To", "Subject")}
+        print(f"----- {path.name}\n" + "".join(f"{k}: {v}\n" for k, v in head.items()) + f"\n{text}")
+    return 0
+
+
 def _async(
     fn: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]],
 ) -> Callable[[argparse.Namespace], int]:
@@ -219,6 +240,10 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--workspace", required=True, help="workspace slug")
     ev.add_argument("--limit", type=int, default=10)
     ev.set_defaults(fn=_async(_events))
+
+    ml = sub.add_parser("mail", help="print the latest messages of the local mailbox (no EVENTPLANE_SMTP_URL)")
+    ml.add_argument("--limit", type=int, default=5)
+    ml.set_defaults(fn=cmd_mail)
 
     kr = key.add_parser("revoke", help="revoke a key (edges refuse it within a second)")
     kr.add_argument("key_id")

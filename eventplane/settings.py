@@ -145,6 +145,19 @@ class Settings:
     webhook_pause_after: float = 3 * 24 * 3600.0
     # Identity tokens (ingest/identity.py) must expire at most this many seconds after they were issued.
     identity_token_max_lifetime: int = 3600
+    # Mail (eventplane/mail.py): SMTP server (unset: one .eml per message in data_dir/mailbox), sender,
+    # the public base URL of links, retry backoff (doubling from mail_retry_base s, capped at 15 min).
+    smtp_url: Secret | None = field(default=None, repr=False)
+    mail_from: str = "EventPlane <no-reply@eventplane.local>"
+    public_url: str = "http://127.0.0.1:8001"
+    mail_retry_base: float = 2.0
+    # Accounts: link lifetimes; requiring a verified email to create workspaces and keys (off: the quickstart).
+    verify_token_ttl: int = 2 * 24 * 3600
+    reset_token_ttl: int = 3600
+    require_verified_email: bool = False
+    resend_limit_per_invitation: int = 3  # resends of one invitation per invite_window_seconds
+    account_mail_limit: int = 5  # verification/reset/email-change mails per address per account_mail_window
+    account_mail_window: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -203,6 +216,13 @@ class Settings:
             webhook_retry_max=_float(env, "EVENTPLANE_WEBHOOK_RETRY_MAX", 300.0),
             webhook_pause_after=_float(env, "EVENTPLANE_WEBHOOK_PAUSE_AFTER", 3 * 24 * 3600.0),
             identity_token_max_lifetime=_int(env, "EVENTPLANE_IDENTITY_TOKEN_MAX_LIFETIME", 3600),
+            smtp_url=_secret(env, "EVENTPLANE_SMTP_URL"),
+            mail_from=env.get("EVENTPLANE_MAIL_FROM") or "EventPlane <no-reply@eventplane.local>",
+            public_url=(env.get("EVENTPLANE_PUBLIC_URL") or "http://127.0.0.1:8001").rstrip("/"),
+            mail_retry_base=_float(env, "EVENTPLANE_MAIL_RETRY_BASE", 2.0),
+            invitation_ttl=_int(env, "EVENTPLANE_INVITATION_TTL", 7 * 24 * 3600),
+            reset_token_ttl=_int(env, "EVENTPLANE_RESET_TOKEN_TTL", 3600),
+            require_verified_email=_flag(env, "EVENTPLANE_REQUIRE_VERIFIED_EMAIL"),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

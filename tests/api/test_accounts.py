@@ -29,7 +29,8 @@ async def test_signup_then_login_gives_a_30_minute_jwt(api: httpx.AsyncClient, a
     r = await api.post(SIGNUP, json={"email": email, "password": PASSWORD, "name": "Ada"})
     assert r.status_code == 201
     user = r.json()
-    assert set(user) == {"id", "email", "name", "created_at"} and user["email"] == email
+    assert set(user) == {"id", "email", "name", "email_verified", "created_at"} and user["email"] == email
+    assert user["email_verified"] is False
 
     r = await api.post(LOGIN, json={"email": email, "password": PASSWORD})
     assert r.status_code == 200

@@ -12,6 +12,7 @@ import httpx
 from api.app import create_app
 from eventplane.settings import Settings
 from tests.api.conftest import (
+    ApiClient,
     add_member,
     client_for,
     demoted_while_waiting,
@@ -21,6 +22,7 @@ from tests.api.conftest import (
     new_workspace,
     unique_email,
 )
+from tests.api.mailbox import verify_by_mail
 
 WS = "/api/v1/workspaces"
 
@@ -39,12 +41,15 @@ async def test_invite_and_accept(api: httpx.AsyncClient, pool: asyncpg.Pool) -> 
     created = r.json()
     token = created["token"]
     assert set(created) == {"id", "workspace_id", "workspace_name", "email", "role", "created_at", "expires_at",
-                            "token"}  # fmt: skip
+                            "invited_by", "token"}  # fmt: skip
+    assert created["invited_by"]["email"] == team.admin.email
     stored = await pool.fetchval("SELECT token_hash FROM invitations WHERE id = $1", created["id"])
     assert stored == hashlib.sha256(token.encode()).hexdigest()
 
     listed = (await api.get(f"{WS}/{team.workspace_id}/invites", headers=team.viewer.headers)).json()["items"]
     assert [i["id"] for i in listed] == [created["id"]] and "token" not in listed[0]
+    assert isinstance(api, ApiClient)
+    await verify_by_mail(api, api.app, guest.email)  # only a verified address sees its invitations
     pending = (await api.get(f"{WS}/invitations/pending", headers=guest.headers)).json()["items"]
     assert [i["id"] for i in pending] == [created["id"]] and "token" not in pending[0]
 
@@ -184,6 +189,8 @@ async def test_cancel_and_decline(api: httpx.AsyncClient) -> None:
     assert (await api.post(f"{WS}/invites/{first['token']}/accept", headers=guest.headers)).status_code == 404
 
     second = (await invite(api, team.admin.headers, team.workspace_id, guest.email)).json()
+    assert isinstance(api, ApiClient)
+    await verify_by_mail(api, api.app, guest.email)  # only a verified address declines its invitations
     assert (await api.delete(f"{WS}/invitations/{second['id']}", headers=guest.headers)).status_code == 204
     assert (await api.get(f"{WS}/{team.workspace_id}/invites", headers=team.admin.headers)).json()["items"] == []
 

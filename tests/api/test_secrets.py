@@ -2,24 +2,31 @@
 
 One walk through the real server (uvicorn, access log on) with every logger at DEBUG: sign up, log in,
 refresh (and replay the replaced refresh token), invite and accept (the token travels in the URL path),
-create, use and rotate a key, fail in a few ways, log out. Then every captured log line, every error body
-and every list response is searched for each secret: passwords, access and refresh tokens, invitation
-tokens, plaintext keys, and the hashes stored for keys, refresh tokens and invitation tokens.
+create, use and rotate a key, fail in a few ways, verify the address, forget and reset the password, change
+it and the address (the tokens read from the mailed links), list sessions, log out. Then every captured log
+line, every error body and every list response is searched for each secret: passwords, access and refresh
+tokens, invitation, verification, reset and email-change tokens, plaintext keys, and the hashes stored for
+keys and tokens; delivered mail leaves no token in the outbox.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from api.sessions import token_hash
+from eventplane import db, mail
 from eventplane.keyformat import hash_key
+from eventplane.settings import Settings
 from tests.api.conftest import unique_email, unique_slug
+from tests.api.mailbox import mailbox_messages, token_in
 
 # The test's own HTTP client logs the URLs it calls (an invitation token among them); it is not the service.
 CLIENT_LOGGERS = ("httpx", "httpcore")
@@ -51,8 +58,9 @@ def every_logger_at_debug(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 class Walk:
     """Collects the secrets it is shown and the responses that must not show them."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, client: httpx.Client, settings: Settings) -> None:
         self.client = client
+        self.settings = settings
         self.secrets: dict[str, str] = {}
         self.checked: list[httpx.Response] = []  # error bodies and list responses
 
@@ -68,6 +76,14 @@ class Walk:
             self.checked.append(r)
         return r.json() if r.content else None
 
+    def mailed_token(self, label: str, to: str, subject: str, path: str) -> str:
+        """Deliver the outbox (what the worker does) and read the token of the latest such mail's link."""
+        asyncio.run(_deliver_all(self.settings))
+        [*_, message] = [m for m in mailbox_messages(self.settings, to) if subject in mail.header(m, "Subject")]
+        token = self.secret(label, token_in(message, path))
+        self.secret(f"{label} hash", token_hash(token))
+        return token
+
     def login(self, email: str, password: str) -> dict[str, str]:
         tokens: dict[str, str] = self.call("POST", "/api/v1/auth/login", 200,
                                            json={"email": email, "password": password})  # fmt: skip
@@ -75,6 +91,41 @@ class Walk:
         self.secret(f"refresh token of {email}", tokens["refresh_token"])
         self.secret(f"refresh token hash of {email}", token_hash(tokens["refresh_token"]))
         return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def _deliver_all(settings: Settings) -> None:
+    pool = await db.create_pool(settings.dsn, min_size=1, max_size=1)
+    try:
+        while await mail.deliver_due(pool, settings):
+            pass
+    finally:
+        await db.close_pool(pool)
+
+
+def walk_the_mail_flows(w: Walk, email: str, password: str) -> None:
+    auth = w.login(email, password)
+    verify = w.mailed_token("verification token", email, "Verify", "verify-email")
+    w.call("POST", "/api/v1/auth/verify-email", 200, json={"token": verify})
+    w.call("POST", "/api/v1/auth/verify-email", 404, json={"token": verify})
+    w.call("POST", "/api/v1/auth/forgot-password", 202, json={"email": email})
+    reset = w.mailed_token("reset token", email, "Reset", "reset-password")
+    new_pw = w.secret("reset password", "a password chosen after the reset")
+    w.call("POST", "/api/v1/auth/reset-password", 204, json={"token": reset, "password": new_pw})
+    w.call("POST", "/api/v1/auth/reset-password", 404, json={"token": reset, "password": new_pw})
+    w.call("GET", "/api/v1/me", 401, headers=auth)
+    auth = w.login(email, new_pw)
+    changed_pw = w.secret("changed password", "a password changed while logged in")
+    w.call("POST", "/api/v1/me/password", 403, json={"current_password": password, "new_password": changed_pw},
+           headers=auth)  # fmt: skip
+    w.call("POST", "/api/v1/me/password", 204, json={"current_password": new_pw, "new_password": changed_pw},
+           headers=auth)  # fmt: skip
+    moved = unique_email("moved")
+    w.call("POST", "/api/v1/me/email", 202, json={"email": moved, "password": changed_pw}, headers=auth)
+    change = w.mailed_token("email change token", moved, "new email", "confirm-email")
+    w.call("POST", "/api/v1/auth/confirm-email", 200, json={"token": change})
+    w.call("POST", "/api/v1/auth/confirm-email", 404, json={"token": change})
+    w.call("GET", "/api/v1/me/sessions", 200, headers=auth)
+    w.checked.append(w.client.get("/api/v1/me/sessions", headers=auth))
 
 
 def walk_through_the_api(w: Walk) -> None:
@@ -103,6 +154,9 @@ def walk_through_the_api(w: Walk) -> None:
     other = w.call("POST", f"/api/v1/workspaces/{ws}/members/invite", 201, json={"email": unique_email()},
                    headers=auth)  # fmt: skip
     w.secret("other invitation token", other["token"])
+    resent = w.call("POST", f"/api/v1/workspaces/{ws}/invites/{other['id']}/resend", 200, headers=auth)
+    w.secret("resent invitation token", resent["token"])
+    other["token"] = resent["token"]
     w.call("GET", f"/api/v1/workspaces/{ws}/invites", 200, headers=auth)
     guest_auth = w.login(guest, guest_pw)
     w.call("GET", "/api/v1/workspaces/invitations/pending", 200, headers=guest_auth)
@@ -140,11 +194,14 @@ def walk_through_the_api(w: Walk) -> None:
     w.call("GET", "/api/v1/workspaces", 200, headers=auth)
     w.call("POST", "/api/v1/auth/logout", 204, json={"refresh_token": w.secrets[f"refresh token of {owner}"]})
     w.call("GET", "/api/v1/me", 401, headers=auth)
+    walk_the_mail_flows(w, guest, guest_pw)
 
 
-def test_secrets_stay_out_of_logs_errors_and_lists(live_api: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_stay_out_of_logs_errors_and_lists(
+    live_api: str, api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     with every_logger_at_debug(caplog), httpx.Client(base_url=live_api) as client:
-        walk = Walk(client)
+        walk = Walk(client, api_settings)
         walk_through_the_api(walk)
     records = [r for r in caplog.records if not r.name.startswith(CLIENT_LOGGERS)]
     text = caplog.text
@@ -158,3 +215,21 @@ def test_secrets_stay_out_of_logs_errors_and_lists(live_api: str, caplog: pytest
         assert all(value not in line for line in text.splitlines() if "httpx" not in line), f"{label} in a log"
         for r in walk.checked:
             assert value not in r.text, f"{label} in the answer to {r.request.method} {r.request.url.path}"
+
+
+def test_delivered_mail_leaves_no_link_in_the_database(live_api: str, api_settings: Settings) -> None:
+    with httpx.Client(base_url=live_api) as client:
+        walk = Walk(client, api_settings)
+        email = unique_email("outbox")
+        walk.call("POST", "/api/v1/auth/signup", 201, json={"email": email, "password": "a secret passphrase"})
+        token = walk.mailed_token("verification token", email, "Verify", "verify-email")
+
+    async def bodies() -> list[str]:
+        c = await asyncpg.connect(api_settings.dsn)
+        try:
+            rows = await c.fetch("SELECT text_body || html_body AS b FROM mail_outbox WHERE recipient = $1", email)
+            return [r["b"] for r in rows]
+        finally:
+            await c.close()
+
+    assert [token in b for b in asyncio.run(bodies())] == [False]
