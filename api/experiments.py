@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from api import audit, flag_changes, flag_rules, limits
 from api import permissions as p
-from api.errors import not_found, plan_limit
+from api.errors import not_found
 from api.flag_access import actor, path_key
 from api.flag_wire import ExperimentIn, ExperimentOut, ExperimentPatch, Namespace, Targeting, Variant
 from api.flags import salt
@@ -89,11 +89,7 @@ async def create(request: Request) -> Response:
     svc = services(request)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
         await who.recheck(conn, p.EXPERIMENTS_WRITE)
-        count = await conn.fetchval(
-            "SELECT count(*) FROM experiments WHERE workspace_id = $1 AND status IN ('draft', 'running')", workspace_id
-        )
-        if count >= plan.max_experiments:
-            raise plan_limit("max_experiments", plan.max_experiments)
+        await limits.check_experiment_room(conn, plan, workspace_id)
         row = await conn.fetchrow(_INSERT, workspace_id, data.key, _pick(data.name, data.key), data.hypothesis, salt(),
                                   data.allocation, _json(data.targeting), _json(data.variants),
                                   data.conversion.event_type, data.conversion.value_property,

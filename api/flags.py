@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from api import audit, flag_changes, flag_rules, limits
 from api import permissions as p
-from api.errors import not_found, plan_limit
+from api.errors import not_found
 from api.flag_access import actor, path_key
 from api.flag_wire import FlagIn, FlagOut, FlagPatch, FlagValue, Rule
 from api.rest import after, body, cursor, no_content, page_limit, path_uuid, reply, reply_page
@@ -105,9 +105,7 @@ async def create(request: Request) -> Response:
     svc = services(request)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, plan):
         await who.recheck(conn, p.FLAGS_WRITE)
-        count = await conn.fetchval("SELECT count(*) FROM feature_flags WHERE workspace_id = $1", workspace_id)
-        if count >= plan.max_feature_flags:
-            raise plan_limit("max_feature_flags", plan.max_feature_flags)
+        await limits.check_flag_room(conn, plan, workspace_id)
         row = await conn.fetchrow(_INSERT, workspace_id, data.key, name, data.description, data.enabled, salt(),
                                   d["rollout"], _json(d["rules"]), d["value_type"], _json(d["default_value"]),
                                   _json(d["on_value"]), _json(d["variations"]), who.user_id)  # fmt: skip

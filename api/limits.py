@@ -1,5 +1,5 @@
 """Plan and per-user limits, checked under row locks so that concurrent requests cannot both pass. The plan
-is the org's; members and active keys are counted across the org's workspaces.
+is the org's; members, active keys, flags and experiments are counted across the org's workspaces.
 
 Lock order, everywhere: the workspace row, its org's row, then the user row.
 """
@@ -42,6 +42,25 @@ async def check_member_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUI
     )
     if count >= plan.max_members:
         raise plan_limit("max_members", plan.max_members)
+
+
+async def check_flag_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
+    count = await conn.fetchval(
+        f"SELECT count(*) FROM feature_flags WHERE workspace_id IN ({_ORG_WORKSPACES})", workspace_id
+    )
+    if count >= plan.max_feature_flags:
+        raise plan_limit("max_feature_flags", plan.max_feature_flags)
+
+
+async def check_experiment_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
+    """Draft and running experiments count; stopped ones do not."""
+    count = await conn.fetchval(
+        f"SELECT count(*) FROM experiments WHERE workspace_id IN ({_ORG_WORKSPACES}) "
+        "AND status IN ('draft', 'running')",
+        workspace_id,
+    )
+    if count >= plan.max_experiments:
+        raise plan_limit("max_experiments", plan.max_experiments)
 
 
 async def check_workspace_room(conn: Conn, user_id: uuid.UUID, maximum: int) -> None:

@@ -223,6 +223,30 @@ async def test_every_org_role_on_org_workspaces(api: httpx.AsyncClient) -> None:
         assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
 
 
+async def test_flag_and_experiment_caps_count_across_the_org(api: httpx.AsyncClient) -> None:
+    org = await new_org(api)
+    token = await org_token(api, org)
+    first, second = await provision(api, org.id, token), await provision(api, org.id, token)
+    experiment = {"variants": [{"key": "a", "weight": 50}, {"key": "b", "weight": 50}],
+                  "conversion": {"event_type": "purchase"}}  # fmt: skip
+
+    async def make(kind: str, ws: dict[str, str], keys: range) -> list[int]:
+        extra = experiment if kind == "experiments" else {}
+        path = f"/api/v1/workspaces/{ws['id']}/{kind}"
+        return [(await api.post(path, json={"key": f"k{i}", **extra}, headers=org.owner.headers)).status_code
+                for i in keys]  # fmt: skip
+
+    # free: 50 flags and 10 draft or running experiments in the whole org, whichever workspace holds them
+    assert await make("feature-flags", first, range(25)) + await make("feature-flags", second, range(25)) == [201] * 50
+    r = await api.post(f"/api/v1/workspaces/{first['id']}/feature-flags", json={"key": "one-more"},
+                       headers=org.owner.headers)  # fmt: skip
+    assert (r.status_code, r.json()["error"]["details"]) == (403, {"limit": "max_feature_flags", "max": 50}), r.text
+    assert await make("experiments", first, range(5)) + await make("experiments", second, range(5)) == [201] * 10
+    r = await api.post(f"/api/v1/workspaces/{second['id']}/experiments", json={"key": "x", **experiment},
+                       headers=org.owner.headers)  # fmt: skip
+    assert (r.status_code, r.json()["error"]["details"]) == (403, {"limit": "max_experiments", "max": 10}), r.text
+
+
 async def test_plan_limits_count_across_the_org(api: httpx.AsyncClient) -> None:
     org = await new_org(api)
     token = await org_token(api, org)
