@@ -128,7 +128,7 @@ async def resend(request: Request) -> Response:
     """Mail the invitation again with a new token (the previous link stops) and a fresh expiry."""
     workspace_id = path_uuid(request, "workspace_id")
     invitation_id = path_uuid(request, "invitation_id")
-    await access.membership(request, workspace_id, p.MEMBERS_INVITE)
+    actor = await access.membership(request, workspace_id, p.MEMBERS_INVITE)
     svc = services(request)
     s = svc.settings
     await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "invite-resend", str(invitation_id)),
@@ -136,7 +136,16 @@ async def resend(request: Request) -> Response:
     await ratelimit.hit(svc.redis, ratelimit.bucket(s.redis_prefix, "invite", str(workspace_id)),
                         s.invite_limit_per_workspace, s.invite_window_seconds)  # fmt: skip
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    async with svc.pool.acquire() as conn, conn.transaction():
+    async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):
+        # The new token goes to the caller: resending is granting, so the same rule as inviting holds.
+        invited = await conn.fetchval(
+            "SELECT role FROM invitations WHERE id = $1 AND workspace_id = $2 AND accepted_at IS NULL",
+            invitation_id,
+            workspace_id,
+        )
+        if invited is None:
+            raise not_found("invitation")
+        members.check_grant(await members.role_now(conn, actor), Role(invited))
         if not await conn.fetchval(
             "UPDATE invitations SET token_hash = $3, expires_at = now() + make_interval(secs => $4) "
             "WHERE id = $1 AND workspace_id = $2 AND accepted_at IS NULL RETURNING true",

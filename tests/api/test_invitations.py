@@ -279,3 +279,17 @@ async def test_inviting_uses_the_role_read_under_the_lock(api: httpx.AsyncClient
     r = await demoted_while_waiting(pool, team, invite(api, team.admin.headers, team.workspace_id, unique_email(),
                                                        "ADMIN"))  # fmt: skip
     assert (r.status_code, error_code(r)) == (403, "FORBIDDEN")
+
+
+async def test_resending_is_granting_an_admin_cannot_take_an_owner_invitations_new_token(
+    api: httpx.AsyncClient,
+) -> None:
+    """The review found it: resend answered the ADMIN with a fresh token for an OWNER invitation."""
+    team = await new_team(api)
+    r = await invite(api, team.owner.headers, team.workspace_id, unique_email("heir"), "OWNER")
+    assert r.status_code == 201
+    resend = f"{WS}/{team.workspace_id}/invites/{r.json()['id']}/resend"
+    refused = await api.post(resend, headers=team.admin.headers)
+    assert (refused.status_code, error_code(refused)) == (403, "FORBIDDEN"), refused.text
+    assert "token" not in refused.text
+    assert (await api.post(resend, headers=team.owner.headers)).status_code == 200
