@@ -203,7 +203,7 @@ class IngestApp:
         identity = IdentityVerifier(
             redis, pool, redis_keys, settings.key_cache_ttl, settings.identity_token_max_lifetime
         )
-        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics)
+        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics, identity)
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (

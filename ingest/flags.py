@@ -35,6 +35,7 @@ from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.configcache import Cached, ConfigCache
 from ingest.exposures import Exposures
+from ingest.identity import IdentityVerifier
 from ingest.metrics import EdgeMetrics, EdgeStats
 from ingest.sse import Streams
 
@@ -106,8 +107,10 @@ class Flags:
         streams: Streams,
         deadlines: Deadlines,
         stats: EdgeStats,
+        identity: IdentityVerifier,
     ) -> None:
         self.settings = settings
+        self.identity = identity  # whose cached settings hold a workspace's allowed_origins
         self.key_cache = key_cache
         self.cache = cache
         self.exposures = exposures
@@ -184,8 +187,11 @@ class Flags:
         return 200
 
     async def _authorize(self, headers: dict[bytes, bytes], needed: str) -> str:
-        """The key's workspace, if the key grants `needed` (the one authenticator, as the tracking routes)."""
+        """The key's workspace, if the key grants `needed` (the one authenticator, as the tracking routes)
+        and, for a browser, its origin is one the workspace allows."""
         grant = await keyauth.authenticate(extract_key(headers), self.key_cache.get, needed)
+        if b"origin" in headers:
+            cors.check_origin(await self.identity.config(grant.workspace_id), headers[b"origin"])
         self.key_cache.touch(grant.key_id)
         return grant.workspace_id
 
@@ -262,7 +268,7 @@ class _Collector(Collector):
 
 def build(
     settings: Settings, redis: Redis, pool: asyncpg.Pool, redis_keys: RedisNames, key_cache: KeyCache, batcher: Batcher,
-    deadlines: Deadlines, metrics: EdgeMetrics,
+    deadlines: Deadlines, metrics: EdgeMetrics, identity: IdentityVerifier,
 ) -> Flags:  # fmt: skip
     cache = ConfigCache(redis, pool, redis_keys, settings.config_cache_ttl)
     exposures = Exposures(
@@ -272,6 +278,6 @@ def build(
         cache, per_workspace=settings.sse_max_per_workspace, total=settings.sse_max_connections,
         heartbeat=settings.sse_heartbeat,
     )  # fmt: skip
-    flags = Flags(settings, key_cache, cache, exposures, streams, deadlines, metrics.stats)
+    flags = Flags(settings, key_cache, cache, exposures, streams, deadlines, metrics.stats, identity)
     metrics.registry.register(_Collector(flags))
     return flags
