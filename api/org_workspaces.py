@@ -61,6 +61,7 @@ def _snapshot(row: Any) -> dict[str, Any]:
 
 
 async def create(request: Request) -> Response:
+    workspaces.check_admin_token(request)  # as for POST /workspaces: an operator may reserve creating workspaces
     data = await body(request, OrgWorkspaceIn)
     try:
         actor = await org_access.caller(request, data.org_id, op.WORKSPACES_WRITE)

@@ -41,6 +41,9 @@ def _snapshot(row: Any) -> dict[str, Any]:
 
 async def create(request: Request) -> Response:
     who = await access.user(request)
+    # An org is how workspaces are made from code: the same gates as POST /workspaces.
+    access.require_verified(request, who)
+    workspaces.check_admin_token(request)
     data = await body(request, OrgIn)
     workspaces.check_plan(request, data.plan)
     async with services(request).pool.acquire() as conn, conn.transaction():

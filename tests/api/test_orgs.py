@@ -4,12 +4,15 @@ get an org of their own; an org OWNER or ADMIN acts on every workspace of the or
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.api.conftest import error_code, new_account, new_workspace
+from api.app import create_app
+from eventplane.settings import Secret, Settings
+from tests.api.conftest import client_for, error_code, new_account, new_workspace
 from tests.api.org_support import ORGS, OWS, new_org, org_token, provision
 
 FIELDS = {"id", "name", "plan", "limits", "max_workspaces", "workspaces", "created_at", "updated_at"}
@@ -128,3 +131,26 @@ async def test_nothing_of_another_org_is_visible(api: httpx.AsyncClient) -> None
         r = await api.post(OWS, json={"name": "x", "org_id": b.id}, headers=who)
         assert r.status_code == 404
     assert (await api.get(f"/api/v1/workspaces/{ws_b['id']}", headers=a.owner.headers)).status_code == 404
+
+
+async def test_orgs_and_org_workspaces_pass_the_gates_workspace_creation_has(api_settings: Settings) -> None:
+    """The review found them open: with ADMIN_TOKEN set, or verified emails required, POST /orgs and
+    POST /org-workspaces made workspaces that POST /workspaces would have refused."""
+    app = create_app(replace(api_settings, admin_token=Secret("s3cret-admin"), require_verified_email=True))
+    async with app.router.lifespan_context(app), client_for(app) as api:
+        owner = await new_account(api)
+        r = await api.post(ORGS, json={"name": "P"}, headers=owner.headers)
+        assert (r.status_code, error_code(r)) == (403, "EMAIL_NOT_VERIFIED")
+    app = create_app(replace(api_settings, admin_token=Secret("s3cret-admin")))
+    async with app.router.lifespan_context(app), client_for(app) as api:
+        owner = await new_account(api)
+        r = await api.post(ORGS, json={"name": "P"}, headers=owner.headers)
+        assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")
+        admin = {"x-admin-token": "s3cret-admin"}
+        r = await api.post(ORGS, json={"name": "P"}, headers={**owner.headers, **admin})
+        assert r.status_code == 201, r.text
+        org_id = r.json()["id"]
+        r = await api.post(OWS, json={"name": "C", "org_id": org_id}, headers=owner.headers)
+        assert (r.status_code, error_code(r)) == (401, "AUTH_ERROR")
+        r = await api.post(OWS, json={"name": "C", "org_id": org_id}, headers={**owner.headers, **admin})
+        assert r.status_code == 201, r.text
