@@ -88,6 +88,16 @@ INSERT INTO dead_letters (workspace_id, message_id, payload, reason, sqlstate)
 """
 
 
+async def previous_release_partitions(conn: asyncpg.Connection) -> None:
+    """What db.ensure_partitions made before the ledger had partitions (0001 has no ensure_ledger_partitions)."""
+    today = dt.datetime.now(dt.UTC).date()
+    await conn.execute(
+        "SELECT ensure_event_partitions($1, $2)",
+        today - dt.timedelta(days=db.PARTITION_DAYS_BEHIND),
+        today + dt.timedelta(days=db.PARTITION_DAYS_AHEAD),
+    )
+
+
 @contextlib.asynccontextmanager
 async def scratch_database(server_url: str) -> AsyncIterator[str]:
     """A database of this test's own on the session's server, dropped afterwards."""
@@ -158,7 +168,7 @@ async def test_previous_release_upgrades_to_a_fresh_install_and_keeps_its_data(s
     async with scratch_database(server_url) as old, scratch_database(server_url) as new:
         async with connected(old) as conn:
             await conn.execute(baseline)
-            await db.ensure_partitions(conn)
+            await previous_release_partitions(conn)
             await conn.execute(_DATA)
             before = await snapshot(conn, await top_level_tables(conn))
         assert all(before.values()), f"a table of the previous release holds no row: {before}"
@@ -251,7 +261,7 @@ async def test_every_workspace_becomes_an_org_of_its_own_with_its_owners_and_pla
     async with scratch_database(server_url) as dsn:
         async with connected(dsn) as conn:
             await conn.execute(baseline)
-            await db.ensure_partitions(conn)
+            await previous_release_partitions(conn)
             await conn.execute(_DATA)
         await db.migrate(dsn)
         async with connected(dsn) as conn:
