@@ -58,9 +58,9 @@ SELECT coalesce(sum(n), 0)::bigint FROM counted
 """
 
 _TAKE = """
-UPDATE deletions SET status = 'running', started_at = coalesce(started_at, $1)
+UPDATE deletions SET status = 'running', started_at = coalesce(started_at, $1::timestamptz)
 WHERE id = (
-    SELECT id FROM deletions WHERE status <> 'done' AND created_at <= $1 - make_interval(secs => $2)
+    SELECT id FROM deletions WHERE status <> 'done' AND created_at <= $1::timestamptz - make_interval(secs => $2)
     ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 )
 RETURNING id, workspace_id, user_id, anonymous_id, created_at
@@ -83,9 +83,12 @@ def _delete_sql(partition: str, column: str) -> str:
     )
 
 
-async def process(pool: asyncpg.Pool, now: dt.datetime | None = None, max_batches: int = MAX_BATCHES) -> int:
+async def process(
+    pool: asyncpg.Pool, now: dt.datetime | None = None, max_batches: int = MAX_BATCHES, batch: int = BATCH
+) -> int:
     """Work on the oldest due request (SETTLE_SECONDS old at `now`, default the current time) for at most
-    `max_batches` batches. Returns the rows deleted; a request whose person has no rows left is done."""
+    `max_batches` batches of `batch` rows. Returns the rows deleted; a request whose person has no rows
+    left is done."""
     now = now or dt.datetime.now(dt.UTC)
     request = await pool.fetchrow(_TAKE, now, SETTLE_SECONDS)
     if request is None:
@@ -97,11 +100,13 @@ async def process(pool: asyncpg.Pool, now: dt.datetime | None = None, max_batche
         for part in await partitions.events_partitions(conn, before=request["created_at"]):
             sql = _delete_sql(part.name, column)
             while True:
-                if batches == max_batches:
+                if batches >= max_batches:
                     return deleted  # still running: the next run carries on
-                count = await _batch(conn, request["id"], sql, request["workspace_id"], person, request["created_at"])
-                deleted, batches = deleted + count, batches + 1
-                if count < BATCH:
+                count = await _batch(conn, request["id"], sql, request["workspace_id"], person, request["created_at"],
+                                     batch)  # fmt: skip
+                deleted += count
+                batches += count > 0  # a partition without that person's rows costs one index probe
+                if count < batch:
                     break
         await conn.execute("UPDATE deletions SET status = 'done', finished_at = $2 WHERE id = $1", request["id"], now)
     log.info("deletion %s done", request["id"])
@@ -110,7 +115,7 @@ async def process(pool: asyncpg.Pool, now: dt.datetime | None = None, max_batche
 
 async def _batch(conn: db.Conn, request_id: uuid.UUID, sql: str, *args: Any) -> int:
     async with conn.transaction():
-        count = int((await conn.execute(sql, *args, BATCH)).split()[-1])
+        count = int((await conn.execute(sql, *args)).split()[-1])
         if count:
             await conn.execute("UPDATE deletions SET rows_deleted = rows_deleted + $2 WHERE id = $1", request_id, count)
     return count
