@@ -146,8 +146,11 @@ async def test_who_may_ask(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
 
 async def test_malformed_requests_are_400(api: httpx.AsyncClient) -> None:
     team = await new_team(api)
-    for payload in ({}, {"user_id": "u", "anonymous_id": "a"}, {"user_id": ""}, {"user_id": "x" * 256},
-                    {"user_id": "u", "suppress": "yes"}, {"user_id": "u", "extra": 1}, {"user_id": "u\u0000"}):  # fmt: skip
+    malformed: list[dict[str, Any]] = [
+        {}, {"user_id": "u", "anonymous_id": "a"}, {"user_id": ""}, {"user_id": "x" * 256},
+        {"user_id": "u", "suppress": "yes"}, {"user_id": "u", "extra": 1}, {"user_id": "u\u0000"},
+    ]  # fmt: skip
+    for payload in malformed:
         r = await api.post(url(team.workspace_id), json=payload, headers=team.owner.headers)
         assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR"), (payload, r.text)
     r = await api.post(url(team.workspace_id), content=b"{", headers=team.owner.headers)
