@@ -26,6 +26,7 @@ from eventplane.errors import validation
 
 PersonId = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]  # the event format's limits
 ENTITY = "deletion"
+ONE_PERSON = "Give exactly one of 'user_id' and 'anonymous_id'"  # a rule the OpenAPI schema does not state
 
 
 class DeletionIn(Input):
@@ -65,7 +66,7 @@ async def create(request: Request) -> Response:
     who = await actor(request, workspace_id, p.DATA_DELETE)
     asked = await body(request, DeletionIn)
     if (asked.user_id is None) == (asked.anonymous_id is None):
-        raise validation("Give exactly one of 'user_id' and 'anonymous_id'", "user_id")
+        raise validation(ONE_PERSON, "user_id")
     async with services(request).pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(_INSERT, workspace_id, asked.user_id, asked.anonymous_id, asked.suppress,
                                   who.user_id, who.key_id)  # fmt: skip
