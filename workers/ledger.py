@@ -10,7 +10,7 @@ never is; between the two, it depends on the time of day.
 
 How. The ledger is partitioned by the claim's day. A commit on day D inserts its ids into D's partition
 (whose primary key holds each id once: two commits of one id on the same day wait for each other and
-one wins), after looking each id up in the partitions of days D - W .. D - 1 and after D. Two commits on
+one wins), after looking each id up in the partitions of days D - W .. D - 1 and D + 1. Two commits on
 adjacent days (one that began at 23:59:59.9, one at 00:00:00.1) would not see each other's uncommitted
 ids, so every commit first locks `event_ids_day_guard` in a mode that depends on its day's parity
 (`event_ids_claim_day`): commits of one day share it, and a commit of the next day waits until those of
@@ -36,11 +36,13 @@ LOCK_TIMEOUT = "2s"  # a drop waits this long for commits in flight, then gives 
 _PARTITION = re.compile(r"event_ids_p(\d{8})")
 
 # `$1` is the commit's day, `$2` the window in days: the ledger's copies of `s`'s id claimed on another day
-# of the window (the commit's own day is its partition's primary key, checked by the insert itself).
+# of the window, or the day after (the commit's own day is its partition's primary key, checked by the
+# insert itself). No claim can be two days ahead of a commit in flight. Written as closed ranges so that
+# the other partitions are pruned when the statement starts: each staged id costs W + 1 index probes.
 SEEN_ELSEWHERE = """
     SELECT 1 FROM event_ids e
     WHERE e.workspace_id = s.workspace_id AND e.message_id = s.message_id
-      AND ((e.day >= $1::date - $2::int AND e.day < $1::date) OR e.day > $1::date)"""
+      AND ((e.day >= $1::date - $2::int AND e.day <= $1::date - 1) OR e.day = $1::date + 1)"""
 
 
 async def claim_day(conn: db.Conn, day: dt.date | None = None) -> dt.date:
