@@ -9,7 +9,8 @@ commit together, so a worker killed mid-way loses nothing and the next run carri
 
 Events still queued when the request is made: the committer (workers/store.py) takes out of every
 batch, before claiming it, the rows of a person with a request whose cut-off is after their receipt,
-and, for a request with `suppress`, every later row of that person too. They are counted in the
+and, for a request with `suppress`, every later row of that person too (a request without it is checked
+for QUEUED_DAYS, as long as an event can stay queued). They are counted in the
 request's `events_refused` and the worker metric `eventplane_worker_events_refused_total`: never a
 silent drop. The cut-off comes from the api's clock, receipts from the edge's: hosts are assumed to
 agree within a second.
@@ -38,6 +39,9 @@ BATCH = 5_000  # rows per transaction
 MAX_BATCHES = 40  # per run (at most 200,000 rows); the rest waits for the next run
 SETTLE_SECONDS = 60.0
 EVERY_SECONDS = set(range(0, 60, 5))
+# A request without `suppress` stops being checked at commit this long after it was made: no queued event
+# is older (arq keeps a job 7 days; workers/jobs.py retries one for about 5).
+QUEUED_DAYS = 8
 
 # Staged rows (workers/store.py) of a person with a request: received before its cut-off, or suppressed.
 _REFUSE = """
@@ -45,7 +49,8 @@ WITH hit AS (
     SELECT DISTINCT ON (s.ctid) s.ctid AS row_id, d.id
     FROM ep_stage s JOIN deletions d ON d.workspace_id = s.workspace_id
          AND (d.user_id = s.user_id OR d.anonymous_id = s.anonymous_id)
-    WHERE d.suppress OR s.received_us < (extract(epoch FROM d.created_at) * 1000000)::bigint
+    WHERE d.suppress OR (s.received_us < (extract(epoch FROM d.created_at) * 1000000)::bigint
+                         AND d.created_at > now() - make_interval(days => $1))
     ORDER BY s.ctid, d.id
 ), gone AS (
     DELETE FROM ep_stage s USING hit WHERE s.ctid = hit.row_id RETURNING hit.id
@@ -69,7 +74,7 @@ RETURNING id, workspace_id, user_id, anonymous_id, created_at
 
 async def refuse_staged(conn: db.Conn) -> int:
     """Inside a commit, before its claims: remove the staged rows that a deletion request refuses."""
-    refused: int = await conn.fetchval(_REFUSE)
+    refused: int = await conn.fetchval(_REFUSE, QUEUED_DAYS)
     return refused
 
 

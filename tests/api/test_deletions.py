@@ -200,3 +200,15 @@ async def test_suppression_refuses_that_persons_later_events_too(
     await finish(pool, made["id"])
     got = (await api.get(f"{url(ws)}/{made['id']}", headers=team.owner.headers)).json()
     assert (got["status"], got["events_refused"]) == ("done", 2)
+
+
+async def test_a_request_without_suppression_stops_being_checked_once_no_event_can_still_be_queued(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, writer: Store
+) -> None:
+    team = await new_team(api)
+    ws = team.workspace_id
+    made = (await api.post(url(ws), json={"user_id": "u1"}, headers=team.owner.headers)).json()
+    aged = dt.datetime.fromisoformat(made["created_at"]) - dt.timedelta(days=deletions.QUEUED_DAYS, minutes=1)
+    await pool.execute("UPDATE deletions SET created_at = $2 WHERE id = $1", uuid.UUID(made["id"]), aged)
+    outcome = await writer.store([queued(ws, "u1", aged - dt.timedelta(minutes=1))])
+    assert (outcome.stored, outcome.refused) == (1, 0)
