@@ -25,7 +25,7 @@ from api.wire import Input, Page
 from eventplane.errors import validation
 
 PersonId = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]  # the event format's limits
-ENTITY = "deletion"
+ENTITY = audit.DELETION
 ONE_PERSON = "Give exactly one of 'user_id' and 'anonymous_id'"  # a rule the OpenAPI schema does not state
 
 

@@ -95,13 +95,15 @@ async def test_a_users_events_are_deleted_and_nobody_elses(api: httpx.AsyncClien
     rest = (await api.get(url(ws), params={"cursor": listed["next_cursor"]}, headers=team.owner.headers)).json()
     assert [(d["anonymous_id"], d["rows_deleted"]) for d in rest["items"]] == [("a1", 2)]
 
-    audit = await pool.fetch(
-        "SELECT actor_user_id::text, action, entity_key, after FROM audit_log WHERE workspace_id = $1 "
-        "AND entity_type = 'deletion' ORDER BY created_at", uuid.UUID(ws),
-    )  # fmt: skip
-    assert [(a["actor_user_id"], a["action"], a["entity_key"]) for a in audit] == [
-        (team.owner.id, "create", made["id"]), (team.admin.id, "create", r.json()["id"])
+    audit = (await api.get(f"/api/v1/workspaces/{ws}/audit-log", params={"entity_type": "deletion"},
+                           headers=team.owner.headers)).json()["items"]  # fmt: skip
+    assert [(a["actor_user_id"], a["action"], a["entity_key"], a["after"]) for a in audit] == [
+        (team.admin.id, "create", r.json()["id"], {"user_id": None, "anonymous_id": "a1", "suppress": False}),
+        (team.owner.id, "create", made["id"], {"user_id": "u1", "anonymous_id": None, "suppress": False}),
     ]  # fmt: skip
+    # Those who may not ask may not read them either.
+    seen = (await api.get(f"/api/v1/workspaces/{ws}/audit-log", headers=team.viewer.headers)).json()["items"]
+    assert not [a for a in seen if a["entity_type"] == "deletion"]
 
 
 async def test_a_deletion_resumes_where_a_stopped_worker_left_it(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
