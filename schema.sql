@@ -115,15 +115,61 @@ CREATE INDEX IF NOT EXISTS events_workspace_user_time ON events (workspace_id, u
     WHERE user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_workspace_anonymous_time ON events (workspace_id, anonymous_id, "timestamp")
     WHERE anonymous_id IS NOT NULL;
+-- Retention's per-workspace deletes (migrations/0121, workers/retention.py).
+CREATE INDEX IF NOT EXISTS events_workspace_received ON events (workspace_id, received_at);
 
--- The exactly-once ledger. A unique index on `events` would have to include the partition key, and a
--- client's retry has a new received_at (and a new skew-corrected timestamp), so deduplication lives
--- here, keyed on what a retry keeps: (workspace_id, message_id).
+-- The exactly-once ledger, kept for a deduplication window (workers/ledger.py, docs/storage.md). A
+-- unique index on `events` would have to include the partition key, and a client's retry has a new
+-- received_at, so deduplication lives here, keyed on what a retry keeps: (workspace_id, message_id).
+-- Partitioned by `day`, the UTC day of the commit that claimed the id; a partition older than the
+-- window is dropped whole. Each partition's primary key holds an id once per day; a claim looks the id
+-- up in the window's other partitions first, and `event_ids_claim_day` keeps commits of adjacent days
+-- from running at once, so two copies racing across midnight cannot both be claimed.
 CREATE TABLE IF NOT EXISTS event_ids (
     workspace_id uuid NOT NULL,
     message_id   text NOT NULL,
-    PRIMARY KEY (workspace_id, message_id)
-);
+    day          date NOT NULL,
+    PRIMARY KEY (workspace_id, message_id, day)
+) PARTITION BY RANGE (day);
+
+-- Holds no rows: commits lock it, in ROW EXCLUSIVE mode on even days and SHARE mode on odd ones. Each
+-- mode admits itself and excludes the other, so the commits of one day run together and a commit of the
+-- next day waits until those of the day before have ended (and then sees what they claimed).
+CREATE TABLE IF NOT EXISTS event_ids_day_guard ();
+
+CREATE OR REPLACE FUNCTION event_ids_claim_day(claim_day date)
+RETURNS date LANGUAGE plpgsql AS $$
+BEGIN
+    -- The day of the calling transaction (the database's clock, shared by every worker), or the one given.
+    claim_day := coalesce(claim_day, (now() AT TIME ZONE 'UTC')::date);
+    IF (claim_day - DATE '2000-01-01') % 2 = 0 THEN
+        LOCK TABLE event_ids_day_guard IN ROW EXCLUSIVE MODE;
+    ELSE
+        LOCK TABLE event_ids_day_guard IN SHARE MODE;
+    END IF;
+    RETURN claim_day;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION ensure_ledger_partitions(first_day date, last_day date)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    d date := first_day;
+    part text;
+    created integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('eventplane.ensure_ledger_partitions'));
+    WHILE d <= last_day LOOP
+        part := format('event_ids_p%s', to_char(d, 'YYYYMMDD'));
+        IF to_regclass(part) IS NULL THEN
+            EXECUTE format('CREATE TABLE %I PARTITION OF event_ids FOR VALUES FROM (%L) TO (%L)', part, d, d + 1);
+            created := created + 1;
+        END IF;
+        d := d + 1;
+    END LOOP;
+    RETURN created;
+END;
+$$;
 
 -- Events Postgres refused, kept with the reason so nothing accepted disappears silently.
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -424,3 +470,26 @@ CREATE TABLE IF NOT EXISTS mail_outbox (
     sent_at         timestamptz
 );
 CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox (next_attempt_at) WHERE sent_at IS NULL;
+
+-- Storage (issue 15) -------------------------------------------------------------------------------
+-- A request to delete every stored event of one person (api/deletions.py, workers/deletions.py).
+-- `created_at` is also the cut-off: events received before it are deleted, or refused at commit when
+-- they were still queued; with `suppress`, that person's later events are refused too.
+CREATE TABLE IF NOT EXISTS deletions (
+    id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    workspace_id   uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    user_id        text,
+    anonymous_id   text,
+    suppress       boolean NOT NULL DEFAULT false,
+    status         text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'done')),
+    rows_deleted   bigint NOT NULL DEFAULT 0,           -- stored events deleted
+    events_refused bigint NOT NULL DEFAULT 0,           -- that person's events a worker refused at commit
+    actor_user_id  uuid,
+    actor_key_id   uuid,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    started_at     timestamptz,
+    finished_at    timestamptz,
+    CONSTRAINT deletions_one_id CHECK ((user_id IS NULL) <> (anonymous_id IS NULL))
+);
+CREATE INDEX IF NOT EXISTS deletions_workspace ON deletions (workspace_id, created_at, id);
+CREATE INDEX IF NOT EXISTS deletions_due ON deletions (created_at) WHERE status <> 'done';

@@ -20,6 +20,7 @@ from api import (
     accounts,
     api_keys,
     audit,
+    deletions,
     errors,
     events,
     experiments,
@@ -70,6 +71,7 @@ ENDPOINTS: list[Endpoint] = [
     *org_tokens.ENDPOINTS,
     *org_workspaces.ENDPOINTS,
     *workspace_config.ENDPOINTS,
+    *deletions.ENDPOINTS,
 ]
 
 

@@ -24,8 +24,9 @@ from eventplane.errors import validation
 Action = Literal["create", "update", "delete", "status", "rerandomize"]
 FLAG = "feature_flag"
 EXPERIMENT = "experiment"
+DELETION = "deletion"  # a request to delete one person's events (api/deletions.py)
 # Which permission reads which entity's entries.
-_READ = {FLAG: p.FLAGS_READ, EXPERIMENT: p.EXPERIMENTS_READ}
+_READ = {FLAG: p.FLAGS_READ, EXPERIMENT: p.EXPERIMENTS_READ, DELETION: p.DATA_DELETE}
 _encoder = msgspec.json.Encoder()
 
 _INSERT = """
@@ -65,7 +66,7 @@ _END_OF_TIME = (dt.datetime.max.replace(tzinfo=dt.UTC), uuid.UUID(int=(1 << 128)
 
 async def list_entries(request: Request) -> Response:
     """Newest first. Each caller sees the entries of the entities they may read (`flags:read`,
-    `experiments:read`); `entity_type` and `entity_key` narrow the list."""
+    `experiments:read`, `data:delete` for deletion requests); `entity_type` and `entity_key` narrow the list."""
     workspace_id = path_uuid(request, "workspace_id")
     who = await actor(request, workspace_id, None)
     entity_type = request.query_params.get("entity_type")
@@ -86,6 +87,7 @@ async def list_entries(request: Request) -> Response:
 
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/workspaces/{workspace_id:uuid}/audit-log", list_entries,
-             "Changes to flags and experiments, newest first", None, Page[AuditOut], auth="session_or_key",
+             "Changes to flags and experiments, and deletion requests, newest first", None, Page[AuditOut],
+             auth="session_or_key",
              query=("entity_type", "entity_key", "limit", "cursor"), errors=(400, 401, 403, 404)),
 ]  # fmt: skip

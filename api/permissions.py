@@ -39,11 +39,14 @@ EXPERIMENTS_READ = "experiments:read"  # incl. results and the audit log of expe
 EXPERIMENTS_WRITE = "experiments:write"  # create, change, start/stop, re-randomize, delete
 EXPERIMENTS_ALLOCATION = "experiments:allocation"  # change only `allocation`
 EVENTS_READ = "events:read"  # stored events: list, export, live stream, event types
+DATA_DELETE = "data:delete"  # delete one person's stored events (and refuse their future ones)
 _DEFINITIONS_WRITE = frozenset({FLAGS_WRITE, FLAGS_ROLLOUT, EXPERIMENTS_WRITE, EXPERIMENTS_ALLOCATION})
 
 _VIEWER = frozenset({WORKSPACE_READ, MEMBERS_READ, API_KEYS_READ, FLAGS_READ, EXPERIMENTS_READ, EVENTS_READ})
 _DEVELOPER = _VIEWER | {API_KEYS_WRITE} | _DEFINITIONS_WRITE
-_ADMIN = _DEVELOPER | {WORKSPACE_UPDATE, MEMBERS_INVITE, MEMBERS_UPDATE_ROLES, MEMBERS_REMOVE, BILLING_READ}
+_ADMIN = _DEVELOPER | {
+    WORKSPACE_UPDATE, MEMBERS_INVITE, MEMBERS_UPDATE_ROLES, MEMBERS_REMOVE, BILLING_READ, DATA_DELETE,
+}  # fmt: skip
 _OWNER = _ADMIN | {WORKSPACE_DELETE, WORKSPACE_TRANSFER}
 
 PERMISSIONS: dict[Role, frozenset[str]] = {
@@ -65,7 +68,8 @@ KEY_SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
     "flags:write": frozenset({FLAGS_ROLLOUT}),
     "experiments:write": frozenset({EXPERIMENTS_ALLOCATION}),
     "events:read": frozenset({EVENTS_READ}),
-    "admin": frozenset({WORKSPACE_READ, BILLING_READ, FLAGS_READ, EXPERIMENTS_READ, EVENTS_READ}) | _DEFINITIONS_WRITE,
+    "admin": frozenset({WORKSPACE_READ, BILLING_READ, FLAGS_READ, EXPERIMENTS_READ, EVENTS_READ, DATA_DELETE})
+    | _DEFINITIONS_WRITE,
 }
 
 

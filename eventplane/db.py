@@ -1,4 +1,4 @@
-"""Postgres: pools, migrating (eventplane/migrations.py), and keeping event partitions ahead of time."""
+"""Postgres: pools, migrating (eventplane/migrations.py), and keeping event and ledger partitions ahead of time."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from eventplane import migrations
 log = logging.getLogger("eventplane.db")
 PARTITION_DAYS_BEHIND = 1
 PARTITION_DAYS_AHEAD = 7
+# A statement whose lock_timeout ran out (maintenance that yields to the hot path).
+LOCK_NOT_AVAILABLE = asyncpg.LockNotAvailableError
 # A connection, whether direct or borrowed from a pool.
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -40,12 +42,14 @@ async def close_pool(pool: asyncpg.Pool, grace: float = 10.0) -> None:
 
 
 async def ensure_partitions(conn: Conn, around: dt.date | None = None) -> int:
-    """Create the daily `events` partitions from a day behind to a week ahead of `around` (default today)."""
+    """Create the daily partitions of `events` and of the ledger `event_ids` from a day behind to a week
+    ahead of `around` (default today). Returns how many were created."""
     day = around or dt.datetime.now(dt.UTC).date()
     first = day - dt.timedelta(days=PARTITION_DAYS_BEHIND)
     last = day + dt.timedelta(days=PARTITION_DAYS_AHEAD)
-    created: int = await conn.fetchval("SELECT ensure_event_partitions($1, $2)", first, last)
-    return created
+    events: int = await conn.fetchval("SELECT ensure_event_partitions($1, $2)", first, last)
+    ledger: int = await conn.fetchval("SELECT ensure_ledger_partitions($1, $2)", first, last)
+    return events + ledger
 
 
 async def migrate(

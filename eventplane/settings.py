@@ -26,6 +26,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return default if raw in (None, "") else float(raw)
 
 
+def _dedup_window(env: Mapping[str, str]) -> int:
+    days = _int(env, "EVENTPLANE_DEDUP_WINDOW_DAYS", 7)
+    assert 1 <= days <= 3650, "EVENTPLANE_DEDUP_WINDOW_DAYS is a whole number of days from 1 to 3650"
+    return days
+
+
 def _secret(env: Mapping[str, str], name: str) -> Secret | None:
     return Secret(env[name]) if env.get(name) else None
 
@@ -84,6 +90,8 @@ class Settings:
     worker_batch_age: float = 0.02
     worker_flush_concurrency: int = 2
     worker_metrics_port: int = 9101  # 0: off
+    # message_id is deduplicated against copies committed this many UTC days back (workers/ledger.py).
+    dedup_window_days: int = 7
     log_format: str = "json"  # or "text"
     log_level: str = "INFO"
     worker_poll_delay: float = 0.05
@@ -181,6 +189,7 @@ class Settings:
             worker_batch_age=_float(env, "EVENTPLANE_WORKER_BATCH_AGE", 0.02),
             worker_flush_concurrency=_int(env, "EVENTPLANE_WORKER_FLUSH_CONCURRENCY", 2),
             worker_metrics_port=_int(env, "EVENTPLANE_WORKER_METRICS_PORT", 9101),
+            dedup_window_days=_dedup_window(env),
             log_format=env.get("EVENTPLANE_LOG_FORMAT") or "json",
             log_level=env.get("EVENTPLANE_LOG_LEVEL") or "INFO",
             worker_poll_delay=_float(env, "EVENTPLANE_WORKER_POLL_DELAY", 0.05),

@@ -129,7 +129,8 @@ class Committer:
         m.commit_rows.observe(rows)
         m.commit_seconds.observe(seconds)
         m.stored.inc(outcome.stored)
-        m.duplicates.inc(rows - outcome.stored - outcome.dead)
+        m.duplicates.inc(rows - outcome.stored - outcome.dead - outcome.refused)
+        m.refused.inc(outcome.refused)
         m.dead_letters.inc(outcome.dead)
         now_us = time.time_ns() // 1000
         for p in pending:
@@ -138,7 +139,8 @@ class Committer:
         log.info(
             "committed",
             extra={
-                "rows": rows, "stored": outcome.stored, "dead_letters": outcome.dead, "seconds": round(seconds, 4),
+                "rows": rows, "stored": outcome.stored, "dead_letters": outcome.dead, "refused": outcome.refused,
+                "seconds": round(seconds, 4),
                 "jobs": [p.job_id for p in pending], "request_ids": [r for p in pending for r in p.request_ids],
             },
         )  # fmt: skip

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from eventplane import client_drops, db, queue
 from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.redis_names import RedisNames
+from workers import ledger
 from workers.state import WorkerState
 from workers.store import dump_row
 
@@ -97,12 +98,14 @@ def _uuid(text: str) -> uuid.UUID | None:
 
 
 async def maintain(ctx: dict[str, Any]) -> None:
-    """Twice a minute: partitions a week ahead, keys' last_used_at and SDKs' drop counts from what the
-    edges reported, and the queue depth corrected for jobs arq ended without our code."""
+    """Twice a minute: partitions a week ahead (and the ledger's older than its window dropped), keys'
+    last_used_at and SDKs' drop counts from what the edges reported, and the queue depth corrected for
+    jobs arq ended without our code."""
     state: WorkerState = ctx["state"]
     redis: Redis = ctx["redis"]
     async with state.pool.acquire() as conn:
         await db.ensure_partitions(conn)
+        await ledger.drop_expired(conn, state.dedup_window_days)
     await fold_last_used(redis, state.keys, state.pool)
     await client_drops.fold(redis, state.keys, state.pool)
     removed = await queue.reconcile_depth(redis, state.keys)

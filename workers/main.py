@@ -17,7 +17,7 @@ from eventplane import db, queue
 from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
-from workers import jobs, mail, retention, webhooks
+from workers import deletions, jobs, mail, retention, webhooks
 from workers.state import WorkerState
 
 log = logging.getLogger("eventplane.workers")
@@ -48,6 +48,7 @@ def worker_kwargs(settings: Settings, state: WorkerState | None = None, **overri
             cron(jobs.maintain, second={0, 30}, run_at_startup=False, unique=True),
             cron(webhooks.deliver, second=set(range(60)), run_at_startup=True, unique=True),
             cron(retention.run, second=15, run_at_startup=False, unique=True),
+            cron(deletions.run, second=deletions.EVERY_SECONDS, run_at_startup=False, unique=True),
             cron(mail.deliver_mail, second=mail.EVERY_SECONDS, run_at_startup=True, unique=True),
         ],
         on_startup=startup,

@@ -29,6 +29,9 @@ class WorkerMetrics:
         )  # fmt: skip
         self.stored = Counter("eventplane_worker_events_stored", "New rows committed", registry=r)
         self.duplicates = Counter("eventplane_worker_events_duplicate", "Rows already stored (retries)", registry=r)
+        self.refused = Counter(
+            "eventplane_worker_events_refused", "Rows of people whose deletion was requested, not stored", registry=r
+        )
         self.dead_letters = Counter("eventplane_worker_dead_letters", "Events Postgres refused", registry=r)
         self.failed_commits = Counter("eventplane_worker_failed_commits", "Transactions that failed", registry=r)
 

@@ -1,51 +1,130 @@
-"""Data retention: events older than a workspace's `retention_days` setting are deleted, in bounded
-chunks, by a worker job once a minute (eventplane/workspace_config.py validates the setting). Usage
-counts and the exactly-once ledger are kept, so an old message id sent again is still a duplicate."""
+"""Data retention: a workspace's events received more than its `retention_days` setting ago are removed
+by a worker job once a minute, so they are gone within minutes of expiring (well within the promised day).
+
+No plan sets a default (a workspace without the setting keeps its events): a plan default would start
+deleting existing workspaces' data on upgrade, which is the operator's call (docs/storage.md).
+
+Nothing scans the whole table. `events` is partitioned by UTC day of received_at (workers/partitions.py):
+1. A partition every one of whose workspaces has expired it (its end is older than each one's cut-off)
+   is dropped whole, under a short lock (LOCK_TIMEOUT; a busy table waits for the next run). Which
+   workspaces a partition holds is read from the (workspace_id, received_at) index, one probe per
+   workspace (a loose index scan), and read again under the lock before the drop.
+2. Otherwise each expired workspace's rows are deleted from each partition it has rows in, CHUNK rows
+   per statement found through that index (a TID scan deletes them), at most MAX_CHUNKS per run.
+Usage counts are kept. The deduplication ledger has its own window (workers/ledger.py).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from eventplane import db
 from eventplane.errors import TRANSIENT_ERRORS
+from workers.partitions import Partition, events_partitions
 
 log = logging.getLogger("eventplane.workers.retention")
 CHUNK = 10_000  # rows per statement: each delete stays short, so it never holds the worker's connection long
 MAX_CHUNKS = 20  # per run; the rest waits for the next minute
+LOCK_TIMEOUT = "2s"  # a drop waits this long for the table; commits queue behind it meanwhile
 
-_DELETE = """
-WITH expired AS (
-    SELECT e.tableoid, e.ctid FROM events e
-    JOIN workspace_settings s ON s.workspace_id = e.workspace_id
-    WHERE s.settings ->> 'retention_days' IS NOT NULL
-      AND e.received_at < now() - make_interval(days => (s.settings ->> 'retention_days')::int)
-    LIMIT $1
-)
-DELETE FROM events e USING expired x WHERE e.tableoid = x.tableoid AND e.ctid = x.ctid
+_RETENTION = """
+SELECT workspace_id, (settings ->> 'retention_days')::int AS days FROM workspace_settings
+WHERE settings ->> 'retention_days' IS NOT NULL
 """
 
 
-async def expire(pool: asyncpg.Pool) -> int:
-    """Delete expired events; returns how many."""
-    deleted = 0
-    for _ in range(MAX_CHUNKS):
-        status = await pool.execute(_DELETE, CHUNK)
-        count = int(status.split()[-1])
-        deleted += count
-        if count < CHUNK:
-            break
-    return deleted
+def workspaces_sql(partition: str) -> str:
+    """The distinct workspaces of one partition, one index probe each (a loose index scan)."""
+    return f"""
+    WITH RECURSIVE w AS (
+        (SELECT workspace_id FROM "{partition}" ORDER BY workspace_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT p.workspace_id FROM "{partition}" p WHERE p.workspace_id > w.workspace_id
+                ORDER BY p.workspace_id LIMIT 1)
+        FROM w WHERE w.workspace_id IS NOT NULL
+    )
+    SELECT workspace_id FROM w WHERE workspace_id IS NOT NULL"""
+
+
+def delete_sql(partition: str) -> str:
+    """One bounded batch of a workspace's rows received before a cut-off, in one partition."""
+    return (
+        f'DELETE FROM "{partition}" WHERE ctid = ANY (ARRAY('
+        f'SELECT ctid FROM "{partition}" WHERE workspace_id = $1 AND received_at < $2 LIMIT $3))'
+    )
+
+
+@dataclass
+class Expired:
+    dropped: list[str] = field(default_factory=list)  # whole partitions
+    deleted: int = 0  # rows deleted from partitions that also hold unexpired rows
+
+
+async def expire(pool: asyncpg.Pool, now: dt.datetime | None = None, max_chunks: int = MAX_CHUNKS) -> Expired:
+    """Remove the events that expired by `now` (default: the current time)."""
+    now = now or dt.datetime.now(dt.UTC)
+    cutoffs = {r["workspace_id"]: now - dt.timedelta(days=r["days"]) for r in await pool.fetch(_RETENTION)}
+    done = Expired()
+    if not cutoffs:
+        return done
+    async with pool.acquire() as conn:
+        for part in await events_partitions(conn, before=max(cutoffs.values())):
+            present = await _workspaces(conn, part)
+            if _all_expired(part, present, cutoffs, now) and await _drop(conn, part, cutoffs, now):
+                done.dropped.append(part.name)
+                continue
+            for workspace_id in sorted(w for w in present if w in cutoffs and part.start < cutoffs[w]):
+                while max_chunks > 0:
+                    max_chunks -= 1
+                    count = int((await conn.execute(delete_sql(part.name), workspace_id, cutoffs[workspace_id],
+                                                    CHUNK)).split()[-1])  # fmt: skip
+                    done.deleted += count
+                    if count < CHUNK:
+                        break
+            if max_chunks <= 0:
+                break
+    return done
+
+
+async def _workspaces(conn: db.Conn, part: Partition) -> set[uuid.UUID]:
+    return {r["workspace_id"] for r in await conn.fetch(workspaces_sql(part.name))}
+
+
+def _all_expired(part: Partition, present: set[uuid.UUID], cutoffs: dict[uuid.UUID, dt.datetime],
+                 now: dt.datetime) -> bool:  # fmt: skip
+    if not present:  # empty: droppable once older than every retention (a late row would make it again)
+        return part.end <= min(cutoffs.values())
+    return all(w in cutoffs and part.end <= cutoffs[w] for w in present)
+
+
+async def _drop(conn: db.Conn, part: Partition, cutoffs: dict[uuid.UUID, dt.datetime], now: dt.datetime) -> bool:
+    """Drop `part` if, under a lock that keeps rows out of it, it still holds only expired workspaces."""
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            await conn.execute("LOCK TABLE ONLY events IN ACCESS EXCLUSIVE MODE")
+            if not _all_expired(part, await _workspaces(conn, part), cutoffs, now):
+                return False
+            await conn.execute(f'DROP TABLE "{part.name}"')
+    except db.LOCK_NOT_AVAILABLE:
+        log.info("retention: %s busy; dropped on a later run", part.name)
+        return False
+    return True
 
 
 async def run(ctx: dict[str, Any]) -> int:
     """The arq cron job."""
     try:
-        deleted = await expire(ctx["state"].pool)
+        done = await expire(ctx["state"].pool)
     except TRANSIENT_ERRORS as exc:
         log.warning("retention skipped this minute: %s", type(exc).__name__)
         return 0
-    if deleted:
-        log.info("retention: %d expired events deleted", deleted)
-    return deleted
+    if done.dropped or done.deleted:
+        log.info("retention: %d partitions dropped, %d expired events deleted", len(done.dropped), done.deleted)
+    return done.deleted

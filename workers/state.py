@@ -41,13 +41,16 @@ class WorkerState:
     metrics: WorkerMetrics
     deadline: float  # seconds one store may take (see DEADLINE_SHARE)
     live: LivePublisher  # committed rows to the api's live streams (its own Redis connection)
+    dedup_window_days: int  # the ledger's window (workers/ledger.py)
 
     @classmethod
     async def open(cls, settings: Settings) -> WorkerState:
         name = {"application_name": application_name()}
         pool = await db.create_pool(settings.dsn, min_size=1, max_size=2, server_settings=name)
         try:
-            writer = await Store.connect(settings.dsn, settings.worker_flush_concurrency, server_settings=name)
+            writer = await Store.connect(
+                settings.dsn, settings.worker_flush_concurrency, settings.dedup_window_days, server_settings=name
+            )
         except BaseException:
             await db.close_pool(pool)
             raise
@@ -63,7 +66,8 @@ class WorkerState:
         batch.start()
         names = RedisNames(settings.redis_prefix)
         live = LivePublisher(connect_redis(settings.redis_dsn), names)
-        return cls(names, pool, writer, batch, metrics, settings.job_timeout * DEADLINE_SHARE, live)
+        deadline = settings.job_timeout * DEADLINE_SHARE
+        return cls(names, pool, writer, batch, metrics, deadline, live, settings.dedup_window_days)
 
     async def close(self) -> None:
         await self.committer.close()

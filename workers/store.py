@@ -1,9 +1,11 @@
 """Writing a batch of queued rows to Postgres, exactly once.
 
-One transaction per batch: binary COPY into a session-local staging table, then one statement that
-claims each (workspace_id, message_id) in the `event_ids` ledger and inserts only the rows it claimed,
-and bumps the usage counters for exactly those rows. Running a batch twice, or receiving an SDK's retry
-in a later batch, therefore stores nothing twice.
+One transaction per batch: binary COPY into a session-local staging table; the rows of people whose
+deletion was requested are taken out (workers/deletions.py: queued before the request, or suppressed);
+then one statement claims each (workspace_id, message_id) in the `event_ids` ledger, inserts only the
+rows it claimed, and bumps the usage counters for exactly those rows. Running a batch twice, or
+receiving an SDK's retry in a later batch, therefore stores nothing twice within the deduplication
+window (workers/ledger.py states the window's guarantee exactly).
 
 The staging table has one column per queued row field, of types asyncpg encodes in C: bytea for the
 JSON text, bigint for the edge's receipt time in microseconds (the client's timestamp and sent_at stay
@@ -24,6 +26,7 @@ import orjson
 
 from eventplane import db
 from eventplane.queue import RECEIVED_AT
+from workers import deletions, ledger
 
 log = logging.getLogger("eventplane.workers.store")
 COLUMNS = (
@@ -85,22 +88,30 @@ _COUNT = f"""{_ASSIGN}
 )
 SELECT count(*) FROM stored
 """
-# The common case: no id in the batch was stored before. A plain insert into the ledger (a duplicate
-# fails the statement) and every staged row into events: no ON CONFLICT, no join. About half the
-# ledger's cost of the general statement below, measured on 5,000-row batches. Both statements claim
-# ids in key order, so two transactions with overlapping ids wait for each other instead of deadlocking.
+# $1 the commit's day, $2 the window in days (workers/ledger.py): is any staged id claimed on another
+# day of the window? Usually not, and the plain statement below runs.
+_SEEN = f"SELECT EXISTS (SELECT 1 FROM ep_stage s WHERE EXISTS ({ledger.SEEN_ELSEWHERE}))"
+# The common case: no id in the batch was stored before. A plain insert into the day's ledger partition
+# (a duplicate fails the statement) and every staged row into events: no ON CONFLICT, no join. About
+# half the ledger's cost of the general statement below, measured on 5,000-row batches. Both statements
+# claim ids in key order, so two transactions with overlapping ids wait for each other instead of
+# deadlocking.
 _STORE_NEW = f"""
 WITH claimed AS (
-    INSERT INTO event_ids (workspace_id, message_id) SELECT workspace_id, message_id FROM ep_stage ORDER BY 1, 2
+    INSERT INTO event_ids (workspace_id, message_id, day)
+    SELECT workspace_id, message_id, $1::date FROM ep_stage ORDER BY 1, 2
 ), stored AS ({_ROWS}
     {_RETURNING}
 {_COUNT}"""
-# After a duplicate (an SDK retry, a job run twice, one id twice in the batch): claim what is free and
-# store only what was claimed, the first staged row of each id.
+# After a duplicate (an SDK retry, a job run twice, one id twice in the batch): claim what is free (not
+# claimed on another day of the window, nor today) and store only what was claimed, the first staged
+# row of each id.
 _STORE_DEDUP = f"""
 WITH fresh AS (
-    INSERT INTO event_ids (workspace_id, message_id)
-    SELECT DISTINCT workspace_id, message_id FROM ep_stage ORDER BY 1, 2
+    INSERT INTO event_ids (workspace_id, message_id, day)
+    SELECT DISTINCT s.workspace_id, s.message_id, $1::date FROM ep_stage s
+    WHERE NOT EXISTS ({ledger.SEEN_ELSEWHERE})
+    ORDER BY 1, 2
     ON CONFLICT DO NOTHING
     RETURNING workspace_id, message_id
 ), first AS (
@@ -137,58 +148,71 @@ def _days(rows: Sequence[Sequence[Any]]) -> set[dt.date]:
 class Outcome:
     stored: int  # new rows
     dead: int  # rows Postgres refused, now in dead_letters
+    refused: int = 0  # rows of people whose deletion was requested (workers/deletions.py)
 
 
 class Store:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Writes batches through `pool`, deduplicating message ids within `window_days` (workers/ledger.py)."""
+
+    def __init__(self, pool: asyncpg.Pool, window_days: int = ledger.DEFAULT_WINDOW_DAYS) -> None:
         self._pool = pool
+        self._window = window_days
 
     @classmethod
-    async def connect(cls, dsn: str, connections: int, **pool_kwargs: Any) -> Store:
-        return cls(await db.create_pool(dsn, min_size=1, max_size=connections, **pool_kwargs))
+    async def connect(
+        cls, dsn: str, connections: int, window_days: int = ledger.DEFAULT_WINDOW_DAYS, **pool_kwargs: Any
+    ) -> Store:
+        return cls(await db.create_pool(dsn, min_size=1, max_size=connections, **pool_kwargs), window_days)
 
     async def close(self) -> None:
         await db.close_pool(self._pool)
 
-    async def store(self, rows: Sequence[Sequence[Any]]) -> Outcome:
-        """Store a batch in one transaction. Rows Postgres refuses go to dead_letters (then row by row)."""
+    async def store(self, rows: Sequence[Sequence[Any]], day: dt.date | None = None) -> Outcome:
+        """Store a batch in one transaction. Rows Postgres refuses go to dead_letters (then row by row).
+        `day` is the commit's day for the ledger (default: today by the database's clock; tests set it)."""
         rows = [row if len(row) == len(ROW_FIELDS) else (*row, None) for row in rows]  # queued before `context`
         async with self._pool.acquire() as conn:
             try:
-                return Outcome(await self._store_with_partitions(conn, rows), 0)
+                return await self._store_with_partitions(conn, rows, day)
             except REJECTED as exc:
                 log.warning("batch of %d refused (%s); storing row by row", len(rows), type(exc).__name__)
-            stored = dead = 0
+            stored = dead = refused = 0
             for row in rows:
                 try:
-                    stored += await self._store_with_partitions(conn, [row])
+                    one = await self._store_with_partitions(conn, [row], day)
                 except REJECTED as exc:
                     await self._dead_letter(conn, row, exc)
                     dead += 1
-            return Outcome(stored, dead)
+                else:
+                    stored, refused = stored + one.stored, refused + one.refused
+            return Outcome(stored, dead, refused)
 
-    async def _store_with_partitions(self, conn: db.Conn, rows: Sequence[Sequence[Any]]) -> int:
+    async def _store_with_partitions(
+        self, conn: db.Conn, rows: Sequence[Sequence[Any]], day: dt.date | None
+    ) -> Outcome:
         try:
-            return await self._store(conn, rows)
+            return await self._store(conn, rows, day)
         except asyncpg.CheckViolationError as exc:
             if not _is_missing_partition(exc):
                 raise
-        for day in _days(rows):  # a day the maintenance job has not reached yet: make it, then retry
-            await db.ensure_partitions(conn, around=day)
-        return await self._store(conn, rows)
+        # A day the maintenance job has not reached yet: make it (and the ledger's day), then retry.
+        for received in _days(rows) | {day or dt.datetime.now(dt.UTC).date()}:
+            await db.ensure_partitions(conn, around=received)
+        return await self._store(conn, rows, day)
 
-    async def _store(self, conn: db.Conn, rows: Sequence[Sequence[Any]]) -> int:
+    async def _store(self, conn: db.Conn, rows: Sequence[Sequence[Any]], day: dt.date | None) -> Outcome:
         async with conn.transaction():
             await conn.execute(_STAGE)
             await conn.copy_records_to_table("ep_stage", records=rows, columns=ROW_FIELDS)
-            try:
-                async with conn.transaction():  # a savepoint: a duplicate undoes only this attempt
-                    stored: int = await conn.fetchval(_STORE_NEW)
-                    return stored
-            except asyncpg.UniqueViolationError:
-                pass
-            stored = await conn.fetchval(_STORE_DEDUP)
-            return stored
+            refused = await deletions.refuse_staged(conn)
+            today = await ledger.claim_day(conn, day)
+            if not await conn.fetchval(_SEEN, today, self._window):
+                try:
+                    async with conn.transaction():  # a savepoint: a duplicate undoes only this attempt
+                        return Outcome(await conn.fetchval(_STORE_NEW, today), 0, refused)
+                except asyncpg.UniqueViolationError:
+                    pass
+            return Outcome(await conn.fetchval(_STORE_DEDUP, today, self._window), 0, refused)
 
     async def _dead_letter(self, conn: db.Conn, row: Sequence[Any], exc: BaseException) -> None:
         sqlstate = getattr(exc, "sqlstate", None)

@@ -25,9 +25,9 @@ _DEFINITIONS = {
 EXPECTED = {
     "OWNER": {"workspace:read", "workspace:update", "workspace:delete", "workspace:transfer", "members:read",
               "members:invite", "members:update_roles", "members:remove", "billing:read", "api_keys:read",
-              "api_keys:write"} | _DEFINITIONS,
+              "api_keys:write", "data:delete"} | _DEFINITIONS,
     "ADMIN": {"workspace:read", "workspace:update", "members:read", "members:invite", "members:update_roles",
-              "members:remove", "billing:read", "api_keys:read", "api_keys:write"} | _DEFINITIONS,
+              "members:remove", "billing:read", "api_keys:read", "api_keys:write", "data:delete"} | _DEFINITIONS,
     "DEVELOPER": {"workspace:read", "members:read", "api_keys:read", "api_keys:write"} | _DEFINITIONS,
     "VIEWER": {"workspace:read", "members:read", "api_keys:read", "flags:read", "experiments:read", "events:read"},
 }  # fmt: skip

@@ -88,6 +88,16 @@ INSERT INTO dead_letters (workspace_id, message_id, payload, reason, sqlstate)
 """
 
 
+async def previous_release_partitions(conn: asyncpg.Connection) -> None:
+    """What db.ensure_partitions made before the ledger had partitions (0001 has no ensure_ledger_partitions)."""
+    today = dt.datetime.now(dt.UTC).date()
+    await conn.execute(
+        "SELECT ensure_event_partitions($1, $2)",
+        today - dt.timedelta(days=db.PARTITION_DAYS_BEHIND),
+        today + dt.timedelta(days=db.PARTITION_DAYS_AHEAD),
+    )
+
+
 @contextlib.asynccontextmanager
 async def scratch_database(server_url: str) -> AsyncIterator[str]:
     """A database of this test's own on the session's server, dropped afterwards."""
@@ -158,7 +168,7 @@ async def test_previous_release_upgrades_to_a_fresh_install_and_keeps_its_data(s
     async with scratch_database(server_url) as old, scratch_database(server_url) as new:
         async with connected(old) as conn:
             await conn.execute(baseline)
-            await db.ensure_partitions(conn)
+            await previous_release_partitions(conn)
             await conn.execute(_DATA)
             before = await snapshot(conn, await top_level_tables(conn))
         assert all(before.values()), f"a table of the previous release holds no row: {before}"
@@ -251,7 +261,7 @@ async def test_every_workspace_becomes_an_org_of_its_own_with_its_owners_and_pla
     async with scratch_database(server_url) as dsn:
         async with connected(dsn) as conn:
             await conn.execute(baseline)
-            await db.ensure_partitions(conn)
+            await previous_release_partitions(conn)
             await conn.execute(_DATA)
         await db.migrate(dsn)
         async with connected(dsn) as conn:
@@ -267,3 +277,35 @@ async def test_every_workspace_becomes_an_org_of_its_own_with_its_owners_and_pla
     assert row["public_key"].startswith("epw_")
     assert [tuple(m.values()) for m in members] == [("00000000-0000-0000-0000-00000000000b", "OWNER")]
     assert (invitation["workspace_id"], invitation["org_id"]) == ("00000000-0000-0000-0000-00000000000a", None)
+
+
+async def test_the_ledger_keeps_the_windows_ids_under_the_day_their_event_was_received(server_url: str) -> None:
+    """0120 converts the ledger in place: ids whose event was received in the last 7 days stay, under that
+    day; older ones, and ids whose event is gone, leave it."""
+    baseline = (migrations.MIGRATIONS_DIR / "0001_baseline.sql").read_text()
+    today = dt.datetime.now(dt.UTC).date()
+    ws = uuid.UUID("00000000-0000-0000-0000-00000000000a")
+    async with scratch_database(server_url) as dsn:
+        async with connected(dsn) as conn:
+            await conn.execute(baseline)
+            await previous_release_partitions(conn)
+            for age in (3, 30):
+                day = today - dt.timedelta(days=age)
+                await conn.execute("SELECT ensure_event_partitions($1, $1)", day)
+            await conn.execute("INSERT INTO workspaces (id, name, slug) VALUES ($1, 'Acme', 'acme')", ws)
+            for message_id, age in (("m0", 0), ("m3", 3), ("m30", 30)):
+                await conn.execute(
+                    'INSERT INTO events (workspace_id, message_id, event_type, "timestamp", received_at) '
+                    "VALUES ($1, $2, 'e', now(), now() - make_interval(days => $3))",
+                    ws,
+                    message_id,
+                    age,
+                )
+            await conn.execute("INSERT INTO event_ids SELECT $1, m FROM unnest(ARRAY['m0', 'm3', 'm30', 'gone']) m", ws)
+        await db.migrate(dsn)
+        async with connected(dsn) as conn:
+            kept = await conn.fetch("SELECT message_id, day FROM event_ids ORDER BY message_id")
+            assert [tuple(r.values()) for r in kept] == [("m0", today), ("m3", today - dt.timedelta(days=3))]
+            three_days_ago = f"event_ids_p{today - dt.timedelta(days=3):%Y%m%d}"
+            assert await conn.fetchval("SELECT count(*) FROM " + three_days_ago) == 1
+            assert await conn.fetchval("SELECT to_regclass('event_ids_forever')") is None
