@@ -41,8 +41,11 @@ def static_prefix(page: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize("path", ["/", "/login", "/signup", "/w/123/keys", "/w/x/y/z", "/account",
-                                  "/invitations/accept?token=abc", "/verify-email?token=t", "/reset-password"])  # fmt: skip
+APP_PATHS = ["/", "/login", "/signup", "/w/123/keys", "/w/x/y/z", "/account", "/invitations/accept?token=abc",
+             "/verify-email?token=t", "/reset-password"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", APP_PATHS)
 async def test_the_app_paths_answer_index_html_under_the_page_csp(client: httpx.AsyncClient, path: str) -> None:
     r = await client.get(path)
     assert r.status_code == 200

@@ -61,7 +61,7 @@ async def test_cookie_routes_refuse_requests_without_the_csrf_header_or_from_ano
     r = await api.post(LOGIN, json={"email": account.email, "password": PASSWORD, "cookie": True}, headers=headers)
     assert r.status_code == 403 and error_code(r) == "CSRF_REFUSED", r.text
     assert "set-cookie" not in r.headers
-    _, ok = await cookie_login(api)  # the client's jar now holds a valid cookie
+    await cookie_login(api)  # the client's jar now holds a valid cookie
     for path in (REFRESH, LOGOUT):
         r = await api.post(path, headers=headers)
         assert r.status_code == 403 and error_code(r) == "CSRF_REFUSED", (path, r.text)
