@@ -240,6 +240,7 @@ async function boot() {
   }
   await render();
   document.documentElement.dataset.ready = "true";
+  performance.mark("eventplane-ready"); // the first page is usable (tests/web print it)
 }
 
 boot();
