@@ -91,7 +91,7 @@ async def test_a_401_is_refreshed_once_and_other_errors_are_api_errors(page: Pag
     await page.evaluate(LOAD)
     refreshes: list[str] = []
     page.on("request", lambda r: refreshes.append(r.url) if r.url.endswith("/api/v1/auth/refresh") else None)
-    failed = []
+    failed: list[str] = []
 
     async def expire_once(route: Route) -> None:
         if not failed:  # as if the access token had expired
