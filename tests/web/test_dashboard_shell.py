@@ -82,4 +82,12 @@ async def test_workspaces_rename_archive_restore_switch_and_errors(page: Page, s
     await screenshot(page, "workspaces-archived")
     await row.get_by_role("button", name="Restore Second, renamed").click()
     await expect(row).to_contain_text("active")
+
+    # An org the user made with the API is listed with its plan and workspace count.
+    org = f"Org {uuid.uuid4().hex[:6]}"
+    base = await page.evaluate("() => document.querySelector('meta[name=eventplane-static]').content")
+    await page.evaluate("async ([base, name]) => (await import(base + '/lib/api.js')).api('POST', '/orgs', { name })",
+                        [base, org])  # fmt: skip
+    await page.reload()
+    await expect(page.locator(f'li[data-org="{org}"]')).to_contain_text("plan free · 0 of")
     no_problems(page)
