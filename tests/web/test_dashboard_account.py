@@ -43,6 +43,7 @@ async def test_verify_sessions_change_password_log_out(page: Page, new_page: New
     await open_app(page, link)
     await expect_text(page, f"Thank you: {email} is verified.")
     await axe_check(page, "verify-email")
+    await screenshot(page, "verify-email")
     await open_app(page, "/account")
     await expect(page.locator("main .badge", has_text="verified")).to_have_text("verified")
 
@@ -82,6 +83,7 @@ async def test_forgot_and_reset_password(page: Page, new_page: NewPage, stack: S
     await page.get_by_role("button", name="Mail me a link").click()
     await expect_text(page, f"If {email} has an account, a link is on its way.")
     await axe_check(page, "forgot-password")
+    await screenshot(page, "forgot-password")
 
     link = await mailed_link(stack, email, "reset-password")
     await open_app(page, link)

@@ -16,6 +16,9 @@ async def test_sign_up_create_a_workspace_and_reload(page: Page, stack: Stack) -
     await expect(page).to_have_url(f"{stack.url}/login?next=%2F")
     await axe_check(page, "login")
     await screenshot(page, "login")
+    await open_app(page, "/signup")
+    await axe_check(page, "signup")
+    await screenshot(page, "signup")
 
     await sign_up(page)
     await expect_text(page, "You belong to no workspace yet")
