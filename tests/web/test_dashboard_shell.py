@@ -38,6 +38,14 @@ async def test_sign_up_create_a_workspace_and_reload(page: Page, stack: Stack) -
 
     await page.reload()
     await expect(page.get_by_role("heading", name="API keys")).to_be_visible()
+
+    # A workspace the user is not in, and a path the app does not know: said so, with a way back.
+    await open_app(page, f"/w/{uuid.uuid4()}/keys")
+    await expect_text(page, "No such workspace, or you are not a member of it")
+    await open_app(page, "/w/anything/no-such-page")
+    await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    await page.get_by_role("link", name="Go to your workspaces").click()
+    await expect(page.get_by_role("heading", name="Workspaces", exact=True)).to_be_visible()
     no_problems(page)
 
 
