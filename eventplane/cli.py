@@ -138,6 +138,17 @@ async def _instance_state(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _workspace_move(settings: Settings, args: argparse.Namespace) -> int:
+    from eventplane import moves
+
+    try:
+        step = await moves.move(settings, args.slug, args.to, say=lambda line: print(line, file=sys.stderr))
+    except moves.MoveError as exc:
+        return _fail(str(exc))
+    _print_json({"slug": args.slug, "instance": args.to, "step": step})
+    return 0
+
+
 async def _key_create(settings: Settings, args: argparse.Namespace) -> int:
     names = [s for part in args.scopes for s in part.split(",") if s]
     conn = await asyncpg.connect(settings.dsn)
@@ -252,6 +263,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": settings.redis_dsn}
         env.setdefault("EVENTPLANE_LOG_FORMAT", "text")  # people read these; set json to get JSON
         commands = {name: process_argv(name) for name in PROCESSES}
+        for name in asyncio.run(_instance_names(settings)):  # one worker per registered instance
+            commands[f"worker {name}"] = [sys.executable, "-m", "eventplane.cli", "worker", "--instance", name]
         print(f"EventPlane dev: ingest http://{settings.ingest_host}:{settings.ingest_port}  "
               f"api http://{settings.api_host}:{settings.api_port}  (Ctrl-C stops)", flush=True)  # fmt: skip
         asyncio.run(Supervisor(commands, env).run())
@@ -260,6 +273,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
             servers.stop(settings.data_dir, resolved.started)
             print(f"stopped embedded {', '.join(resolved.started)}", flush=True)
     return 0
+
+
+async def _instance_names(settings: Settings) -> list[str]:
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        return list(await instances.registry(conn))
+    finally:
+        await conn.close()
 
 
 def cmd_servers_stop(args: argparse.Namespace) -> int:
@@ -308,6 +329,10 @@ def parser() -> argparse.ArgumentParser:
     wc.add_argument("--plan", default="free", choices=["free", "pro", "enterprise"])
     wc.add_argument("--instance", help="where its events live (default: the least loaded instance)")
     wc.set_defaults(fn=_async(_workspace_create))
+    wm = ws.add_parser("move", help="move a workspace and its history to another instance (resumable)")
+    wm.add_argument("slug")
+    wm.add_argument("--to", required=True, help="the instance's name (`default`: the hub's own servers)")
+    wm.set_defaults(fn=_async(_workspace_move))
     wp = ws.add_parser("set-plan", help="set a workspace's plan (edges see it within a second); prints JSON")
     wp.add_argument("slug")
     wp.add_argument("plan", choices=sorted(plans.PLANS))

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS workspace_moves (
     workspace_id uuid PRIMARY KEY REFERENCES workspaces (id) ON DELETE CASCADE,
     source       text REFERENCES instances (name),
     target       text REFERENCES instances (name),
-    step         text NOT NULL CHECK (step IN ('holding', 'routed', 'drained', 'copied', 'released')),
+    step         text CHECK (step IN ('holding', 'routed', 'drained', 'copied', 'released')),  -- the last done
     started_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
