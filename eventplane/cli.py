@@ -142,7 +142,8 @@ async def _workspace_move(settings: Settings, args: argparse.Namespace) -> int:
     from eventplane import moves
 
     try:
-        step = await moves.move(settings, args.slug, args.to, say=lambda line: print(line, file=sys.stderr))
+        step = await moves.move(settings, args.slug, args.to, stop_after=args.stop_after,
+                                say=lambda line: print(line, file=sys.stderr))  # fmt: skip
     except moves.MoveError as exc:
         return _fail(str(exc))
     _print_json({"slug": args.slug, "instance": args.to, "step": step})
@@ -332,6 +333,8 @@ def parser() -> argparse.ArgumentParser:
     wm = ws.add_parser("move", help="move a workspace and its history to another instance (resumable)")
     wm.add_argument("slug")
     wm.add_argument("--to", required=True, help="the instance's name (`default`: the hub's own servers)")
+    wm.add_argument("--stop-after", choices=["holding", "routed", "drained", "copied", "released"],
+                    help="stop once this step is done (to inspect); running the move again resumes it")  # fmt: skip
     wm.set_defaults(fn=_async(_workspace_move))
     wp = ws.add_parser("set-plan", help="set a workspace's plan (edges see it within a second); prints JSON")
     wp.add_argument("slug")
