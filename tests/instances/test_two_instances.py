@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit
+
+import orjson
 
 from eventplane import servers
 from tests.instances.conftest import FIGURES
@@ -15,6 +18,12 @@ from tests.instances.stack import TwoInstances, load, stored, wait_stored
 async def test_isolation_and_b_redis_down(two: TwoInstances) -> None:
     a_id, _, a_key = await two.tenant("a")
     b_id, _, b_key = await two.tenant("b")
+    listed = two.run_cli("instance", "list")
+    assert listed.returncode == 0, listed.stderr.decode()
+    loads = {i["name"]: i["workspaces"] for i in orjson.loads(listed.stdout)}
+    assert loads == {"default": 0, "a": 1, "b": 1}
+    password = urlsplit(two.urls["b"][1]).password
+    assert password and password.encode() not in listed.stdout  # URLs are shown redacted
     stop = asyncio.Event()
     sending_a = asyncio.create_task(load(two.edge_ports, a_key, stop))
     sending_b = asyncio.create_task(load(two.edge_ports, b_key, stop))
