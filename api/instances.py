@@ -27,6 +27,7 @@ class InstanceData:
         self._pools: dict[str, asyncpg.Pool] = {}
         self._redis: dict[str, Redis] = {}
         self._lock = asyncio.Lock()
+        self._known: dict[str, Instance] = {}
 
     async def _instance(self, workspace_id: uuid.UUID) -> Instance | None:
         """The workspace's instance; None for the default one (or no such workspace: the caller's access
@@ -34,8 +35,9 @@ class InstanceData:
         name = await self._hub.fetchval("SELECT instance FROM workspaces WHERE id = $1", workspace_id)
         if name is None:
             return None
-        found = (await instances.registry(self._hub)).get(name)
-        assert found is not None, "workspaces.instance references instances"
+        found = self._known.get(name)  # an instance's servers never change (no command changes them)
+        if found is None:
+            found = self._known[name] = (await instances.registry(self._hub))[name]  # FK: it exists
         return found
 
     async def pool(self, workspace_id: uuid.UUID) -> asyncpg.Pool:

@@ -272,7 +272,7 @@ class IngestApp:
 
 async def _queue_of(edge: Edge, grant: keyauth.Grant) -> Batcher:
     """The batcher of the key's workspace's instance, if its queue takes events now (else 503)."""
-    batcher = await edge.router.get(grant.info.instance)
+    batcher = edge.router.known(grant.info.instance) or await edge.router.get(grant.info.instance)
     refusal = batcher.refusal()
     if refusal is not None:
         raise refusal

@@ -47,6 +47,10 @@ class Router:
         self._looked_up: dict[str, float] = {}  # instance name -> when the registry was last read for it
         self._placement: dict[str, str] = {}  # workspace id -> instance, from the latest key lookups
 
+    def known(self, instance: str) -> Batcher | None:
+        """The batcher of an instance this edge has queued on already (the hot path: no await)."""
+        return self._batchers.get(instance)
+
     async def get(self, instance: str) -> Batcher:
         """The batcher of this instance ("" for the default one); 503 while the hub cannot say where it is."""
         batcher = self._batchers.get(instance)
