@@ -10,9 +10,11 @@ import asyncpg
 import httpx
 
 from api.app import create_app
+from eventplane import instances
 from eventplane.settings import Secret, Settings
-from tests.api.conftest import client_for, error_code, new_account, unique_slug
-from tests.conftest import registered_instance
+from tests.api.conftest import client_for, error_code, new_account, new_team, unique_slug
+from tests.api.flag_support import experiments_url, key_headers
+from tests.conftest import drain, registered_instance
 
 WS = "/api/v1/workspaces"
 ADMIN = {"x-admin-token": "s3cret-admin"}
@@ -56,3 +58,25 @@ async def test_naming_an_instance_needs_the_admin_token(api: httpx.AsyncClient) 
     owner = await new_account(api)
     r = await api.post(WS, json={"name": "X", "slug": unique_slug(), "instance": "default"}, headers=owner.headers)
     assert (r.status_code, error_code(r)) == (403, "INSTANCE_CHOICE_FORBIDDEN")
+
+
+async def test_sticky_turns_remote_after_exposures_stored_on_an_instance(
+    api: httpx.AsyncClient, edge: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    """Assignments are not recorded on an instance (docs/scaling.md): a stored `$exposure` there counts."""
+    async with registered_instance(api_settings, "ie") as ie:
+        team = await new_team(api)  # placed on ie, the least loaded instance
+        ws, h = team.workspace_id, team.owner.headers
+        exp = {"key": "plans", "conversion": {"event_type": "buy"},
+               "variants": [{"key": "control", "weight": 50}, {"key": "annual", "weight": 50}]}  # fmt: skip
+        assert (await api.post(experiments_url(ws), json=exp, headers=h)).status_code == 201
+        r = await api.patch(experiments_url(ws, "plans"), json={"status": "running"}, headers=h)
+        assert r.status_code == 200, r.text
+        tracker = await key_headers(api, team, ["track:write"])
+        exposure = {"event_type": "$exposure", "user_id": "u1", "message_id": "exp:plans:1:u1",
+                    "properties": {"experiment": "plans", "variant": "annual", "bucket_version": 1}}  # fmt: skip
+        assert (await edge.post("/api/v1/tracking/track", json=exposure, headers=tracker)).status_code == 202
+        await drain(instances.settings_for(api_settings, ie))
+        weights = [{"key": "control", "weight": 20}, {"key": "annual", "weight": 80}]
+        r = await api.patch(experiments_url(ws, "plans"), json={"variants": weights}, headers=h)
+        assert r.status_code == 200 and r.json()["sticky"] == "remote", r.text
