@@ -8,11 +8,12 @@ import uuid
 
 import asyncpg
 
-from eventplane import instances, queue, tenants
+from eventplane import apikeys, instances, queue, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain, registered_instance, running_edge
+from tests.ingest import flagseed
 
 
 async def _tenant(pool: asyncpg.Pool, instance: str | None) -> Tenant:
@@ -82,3 +83,23 @@ async def test_an_unreachable_instance_gets_503_and_only_its_own(fresh: Settings
     finally:
         await pool.execute("DELETE FROM workspaces WHERE instance = 'down'")
         await pool.execute("DELETE FROM instances WHERE name = 'down'")
+
+
+async def test_exposures_of_the_flag_routes_go_to_the_instance(fresh: Settings, pool: asyncpg.Pool) -> None:
+    """`$exposure` events queued by the assign route travel like tracked events: to the workspace's instance."""
+    async with registered_instance(fresh, "rz") as rz:
+        tenant = await _tenant(pool, "rz")
+        hub_redis, rz_redis = connect_redis(fresh.redis_dsn), connect_redis(rz.redis_url)
+        names = RedisNames(fresh.redis_prefix)
+        try:
+            async with running_edge(fresh) as edge:
+                await flagseed.put(pool, hub_redis, apikeys.redis_keys(fresh), tenant.workspace_id,
+                                   experiments=[flagseed.experiment("checkout")])  # fmt: skip
+                r = await edge.post("/api/v1/experiments/checkout/assign", json={"user_id": "u1"},
+                                    headers=tenant.headers)  # fmt: skip
+                assert r.status_code == 200, r.text
+            assert (await queue.depth(rz_redis, names))[0] == 1
+            assert (await queue.depth(hub_redis, names))[0] == 0
+        finally:
+            await hub_redis.aclose()
+            await rz_redis.aclose()
