@@ -8,10 +8,12 @@ after the last one recorded; each is safe to run twice.
    `RedisNames.held`), so nothing of it is stored there before its history is.
 2. routed: `workspaces.instance` is the target, and the workspace's keys are pushed to every edge (the
    key-cache entry names the instance), which queue its events on the target from then on.
-3. drained: after FENCE_SECONDS (an edge that looked the key up just before the push may still be
-   enqueueing: at most its enqueue timeout; and an edge re-reads the key before queueing when any key
-   changed during a request's body, ingest/app.py), wait until the source's queue holds no job of the
-   workspace: everything queued there is committed to the source's Postgres.
+3. drained: after the fence, wait until the source's queue holds no job of the workspace: everything
+   queued there is committed to the source's Postgres. The fence: a request whose key was looked up
+   before the push still goes to the source, once its body has arrived (at most EVENTPLANE_BODY_TIMEOUT,
+   or it is refused) and its enqueue has been tried (at most the edge's enqueue timeout). So the move
+   waits body timeout + enqueue timeout + 1 s, with the body timeout of its own settings: give the
+   command the edges' EVENTPLANE_BODY_TIMEOUT.
 4. copied: in one transaction on the target, its rows of the workspace are replaced by the source's:
    `events`, the `event_ids` ledger, `usage_daily`, `dead_letters` (the target had none: step 1).
    Triggers are off for that transaction (session_replication_role), so history is not sent to webhooks
@@ -40,7 +42,7 @@ from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 
 STEPS = ("holding", "routed", "drained", "copied", "released")
-FENCE_SECONDS = 5.0  # > the edge's enqueue timeout (3 s) + pub/sub delivery
+EDGE_ENQUEUE_TIMEOUT = 3.0  # ingest/batcher.py ENQUEUE_TIMEOUT (the core imports no process; a test ties them)
 POLL_SECONDS = 0.2
 # The tables of a workspace's event data, all keyed by workspace_id (dead_letters' is text).
 DATA_TABLES = ("events", "event_ids", "usage_daily", "dead_letters")
@@ -65,11 +67,12 @@ async def move(
     to: str,
     *,
     stop_after: str | None = None,
-    fence_seconds: float = FENCE_SECONDS,
+    fence_seconds: float | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> str | None:
     """Move (or go on moving) workspace `slug` to instance `to`. Returns the last step done: "released"
     when the move is complete, `stop_after` when asked to stop there (tests interrupt moves so)."""
+    fence = settings.body_timeout + EDGE_ENQUEUE_TIMEOUT + 1.0 if fence_seconds is None else fence_seconds
     hub = await db.create_pool(settings.dsn, min_size=1, max_size=2)
     hub_redis = connect_redis(settings.redis_dsn)
     try:
@@ -79,7 +82,7 @@ async def move(
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("holding", lambda: _hold(plan, names)),
             ("routed", lambda: _route(hub, hub_redis, settings, plan)),
-            ("drained", lambda: _drain(plan, names, fence_seconds, say)),
+            ("drained", lambda: _drain(plan, names, fence, say)),
             ("copied", lambda: copy(plan)),
             ("released", lambda: _release(plan, names)),
         ]

@@ -131,7 +131,6 @@ class IngestApp:
         is_segment = scope["path"] in segment.ROUTES
         # Segment's clients may send the key only in the body (writeKey): it is checked once that is read.
         lookup = edge.key_cache.get
-        generation = edge.key_cache.generation
         grant = await keyauth.authenticate(key, lookup, scopes.TRACK_WRITE) if key or not is_segment else None
         batcher = None if grant is None else await _queue_of(edge, grant)  # refused before reading the body
         body = await read_body(
@@ -146,7 +145,6 @@ class IngestApp:
             if not body_key:
                 raise keyauth.KeyRefused(401, "AUTH_ERROR", segment.MISSING_KEY, None, {"www-authenticate": "Bearer"})
             grant = await keyauth.authenticate(body_key, lookup, scopes.TRACK_WRITE)
-            key = body_key
             batcher = await _queue_of(edge, grant)
         if is_segment:
             parsed = segment.parse(scope["path"], body, edge.limits)
@@ -158,9 +156,6 @@ class IngestApp:
         now_ns = time.time_ns()
         rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
         if rows:
-            if edge.key_cache.generation != generation:  # a key changed while the body came: maybe this one's
-                grant = await keyauth.authenticate(key, lookup, scopes.TRACK_WRITE)  # placement (a move's fence)
-                batcher = await _queue_of(edge, grant)
             assert batcher is not None
             await batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan))
         if parsed.report is not None:

@@ -103,11 +103,6 @@ class KeyCache:
                 {"retry-after": "5"},
             ) from None
 
-    @property
-    def generation(self) -> int:
-        """Changes whenever an invalidation arrives (or the channel is lost): a lookup made before may be stale."""
-        return self._generation
-
     def touch(self, key_id: str) -> None:
         self._used.add(key_id)
 

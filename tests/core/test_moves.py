@@ -12,6 +12,7 @@ from eventplane import instances, moves, queue, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
+from ingest import batcher
 from tests.conftest import Tenant, drain, registered_instance, running_edge
 from workers.main import build_worker
 
@@ -37,6 +38,10 @@ async def _run_one_job(settings: Settings) -> None:
         await worker.main()
     finally:
         await worker.close()
+
+
+def test_the_fence_knows_the_edge_enqueue_timeout() -> None:
+    assert moves.EDGE_ENQUEUE_TIMEOUT == batcher.ENQUEUE_TIMEOUT
 
 
 def _batch(ids: list[str]) -> dict[str, object]:

@@ -79,6 +79,7 @@ class TwoInstances:
             "EVENTPLANE_WORKER_POLL_DELAY": "0.02",
             "EVENTPLANE_WORKER_METRICS_PORT": "0",
             "EVENTPLANE_RATE_LIMIT_SCALE": "0",
+            "EVENTPLANE_BODY_TIMEOUT": "2",  # edges and moves alike: a move's fence is 2 + 3 + 1 s
             **extra,
         }
 
