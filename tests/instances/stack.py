@@ -127,6 +127,17 @@ class TwoInstances:
             await conn.close()
         return workspace["id"], slug, key
 
+    async def wait_step(self, workspace_id: str, step: str, limit: float = 30) -> None:
+        """Until the workspace's move has recorded `step` (at most `limit` seconds)."""
+        deadline = time.monotonic() + limit
+        conn = await asyncpg.connect(self.hub_db)
+        try:
+            while await conn.fetchval("SELECT step FROM workspace_moves WHERE workspace_id = $1", workspace_id) != step:
+                assert time.monotonic() < deadline, f"the move did not reach {step}\n{self.logs()}"
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.root.glob("*.log")))
 

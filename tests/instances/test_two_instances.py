@@ -5,6 +5,7 @@ acknowledged is stored once); a workspace moved under load loses and doubles not
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from urllib.parse import urlsplit
 
@@ -57,14 +58,19 @@ async def test_isolation_and_b_redis_down(two: TwoInstances) -> None:
     assert await stored(two.hub_db, a_id) == (0, set()) and await stored(two.hub_db, b_id) == (0, set())
 
 
-async def test_move_under_load_interrupted_and_resumed(two: TwoInstances) -> None:
+async def test_move_under_load_killed_stopped_and_resumed(two: TwoInstances) -> None:
+    """The move is killed (SIGKILL) during its fence, resumed up to the copy, then resumed to the end."""
     moved_id, slug, key = await two.tenant("a")
     stop = asyncio.Event()
     sending = asyncio.create_task(load(two.edge_ports, key, stop, senders=3))
     await asyncio.sleep(2)
+    killed = two.spawn("move", "workspace", "move", slug, "--to", "b")
+    await two.wait_step(moved_id, "routed")  # edges now queue on b, which holds; the move waits out its fence
+    killed.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(killed.wait, 10)
     first = await asyncio.to_thread(two.run_cli, "workspace", "move", slug, "--to", "b", "--stop-after", "copied")
     assert first.returncode == 0, first.stderr.decode()
-    assert b"copied" in first.stdout  # interrupted with the history on both instances and b holding
+    assert b"copied" in first.stdout  # stopped with the history on both instances and b holding
     await asyncio.sleep(1)
     second = await asyncio.to_thread(two.run_cli, "workspace", "move", slug, "--to", "b")
     assert second.returncode == 0, second.stderr.decode()
