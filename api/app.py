@@ -41,6 +41,7 @@ from api import (
     workspace_config,
     workspaces,
 )
+from api.instances import InstanceData
 from api.logs import redact_access_log
 from api.metrics import ApiMetrics
 from api.passwords import Passwords
@@ -131,11 +132,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = connect_redis(resolved.redis_dsn)
         app.state.settings = resolved
         passwords = Passwords(resolved)
-        app.state.services = Services(resolved, pool, redis, apikeys.redis_keys(resolved), passwords)
+        data = InstanceData(pool, redis)
+        app.state.services = Services(resolved, pool, redis, apikeys.redis_keys(resolved), passwords, data)
         try:
             yield
         finally:
             passwords.close()
+            await data.close()
             await db.close_pool(pool)
             await redis.aclose()
 

@@ -10,6 +10,7 @@ import io
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -44,7 +45,7 @@ async def list_events(request: Request) -> Response:
     filters = event_query.parse(request)
     limit = page_limit(request)
     query, args = event_query.sql(workspace_id, filters, text_cursor(request), limit + 1)
-    rows = await services(request).pool.fetch(query, *args)
+    rows = await (await services(request).data.pool(workspace_id)).fetch(query, *args)
     last = rows[limit - 1] if len(rows) > limit else None
     next_cursor = None if last is None else encode_cursor(last["timestamp"], last["message_id"])
     return reply(Page(items=[out(r) for r in rows[:limit]], next_cursor=next_cursor))
@@ -66,10 +67,10 @@ def _csv(rows: list[Any], header: bool) -> bytes:
     return buffer.getvalue().encode()
 
 
-async def _stream(request: Request, query: str, args: list[Any], fmt: str) -> AsyncIterator[bytes]:
+async def _stream(pool: asyncpg.Pool, query: str, args: list[Any], fmt: str) -> AsyncIterator[bytes]:
     """Rows through a server-side cursor, one batch at a time: memory stays that of a batch, whatever the
     size; a slow reader holds back the cursor (uvicorn's send waits for the socket)."""
-    async with services(request).pool.acquire() as conn, conn.transaction(readonly=True):
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
         cur = await conn.cursor(query, *args)
         first = True
         while True:
@@ -92,7 +93,8 @@ async def export(request: Request) -> Response:
     query, args = event_query.sql(workspace_id, event_query.parse(request))
     media = "application/x-ndjson" if fmt == "ndjson" else "text/csv; charset=utf-8"
     headers = {"content-disposition": f'attachment; filename="events-{workspace_id}.{fmt}"'}
-    return StreamingResponse(_stream(request, query, args, fmt), media_type=media, headers=headers)
+    pool = await services(request).data.pool(workspace_id)
+    return StreamingResponse(_stream(pool, query, args, fmt), media_type=media, headers=headers)
 
 
 async def event_types(request: Request) -> Response:
@@ -102,7 +104,7 @@ async def event_types(request: Request) -> Response:
     start, to = query_date(request, "from"), query_date(request, "to")
     if start and to and start > to:
         raise validation("'from' must not be after 'to'", "from")
-    rows = await services(request).pool.fetch(
+    rows = await (await services(request).data.pool(workspace_id)).fetch(
         "SELECT event_type, sum(events)::bigint AS events, max(day) AS last_seen FROM usage_daily "
         "WHERE workspace_id = $1 AND ($2::date IS NULL OR day >= $2) AND ($3::date IS NULL OR day <= $3) "
         "GROUP BY event_type ORDER BY events DESC, event_type",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -194,9 +195,13 @@ async def _check_namespace(conn: Any, workspace_id: uuid.UUID, exp_id: uuid.UUID
                        {"namespace": ns.name, "experiment": other})  # fmt: skip
 
 
-async def _sticky(conn: Any, before: ExperimentOut, nxt: _Next) -> str:
+async def _sticky(
+    conn: Any, before: ExperimentOut, nxt: _Next, events: tuple[asyncpg.Pool, uuid.UUID] | None = None
+) -> str:
     """ "remote" once a running experiment changes how units are split after some were exposed: SDKs then
-    ask the edge, which knows the recorded assignments, instead of deciding locally."""
+    ask the edge, which knows the recorded assignments, instead of deciding locally. `events`: the pool of
+    the workspace's instance when it is not the hub, where assignments are not recorded (their statement
+    joins the hub's experiments; docs/scaling.md): there a stored `$exposure` event says "exposed"."""
     if before.sticky == "remote" or before.status != "running":
         return before.sticky
     moved = (
@@ -210,7 +215,17 @@ async def _sticky(conn: Any, before: ExperimentOut, nxt: _Next) -> str:
         before.id,
         before.bucket_version,
     )
+    if moved and not exposed and events is not None:
+        pool, workspace_id = events
+        exposed = await pool.fetchval(_EXPOSED, workspace_id, before.key, before.bucket_version)
     return "remote" if exposed else "local"
+
+
+_EXPOSED = """
+SELECT EXISTS (SELECT 1 FROM events WHERE workspace_id = $1 AND event_type = '$exposure'
+               AND properties ->> 'experiment' = $2
+               AND properties -> 'bucket_version' IN (to_jsonb($3::int), to_jsonb($3::text)))
+"""
 
 
 _UPDATE = f"""
@@ -233,6 +248,8 @@ async def update(request: Request) -> Response:
     permission = _permission_for(data)
     who.require(permission)
     svc = services(request)
+    events = await svc.data.pool(workspace_id)
+    instance = None if events is svc.pool else (events, workspace_id)
     async with limits.locked_workspace(svc.pool, workspace_id) as (conn, _):
         await who.recheck(conn, permission)
         before = out(await _row(conn, workspace_id, key, lock=True))
@@ -245,7 +262,7 @@ async def update(request: Request) -> Response:
         row = await conn.fetchrow(_UPDATE, workspace_id, key, nxt.name, nxt.hypothesis, nxt.status,
                                   _json(nxt.variants), _json(nxt.targeting), nxt.allocation, nxt.event_type,
                                   nxt.value_property, *_namespace_args(nxt.namespace),
-                                  await _sticky(conn, before, nxt))  # fmt: skip
+                                  await _sticky(conn, before, nxt, instance))  # fmt: skip
         changed = out(row)
         action: audit.Action = "status" if nxt.status != before.status else "update"
         await flag_changes.committing(conn, who, action, audit.EXPERIMENT, key, before, changed)

@@ -43,10 +43,11 @@ async def live(request: Request) -> Response:
     filters = event_query.parse(request)
     svc = services(request)
     channel = svc.keys.live_events(str(workspace_id))
-    pubsub = svc.redis.pubsub(ignore_subscribe_messages=True)
+    redis = await svc.data.redis(workspace_id)  # the workers of the workspace's instance publish there
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.subscribe(channel)
-        [(_, streams)] = await svc.redis.pubsub_numsub(channel)
+        [(_, streams)] = await redis.pubsub_numsub(channel)
     except BaseException:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         raise

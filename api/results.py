@@ -120,7 +120,8 @@ async def results(request: Request) -> Response:
     version = query_int(request, "bucket_version", exp["bucket_version"], 1, exp["bucket_version"])
     variants: list[dict[str, Any]] = msgspec.json.decode(exp["variants"])
     keys = [v["key"] for v in variants]
-    rows = await pool.fetch(_RESULTS, workspace_id, exp["key"], version, keys, exp["created_at"],
+    events = await services(request).data.pool(workspace_id)  # the experiment is the hub's, its events the instance's
+    rows = await events.fetch(_RESULTS, workspace_id, exp["key"], version, keys, exp["created_at"],
                             exp["conversion_event"], exp["value_property"])  # fmt: skip
     by_key = {r["variant"]: r for r in rows}
     metric = exp["value_property"] is not None

@@ -8,6 +8,7 @@ import asyncpg
 from redis.asyncio import Redis
 from starlette.requests import Request
 
+from api.instances import InstanceData
 from api.passwords import Passwords
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
@@ -20,6 +21,7 @@ class Services:
     redis: Redis
     keys: RedisNames
     passwords: Passwords
+    data: InstanceData  # event data: pools of the workspaces' instances (api/instances.py)
 
 
 def services(request: Request) -> Services:

@@ -39,7 +39,7 @@ async def usage(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     await access.workspace(request, workspace_id, p.WORKSPACE_READ)
     start, to = _range(request)
-    rows = await services(request).pool.fetch(
+    rows = await (await services(request).data.pool(workspace_id)).fetch(
         "SELECT day, event_type, events FROM usage_daily WHERE workspace_id = $1 AND day BETWEEN $2 AND $3 "
         "ORDER BY day, event_type",
         workspace_id,
@@ -59,7 +59,8 @@ async def usage(request: Request) -> Response:
         start,
         to,
     )
-    client_dropped = {row["reason"]: row["n"] for row in dropped}  # SDKs' own losses, from client reports
+    # SDKs' own losses, from client reports: edges count them in the hub, so they stay there.
+    client_dropped = {row["reason"]: row["n"] for row in dropped}
     out = UsageOut(workspace_id=workspace_id, from_=start, to=to, total=total, days=list(days.values()),
                    client_dropped=client_dropped)  # fmt: skip
     return reply(out)
@@ -76,14 +77,17 @@ async def billing(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     workspace = await access.workspace(request, workspace_id, p.BILLING_READ)
     start, end = _period(dt.datetime.now(dt.UTC).date())
-    row = await services(request).pool.fetchrow(
-        "SELECT (SELECT coalesce(sum(events), 0)::bigint FROM usage_daily "
-        "        WHERE workspace_id = $1 AND day >= $2 AND day < $3) AS events, "
-        "       (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members, "
-        f"      (SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND {limits.ACTIVE_KEY}) AS keys",
+    svc = services(request)
+    events = await (await svc.data.pool(workspace_id)).fetchval(
+        "SELECT coalesce(sum(events), 0)::bigint FROM usage_daily WHERE workspace_id = $1 AND day >= $2 AND day < $3",
         workspace_id,
         start,
         end,
+    )
+    row = await svc.pool.fetchrow(
+        "SELECT (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members, "
+        f"      (SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND {limits.ACTIVE_KEY}) AS keys",
+        workspace_id,
     )
     assert row is not None
     return reply(
@@ -93,7 +97,7 @@ async def billing(request: Request) -> Response:
             limits=plans.get(workspace["plan"]),
             period_start=start,
             period_end=end,
-            usage=BillingUsage(events=row["events"], members=row["members"], active_api_keys=row["keys"]),
+            usage=BillingUsage(events=events, members=row["members"], active_api_keys=row["keys"]),
         )
     )
 

@@ -121,6 +121,8 @@ class WorkspaceIn(Input):
     slug: Slug
     description: Description | None = None
     plan: PlanName = "free"
+    # Operators only (x-admin-token): the instance its events live on; default the least loaded one.
+    instance: Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[a-z0-9-]+$")] | None = None
 
 
 class WorkspacePatch(Input):

@@ -67,12 +67,23 @@ def check_plan(request: Request, plan: str) -> None:
     check_admin_token(request)
 
 
+def check_instance(request: Request, instance: str | None) -> None:
+    """Placement is the operator's: naming an instance needs x-admin-token (refused without ADMIN_TOKEN)."""
+    if instance is None:
+        return
+    if services(request).settings.admin_token is None:
+        raise ApiError(403, "INSTANCE_CHOICE_FORBIDDEN", "Only the operator places a workspace on a named "
+                       "instance (configure ADMIN_TOKEN and send x-admin-token)", {"field": "instance"})  # fmt: skip
+    check_admin_token(request)
+
+
 async def create(request: Request) -> Response:
     who = await access.user(request)
     access.require_verified(request, who)
     check_admin_token(request)
     data = await body(request, WorkspaceIn)
     check_plan(request, data.plan)
+    check_instance(request, data.instance)
     svc = services(request)
     async with svc.pool.acquire() as conn, conn.transaction():
         await limits.check_workspace_room(conn, who.id, svc.settings.max_workspaces_per_user)
@@ -83,6 +94,7 @@ async def create(request: Request) -> Response:
                 slug=data.slug,
                 description=data.description,
                 plan=data.plan,
+                instance=data.instance,
             )
         except asyncpg.UniqueViolationError:
             raise conflict(f"A workspace with slug '{data.slug}' exists already", {"field": "slug"}) from None

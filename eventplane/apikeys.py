@@ -45,6 +45,7 @@ class KeyInfo(msgspec.Struct, frozen=True, array_like=True):
     expires_at: float | None = None  # epoch seconds
     workspace_active: bool = False
     plan: str = ""  # the workspace's plan (eventplane/plans.py): API access and ingestion rate
+    instance: str = ""  # where the edge queues its events (eventplane/instances.py); "": the default one
 
     def usable(self, now: float) -> bool:
         return self.found and self.active and (self.expires_at is None or now < self.expires_at)
@@ -61,7 +62,7 @@ MAC_BYTES = hashlib.sha256().digest_size
 
 _LOOKUP = """
 SELECT k.id::text, k.workspace_id::text, k.key_hash, k.scopes, k.is_active AND k.revoked_at IS NULL,
-       extract(epoch FROM k.expires_at)::float8, w.is_active, w.plan
+       extract(epoch FROM k.expires_at)::float8, w.is_active, w.plan, coalesce(w.instance, '')
 FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
 WHERE k.key_hash = $1
 """
@@ -88,6 +89,7 @@ async def load(conn: asyncpg.Pool | Conn, key_hash: str) -> KeyInfo:
         expires_at=row[5],
         workspace_active=row[6],
         plan=row[7],
+        instance=row[8],
     )
 
 

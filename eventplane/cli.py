@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import apikeys, db, mail, plans, scopes, servers, tenants
+from eventplane import apikeys, db, instances, mail, plans, scopes, servers, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
 
@@ -56,7 +56,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 async def _workspace_create(settings: Settings, args: argparse.Namespace) -> int:
     conn = await asyncpg.connect(settings.dsn)
     try:
-        workspace = await tenants.create_workspace(conn, name=args.name, slug=args.slug, plan=args.plan)
+        workspace = await tenants.create_workspace(
+            conn, name=args.name, slug=args.slug, plan=args.plan, instance=args.instance
+        )
+    except instances.PlacementError as exc:
+        return _fail(exc.message)
     except asyncpg.UniqueViolationError:
         return _fail(f"a workspace with slug '{args.slug}' exists already")
     except asyncpg.CheckViolationError:
@@ -78,6 +82,71 @@ async def _workspace_set_plan(settings: Settings, args: argparse.Namespace) -> i
     if workspace is None:
         return _fail(f"no workspace with slug '{args.slug}'")
     _print_json(workspace)
+    return 0
+
+
+async def _instance_add(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        instance = await instances.add(conn, args.name, args.database_url, args.redis_url)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except asyncpg.UniqueViolationError:
+        return _fail(f"an instance named '{args.name}' exists already")
+    except (OSError, asyncpg.PostgresError) as exc:  # never print the URLs: they hold passwords
+        return _fail(f"cannot reach the instance's servers ({type(exc).__name__}); nothing registered")
+    finally:
+        await conn.close()
+    _print_json({"name": instance.name, "database_url": instances.redact(instance.database_url),
+                 "redis_url": instances.redact(instance.redis_url), "state": instance.state})  # fmt: skip
+    return 0
+
+
+async def _instance_list(settings: Settings, args: argparse.Namespace) -> int:
+    """Every instance with its load: workspaces placed on it and events queued in its Redis."""
+    from eventplane import queue
+    from eventplane.redis_names import RedisNames
+
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        listed = await instances.load(conn)
+        found = await instances.registry(conn)
+    finally:
+        await conn.close()
+    for item in listed:
+        target = found.get(item["name"]) or instances.of_hub(settings)
+        redis = connect_redis(target.redis_url)
+        try:
+            item["queued_events"], _ = await queue.depth(redis, RedisNames(settings.redis_prefix))
+        except Exception as exc:
+            item["queued_events"] = f"unreachable ({type(exc).__name__})"
+        finally:
+            await redis.aclose()
+    _print_json(listed)
+    return 0
+
+
+async def _instance_state(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        found = await instances.set_state(conn, args.name, args.state)
+    finally:
+        await conn.close()
+    if not found:
+        return _fail(f"no instance named '{args.name}'")
+    _print_json({"name": args.name, "state": args.state})
+    return 0
+
+
+async def _workspace_move(settings: Settings, args: argparse.Namespace) -> int:
+    from eventplane import moves
+
+    try:
+        step = await moves.move(settings, args.slug, args.to, stop_after=args.stop_after,
+                                say=lambda line: print(line, file=sys.stderr))  # fmt: skip
+    except moves.MoveError as exc:
+        return _fail(str(exc))
+    _print_json({"slug": args.slug, "instance": args.to, "step": step})
     return 0
 
 
@@ -120,6 +189,11 @@ async def _events(settings: Settings, args: argparse.Namespace) -> int:
         workspace = await tenants.workspace_by_slug(conn, args.workspace)
         if workspace is None:
             return _fail(f"no workspace with slug '{args.workspace}'")
+        placed = await conn.fetchval("SELECT instance FROM workspaces WHERE id = $1", workspace["id"])
+        instance = await instances.get(conn, settings, instances.label(placed))
+        assert instance is not None, "workspaces.instance references instances"
+        await conn.close()
+        conn = await asyncpg.connect(instance.database_url)  # its events live on its instance
         rows = await conn.fetch(
             "SELECT message_id, event_type, user_id, anonymous_id, value, properties::text AS properties, "
             '"timestamp", received_at FROM events WHERE workspace_id = $1 ORDER BY received_at DESC LIMIT $2',
@@ -173,6 +247,8 @@ def process_argv(command: str) -> list[str]:
 
 def cmd_process(args: argparse.Namespace) -> int:
     argv = process_argv(args.command)
+    if getattr(args, "instance", None):
+        os.environ["EVENTPLANE_INSTANCE"] = args.instance  # read by Settings.from_env in the worker
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)  # same pid: signals from a supervisor (SIGTERM) reach the process itself
@@ -188,6 +264,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": settings.redis_dsn}
         env.setdefault("EVENTPLANE_LOG_FORMAT", "text")  # people read these; set json to get JSON
         commands = {name: process_argv(name) for name in PROCESSES}
+        for name in asyncio.run(_instance_names(settings)):  # one worker per registered instance
+            commands[f"worker {name}"] = [sys.executable, "-m", "eventplane.cli", "worker", "--instance", name]
         print(f"EventPlane dev: ingest http://{settings.ingest_host}:{settings.ingest_port}  "
               f"api http://{settings.api_host}:{settings.api_port}  (Ctrl-C stops)", flush=True)  # fmt: skip
         asyncio.run(Supervisor(commands, env).run())
@@ -196,6 +274,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
             servers.stop(settings.data_dir, resolved.started)
             print(f"stopped embedded {', '.join(resolved.started)}", flush=True)
     return 0
+
+
+async def _instance_names(settings: Settings) -> list[str]:
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        return list(await instances.registry(conn))
+    finally:
+        await conn.close()
 
 
 def cmd_servers_stop(args: argparse.Namespace) -> int:
@@ -213,7 +299,26 @@ def parser() -> argparse.ArgumentParser:
     ).set_defaults(fn=cmd_migrate)
     sub.add_parser("ingest", help="run the edge (EVENTPLANE_INGEST_PORT)").set_defaults(fn=cmd_process)
     sub.add_parser("api", help="run the management API (EVENTPLANE_API_PORT)").set_defaults(fn=cmd_process)
-    sub.add_parser("worker", help="run one worker process").set_defaults(fn=cmd_process)
+    wk = sub.add_parser("worker", help="run one worker process")
+    wk.add_argument("--instance", help="the instance it serves (default: the hub's own servers)")
+    wk.set_defaults(fn=cmd_process)
+
+    ins = sub.add_parser("instance", help="instances: Postgres + Redis pairs holding workspaces' events")
+    ia = ins.add_subparsers(dest="action", required=True)
+    iadd = ia.add_parser("add", help="register an instance (migrates its database); prints JSON")
+    iadd.add_argument("name")
+    iadd.add_argument("--database-url", required=True)
+    iadd.add_argument("--redis-url", required=True)
+    iadd.set_defaults(fn=_async(_instance_add))
+    ia.add_parser("list", help="instances with their workspaces and queued events").set_defaults(
+        fn=_async(_instance_list)
+    )
+    idr = ia.add_parser("drain", help="place no new workspaces on an instance")
+    idr.add_argument("name")
+    idr.set_defaults(fn=_async(_instance_state), state="draining")
+    iac = ia.add_parser("activate", help="place new workspaces on a drained instance again")
+    iac.add_argument("name")
+    iac.set_defaults(fn=_async(_instance_state), state="active")
 
     srv = sub.add_parser("servers", help="embedded servers").add_subparsers(dest="action", required=True)
     srv.add_parser("stop", help="stop the embedded Postgres and Valkey").set_defaults(fn=cmd_servers_stop)
@@ -223,7 +328,14 @@ def parser() -> argparse.ArgumentParser:
     wc.add_argument("--name", required=True)
     wc.add_argument("--slug", required=True)
     wc.add_argument("--plan", default="free", choices=["free", "pro", "enterprise"])
+    wc.add_argument("--instance", help="where its events live (default: the least loaded instance)")
     wc.set_defaults(fn=_async(_workspace_create))
+    wm = ws.add_parser("move", help="move a workspace and its history to another instance (resumable)")
+    wm.add_argument("slug")
+    wm.add_argument("--to", required=True, help="the instance's name (`default`: the hub's own servers)")
+    wm.add_argument("--stop-after", choices=["holding", "routed", "drained", "copied", "released"],
+                    help="stop once this step is done (to inspect); running the move again resumes it")  # fmt: skip
+    wm.set_defaults(fn=_async(_workspace_move))
     wp = ws.add_parser("set-plan", help="set a workspace's plan (edges see it within a second); prints JSON")
     wp.add_argument("slug")
     wp.add_argument("plan", choices=sorted(plans.PLANS))

@@ -1,4 +1,5 @@
-"""`eventplane dev`: ingest, api and a worker in the foreground, logs interleaved, crashes restarted.
+"""`eventplane dev`: ingest, api and a worker (and one per registered instance) in the foreground, logs
+interleaved, crashes restarted.
 
 Children run in their own sessions so Ctrl-C reaches only this supervisor, which then stops them in
 order (SIGTERM, so uvicorn drains requests and arq finishes its jobs) and waits.
@@ -31,7 +32,7 @@ class Supervisor:
     def say(self, name: str, line: str) -> None:
         label = name.ljust(self._width)
         if self._color:
-            label = f"{COLORS.get(name, '')}{label}{RESET}"
+            label = f"{COLORS.get(name.split()[0], '')}{label}{RESET}"
         print(f"{label} | {line}", flush=True)
 
     def stop(self) -> None:

@@ -197,6 +197,12 @@ async def mark_stored(redis: Redis, keys: RedisNames, job_id: str) -> None:
     await DONE(redis, [keys.pending, keys.queued_events, keys.failures], [job_id])
 
 
+async def is_held(redis: Redis, keys: RedisNames, workspace_id: str) -> bool:
+    """Whether jobs of this workspace must wait: it is being moved onto this instance and its history is
+    not copied yet (eventplane/moves.py). Every job of the edge holds the rows of one workspace."""
+    return bool(await redis.sismember(keys.held, workspace_id))  # type: ignore[misc]
+
+
 async def count_failure(redis: Redis, keys: RedisNames, job_id: str) -> int:
     """Record one unexpected failure of a job; returns how many it has had (mark_stored forgets them)."""
     n: int = await redis.hincrby(keys.failures, job_id, 1)  # type: ignore[misc]

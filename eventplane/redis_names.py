@@ -31,6 +31,11 @@ class RedisNames:
         return f"{self.prefix}failures"
 
     @property
+    def held(self) -> str:
+        """Workspaces being moved onto this Redis's instance: its workers hold their jobs (eventplane/moves.py)."""
+        return f"{self.prefix}held"
+
+    @property
     def key_channel(self) -> str:
         return f"{self.prefix}apikeys:invalidate"
 

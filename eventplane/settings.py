@@ -169,6 +169,9 @@ class Settings:
     resend_limit_per_invitation: int = 3  # resends of one invitation per invite_window_seconds
     account_mail_limit: int = 5  # verification/reset/email-change mails per address per account_mail_window
     account_mail_window: int = 3600
+    # The instance a worker serves (EVENTPLANE_INSTANCE, `eventplane worker --instance NAME`; eventplane/
+    # instances.py): empty for the default one, the hub's own servers.
+    instance: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -236,6 +239,7 @@ class Settings:
             invitation_ttl=_int(env, "EVENTPLANE_INVITATION_TTL", 7 * 24 * 3600),
             reset_token_ttl=_int(env, "EVENTPLANE_RESET_TOKEN_TTL", 3600),
             require_verified_email=_flag(env, "EVENTPLANE_REQUIRE_VERIFIED_EMAIL"),
+            instance="" if (env.get("EVENTPLANE_INSTANCE") or "default") == "default" else env["EVENTPLANE_INSTANCE"],
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from eventplane import apikeys, db, keyformat, scopes
+from eventplane import apikeys, db, instances, keyformat, scopes
 from eventplane.redis_names import RedisNames
 
 WORKSPACE_COLUMNS = "id::text, name, slug, description, plan, is_active, created_at, updated_at"
@@ -29,14 +29,17 @@ async def create_workspace(
     plan: str = "free",
     org_id: object = None,
     secret_hash: str | None = None,
+    instance: str | None = None,
 ) -> dict[str, Any]:
-    """Insert a workspace, in `org_id` or else in a new org of its own (named after it, with its plan).
+    """Insert a workspace, in `org_id` or else in a new org of its own (named after it, with its plan), on
+    `instance` or else the least loaded one (eventplane/instances.py; PlacementError when it cannot be).
     Raises asyncpg.UniqueViolationError when the slug is taken."""
+    placed = await instances.place(conn, instance)
     if org_id is None:
         org_id = await conn.fetchval("INSERT INTO orgs (name, plan) VALUES ($1, $2) RETURNING id", name, plan)
     row = await conn.fetchrow(
-        "INSERT INTO workspaces (name, slug, description, plan, org_id, public_key, secret_hash) "
-        f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WORKSPACE_COLUMNS}, org_id::text",
+        "INSERT INTO workspaces (name, slug, description, plan, org_id, public_key, secret_hash, instance) "
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {WORKSPACE_COLUMNS}, org_id::text, instance",
         name,
         slug,
         description,
@@ -44,6 +47,7 @@ async def create_workspace(
         org_id,
         PUBLIC_KEY_PREFIX + secrets.token_hex(16),
         secret_hash,
+        placed,
     )
     assert row is not None
     return dict(row)

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from eventplane import apikeys, db, keyauth, metrics_access, scopes, servers, tasks
 from eventplane.errors import ApiError
+from eventplane.instances import Instance
 from eventplane.rates import Rates
 from eventplane.redis_client import connect_queue_writer, connect_redis
 from eventplane.settings import Settings
@@ -33,6 +34,7 @@ from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.client_report import ClientReports
 from ingest.identity import IdentityVerifier
+from ingest.instances import Router
 from ingest.metrics import EdgeMetrics
 from ingest.transform import Limits, parse_batch, parse_track, to_rows
 
@@ -62,6 +64,7 @@ class Edge:
     reports: ClientReports
     flags: flags.Flags
     identity: IdentityVerifier
+    router: Router  # one batcher per instance; `batcher` is the default instance's
 
 
 class IngestApp:
@@ -129,9 +132,7 @@ class IngestApp:
         # Segment's clients may send the key only in the body (writeKey): it is checked once that is read.
         lookup = edge.key_cache.get
         grant = await keyauth.authenticate(key, lookup, scopes.TRACK_WRITE) if key or not is_segment else None
-        refusal = edge.batcher.refusal()
-        if refusal is not None:
-            raise refusal
+        batcher = None if grant is None else await _queue_of(edge, grant)  # refused before reading the body
         body = await read_body(
             receive,
             limit=edge.settings.max_body_bytes,
@@ -144,6 +145,7 @@ class IngestApp:
             if not body_key:
                 raise keyauth.KeyRefused(401, "AUTH_ERROR", segment.MISSING_KEY, None, {"www-authenticate": "Bearer"})
             grant = await keyauth.authenticate(body_key, lookup, scopes.TRACK_WRITE)
+            batcher = await _queue_of(edge, grant)
         if is_segment:
             parsed = segment.parse(scope["path"], body, edge.limits)
         else:
@@ -154,7 +156,8 @@ class IngestApp:
         now_ns = time.time_ns()
         rows = to_rows(parsed, grant.workspace_id, now_ns // 1000, _year(now_ns))
         if rows:
-            await edge.batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan))
+            assert batcher is not None
+            await batcher.submit(rows, request_id, grant.workspace_id, edge.rates.of(grant.info.plan))
         if parsed.report is not None:
             await edge.reports.record(grant.workspace_id, parsed.report, now_ns)
         edge.key_cache.touch(grant.key_id)
@@ -199,11 +202,22 @@ class IngestApp:
             high_water=settings.queue_high_water,
             retry_after=settings.retry_after_seconds,
         )
+
+        def instance_batcher(instance: Instance) -> tuple[Batcher, list[Redis]]:
+            depth_client = connect_redis(instance.redis_url)
+            instance_writers = [connect_queue_writer(instance.redis_url) for _ in range(ENQUEUE_CONNECTIONS)]
+            made = Batcher(
+                depth_client, instance_writers, redis_keys, metrics, job_max_events=settings.job_max_events,
+                high_water=settings.queue_high_water, retry_after=settings.retry_after_seconds, report_depth=False,
+            )  # fmt: skip
+            return made, [depth_client, *instance_writers]
+
+        router = Router(batcher, pool, instance_batcher, settings.retry_after_seconds)
         deadlines = Deadlines(settings.body_timeout)
         identity = IdentityVerifier(
             redis, pool, redis_keys, settings.key_cache_ttl, settings.identity_token_max_lifetime
         )
-        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, batcher, deadlines, metrics, identity)
+        flag_routes = flags.build(settings, redis, pool, redis_keys, key_cache, router, deadlines, metrics, identity)
         background = [
             asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
             for coro in (
@@ -221,7 +235,7 @@ class IngestApp:
         reports = ClientReports(redis, redis_keys, metrics.stats, settings.retry_after_seconds)
         edge = self.edge = Edge(
             settings, redis, pool, key_cache, batcher, limits, metrics, deadlines, background, rates, reports,
-            flag_routes, identity,
+            flag_routes, identity, router,
         )  # fmt: skip
         unchain = sse.close_on_signals(flag_routes.streams)
         try:
@@ -244,10 +258,20 @@ class IngestApp:
                 await edge.key_cache.write_last_used()
         except TimeoutError:
             log.error("shutdown: events still unqueued after %.1f s are dropped; none was answered 202", within)
+        await edge.router.close(max(deadline - loop.time(), 1.0))
         await tasks.stop(edge.tasks, max(deadline - loop.time(), 1.0), log)
         await db.close_pool(edge.pool, grace=max(deadline - loop.time(), 1.0))
         for client in (edge.redis, *writers):
             await client.aclose()  # each disconnect is bounded by socket_connect_timeout
+
+
+async def _queue_of(edge: Edge, grant: keyauth.Grant) -> Batcher:
+    """The batcher of the key's workspace's instance, if its queue takes events now (else 503)."""
+    batcher = edge.router.known(grant.info.instance) or await edge.router.get(grant.info.instance)
+    refusal = batcher.refusal()
+    if refusal is not None:
+        raise refusal
+    return batcher
 
 
 def _request_id(headers: Headers) -> str:

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from eventplane.errors import ApiError
 from eventplane.queue import Lua, Row
 from eventplane.redis_names import RedisNames
-from ingest.batcher import Batcher
+from ingest.instances import Router
 
 log = logging.getLogger("eventplane.ingest.exposures")
 EXPOSURE = "$exposure"
@@ -53,10 +53,10 @@ def unavailable() -> ApiError:
 
 
 class Exposures:
-    def __init__(self, redis: Redis, keys: RedisNames, batcher: Batcher, *, window: float, max_entries: int) -> None:
+    def __init__(self, redis: Redis, keys: RedisNames, router: Router, *, window: float, max_entries: int) -> None:
         self._redis = redis
         self._keys = keys
-        self._batcher = batcher
+        self._router = router  # exposures are events: queued on their workspace's instance
         self._window = window
         self._max_entries = max_entries
         self._seen: OrderedDict[tuple[str, str, int, str], float] = OrderedDict()
@@ -64,6 +64,10 @@ class Exposures:
 
     def _key(self, workspace_id: str, experiment: dict[str, Any]) -> str:
         return self._keys.sticky(workspace_id, experiment["key"], experiment["salt"], experiment["bucket_version"])
+
+    def note(self, workspace_id: str, instance: str) -> None:
+        """The instance a workspace's key named, where its exposures are queued."""
+        self._router.note(workspace_id, instance)
 
     async def recorded(self, workspace_id: str, experiment: dict[str, Any], unit: str) -> str | None:
         """The variant recorded for this unit, if any (raises 503 when Redis cannot tell)."""
@@ -101,7 +105,11 @@ class Exposures:
         until = self._seen.get(seen_key)
         if until is not None and until > now:
             return
-        if self._batcher.refusal() is not None:
+        try:
+            batcher = await self._router.of_workspace(workspace_id)
+        except ApiError:
+            return
+        if batcher.refusal() is not None:
             return
         self._remember(seen_key, now + self._window)
         key: str = experiment["key"]
@@ -111,7 +119,7 @@ class Exposures:
             None, properties, None, None, time.time_ns() // 1000, None,
         )  # fmt: skip
         try:
-            await self._batcher.submit([row], request_id, workspace_id)  # not rate-limited: the SDK asked
+            await batcher.submit([row], request_id, workspace_id)  # not rate-limited: the SDK asked
         except ApiError:
             self._seen.pop(seen_key, None)
             log.warning("exposure not queued; the next assignment of this unit retries it")

@@ -31,11 +31,11 @@ from eventplane.settings import Settings
 from ingest import cors, ofrep
 from ingest.asgi import Receive, Scope, Send, respond
 from ingest.auth import KeyCache, extract_key
-from ingest.batcher import Batcher
 from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.configcache import Cached, ConfigCache
 from ingest.exposures import Exposures
 from ingest.identity import IdentityVerifier
+from ingest.instances import Router
 from ingest.metrics import EdgeMetrics, EdgeStats
 from ingest.sse import Streams
 
@@ -190,6 +190,7 @@ class Flags:
         """The key's workspace, if the key grants `needed` (the one authenticator, as the tracking routes)
         and, for a browser, its origin is one the workspace allows."""
         grant = await keyauth.authenticate(extract_key(headers), self.key_cache.get, needed)
+        self.exposures.note(grant.workspace_id, grant.info.instance)
         if b"origin" in headers:
             cors.check_origin(await self.identity.config(grant.workspace_id), headers[b"origin"])
         self.key_cache.touch(grant.key_id)
@@ -267,12 +268,12 @@ class _Collector(Collector):
 
 
 def build(
-    settings: Settings, redis: Redis, pool: asyncpg.Pool, redis_keys: RedisNames, key_cache: KeyCache, batcher: Batcher,
+    settings: Settings, redis: Redis, pool: asyncpg.Pool, redis_keys: RedisNames, key_cache: KeyCache, router: Router,
     deadlines: Deadlines, metrics: EdgeMetrics, identity: IdentityVerifier,
 ) -> Flags:  # fmt: skip
     cache = ConfigCache(redis, pool, redis_keys, settings.config_cache_ttl)
     exposures = Exposures(
-        redis, redis_keys, batcher, window=settings.exposure_window, max_entries=settings.exposure_cache_entries
+        redis, redis_keys, router, window=settings.exposure_window, max_entries=settings.exposure_cache_entries
     )
     streams = Streams(
         cache, per_workspace=settings.sse_max_per_workspace, total=settings.sse_max_connections,

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from loadtests import flagbench, loadgen, payloads, pipeline, profile, report, targets
+from loadtests import instances as two_instances
 from loadtests.provision import all_keys, provision
 from loadtests.rss import PeakRss
 from loadtests.stack import (
@@ -216,6 +217,9 @@ class Bench:
         self.procs.stop(edge)
         self.procs.stop(worker)
 
+    def instances(self) -> None:
+        two_instances.measure(self)  # loadtests/instances.py
+
 
 def run(plan: Plan, out_dir: Path, profile_dir: Path | None, mode: str) -> Path:
     loadgen.ensure_tools()
@@ -223,7 +227,8 @@ def run(plan: Plan, out_dir: Path, profile_dir: Path | None, mode: str) -> Path:
     with servers_for_run() as env, Procs(env.work_dir / "logs") as procs, PeakRss() as rss:
         files = prepare(env, plan)
         bench = Bench(env, procs, plan, files, rss, profile_dir)
-        steps = (bench.noop, bench.edge, bench.noop_latency, bench.naive, bench.copy_ceiling, bench.pipeline)
+        steps = (bench.noop, bench.edge, bench.noop_latency, bench.naive, bench.copy_ceiling, bench.pipeline,
+                 bench.instances)  # fmt: skip
         for step in steps:
             print(f"{step.__name__} ...", flush=True)
             step()

@@ -14,6 +14,7 @@ UNITS = {
     "naive": "events/s",
     "copy_ceiling": "rows/s",
     "pipeline": "events/s",
+    "instances_two": "events/s",
 }
 
 
@@ -57,6 +58,15 @@ def lines(f: dict[str, float | None], raw: dict[str, Any]) -> list[Line]:
         line(f, "noop_latency_p50", "ms", note="the no-op app at the same constant rate: generator + HTTP"),
         line(f, "noop_latency_p99", "ms"),
         line(f, "noop_latency_p999", "ms"),
+        line(f, "instances_one", "events/s", note="stored/s, closed loop, every workspace on one instance"),
+        line(
+            f,
+            "instances_two",
+            "events/s",
+            "instances_one",
+            note="half the workspaces on a second instance (own Postgres + Valkey + worker), all on the server core",
+        ),
+        line(f, "hub_reads_per_request", "reads", note="edge key-cache misses per request (hub Redis/Postgres)"),
         line(f, "edge_rss_mb", "MB", "", "<= 150 MB", at_most(150)),
         line(f, "worker_rss_mb", "MB"),
     ]

@@ -27,7 +27,8 @@ import pytest_asyncio
 import uvicorn
 from redis.asyncio import Redis
 
-from eventplane import apikeys, db, servers, tenants
+from eventplane import apikeys, db, instances, servers, tenants
+from eventplane.instances import Instance
 from eventplane.redis_client import connect_redis
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
@@ -198,3 +199,27 @@ def own_valkey(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield url, data
     finally:
         servers.stop_valkey(data)
+
+
+@contextlib.asynccontextmanager
+async def registered_instance(settings: Settings, name: str) -> AsyncIterator[Instance]:
+    """An instance of this test's own: a database of its own on the suite's Postgres, and Redis database 1
+    of the suite's Redis under the suite's prefix. Removed afterwards with the workspaces placed on it, so
+    that later tests' workspaces are placed on the default instance again."""
+    admin = await asyncpg.connect(settings.dsn)
+    database = f"{urlsplit(settings.dsn).path.lstrip('/')}_{name}"[:63]
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    redis_url = urlunsplit(urlsplit(settings.redis_dsn)._replace(path="/1"))
+    try:
+        instance = await instances.add(admin, name, _with_database(settings.dsn, database), redis_url)
+        yield instance
+    finally:
+        await admin.execute("DELETE FROM workspaces WHERE instance = $1", name)
+        await admin.execute("DELETE FROM instances WHERE name = $1", name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+        redis = connect_redis(redis_url)
+        stale = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}*")]
+        if stale:
+            await redis.delete(*stale)
+        await redis.aclose()

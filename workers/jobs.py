@@ -24,6 +24,7 @@ MAX_TRIES = 50_000  # with backoff capped at 10 s: about 5 days of Postgres outa
 # Unexpected failures (not transient ones: those retry for as long as MAX_TRIES allows) of one job
 # before its batch is parked in dead_letters. Counted per job id in Redis (queue.count_failure).
 GIVE_UP_ON_BUGS_AFTER = 5
+HOLD_SECONDS = 0.5  # a held job (its workspace is being moved here) is tried again this often
 
 _PARK = """
 INSERT INTO dead_letters (workspace_id, message_id, payload, reason)
@@ -47,6 +48,8 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]], request_ids: 
     redis: Redis = ctx["redis"]
     job_id: str = ctx["job_id"]
     job_try: int = ctx.get("job_try", 1)
+    if rows and await _held(redis, state.keys, str(rows[0][0]), job_try):  # a job holds one workspace's rows
+        raise Retry(defer=HOLD_SECONDS)
     try:
         # Our own deadline, inside arq's: arq treats its timeout as a failure and drops the job.
         async with asyncio.timeout(state.deadline):
@@ -66,6 +69,13 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]], request_ids: 
         return 0
     log.debug("job %s: %d events committed (try %d)", job_id, len(rows), job_try)
     return len(rows)
+
+
+async def _held(redis: Redis, keys: RedisNames, workspace_id: str, job_try: int) -> bool:
+    try:
+        return await queue.is_held(redis, keys, workspace_id)
+    except TRANSIENT_ERRORS as exc:
+        raise Retry(defer=backoff_seconds(job_try)) from exc
 
 
 async def _count_failure(redis: Redis, keys: RedisNames, job_id: str, rows: list[list[Any]], exc: Exception) -> int:

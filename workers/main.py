@@ -9,11 +9,12 @@ import signal
 import time
 from typing import Any
 
+import asyncpg
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
-from eventplane import db, queue
+from eventplane import db, instances, queue
 from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
@@ -42,15 +43,17 @@ def worker_kwargs(settings: Settings, state: WorkerState | None = None, **overri
         if owned:
             await owned.pop().close()
 
-    kwargs: dict[str, Any] = dict(
-        functions=[func(jobs.store_events, name=queue.STORE_EVENTS, max_tries=jobs.MAX_TRIES)],
-        cron_jobs=[
-            cron(jobs.maintain, second={0, 30}, run_at_startup=False, unique=True),
+    maintenance = [cron(jobs.maintain, second={0, 30}, run_at_startup=False, unique=True)]
+    if not settings.instance:  # management work reads the hub: only the default instance's workers do it
+        maintenance += [
             cron(webhooks.deliver, second=set(range(60)), run_at_startup=True, unique=True),
             cron(retention.run, second=15, run_at_startup=False, unique=True),
             cron(deletions.run, second=deletions.EVERY_SECONDS, run_at_startup=False, unique=True),
             cron(mail.deliver_mail, second=mail.EVERY_SECONDS, run_at_startup=True, unique=True),
-        ],
+        ]
+    kwargs: dict[str, Any] = dict(
+        functions=[func(jobs.store_events, name=queue.STORE_EVENTS, max_tries=jobs.MAX_TRIES)],
+        cron_jobs=maintenance,
         on_startup=startup,
         on_shutdown=shutdown,
         redis_settings=RedisSettings.from_dsn(settings.redis_dsn),
@@ -77,13 +80,30 @@ async def serve(settings: Settings) -> None:
     """Run workers until SIGINT/SIGTERM. arq's worker exits when Redis drops; a new one then starts on
     the same WorkerState (pools, committer, metrics), which is closed once, at exit.
 
-    A batch interrupted that way rolls back and is run again (and deduplicated) later.
+    A batch interrupted that way rolls back and is run again (and deduplicated) later. With
+    `settings.instance`, the worker serves that instance's Postgres and Redis, found in the hub's registry.
     """
+    settings = await serving_instance(settings)
     state = await WorkerState.open(settings)
     try:
         await _run_workers(settings, state)
     finally:
         await state.close()
+
+
+async def serving_instance(settings: Settings) -> Settings:
+    """The settings of the instance this worker serves: the hub's own for the default instance."""
+    if not settings.instance:
+        return settings
+    conn = await asyncpg.connect(settings.dsn, timeout=5)
+    try:
+        found = await instances.get(conn, settings, settings.instance)
+    finally:
+        await conn.close()
+    if found is None:
+        raise SystemExit(f"no instance named '{settings.instance}' (eventplane instance list)")
+    log.info("serving instance %s", found.name)
+    return instances.settings_for(settings, found)
 
 
 async def _run_workers(settings: Settings, state: WorkerState) -> None:

@@ -1,0 +1,89 @@
+"""Moving a workspace between instances (eventplane/moves.py) on the suite's servers: interrupted after
+the copy and resumed, it ends with every event once on the target, and the source's rows deleted."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from eventplane import instances, moves, queue, tenants
+from eventplane.redis_client import connect_redis
+from eventplane.redis_names import RedisNames
+from eventplane.settings import Settings
+from ingest import batcher
+from tests.conftest import Tenant, drain, registered_instance, running_edge
+from workers.main import build_worker
+
+BATCH = "/api/v1/tracking/batch"
+
+
+async def _ids(dsn: str, workspace_id: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT message_id FROM events WHERE workspace_id = $1", workspace_id)
+        ledger = await conn.fetchval("SELECT count(*) FROM event_ids WHERE workspace_id = $1", workspace_id)
+        usage = await conn.fetchval("SELECT coalesce(sum(events), 0) FROM usage_daily WHERE workspace_id = $1",
+                                    workspace_id)  # fmt: skip
+    finally:
+        await conn.close()
+    assert ledger == len(rows) == usage, (ledger, len(rows), usage)
+    return sorted(r[0] for r in rows)
+
+
+async def _run_one_job(settings: Settings) -> None:
+    worker = build_worker(settings, burst=True, max_burst_jobs=1, poll_delay=0, handle_signals=False, cron_jobs=[])
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+def test_the_fence_knows_the_edge_enqueue_timeout() -> None:
+    assert moves.EDGE_ENQUEUE_TIMEOUT == batcher.ENQUEUE_TIMEOUT
+
+
+def _batch(ids: list[str]) -> dict[str, object]:
+    return {"events": [{"event_type": "m", "user_id": "u", "message_id": m} for m in ids]}
+
+
+async def test_move_interrupted_after_the_copy_resumes(fresh: Settings, pool: asyncpg.Pool) -> None:
+    async with registered_instance(fresh, "mv") as mv:
+        slug = f"mv-{uuid.uuid4().hex[:10]}"
+        workspace = await tenants.create_workspace(pool, name=slug, slug=slug, instance="default")
+        _, key = await tenants.create_api_key(pool, workspace_id=workspace["id"], name="t", scope_names=["write"])
+        tenant = Tenant(workspace, key, "")
+        before = [f"a{i}" for i in range(20)]
+        async with running_edge(fresh) as edge:
+            assert (await edge.post(BATCH, json=_batch(before), headers=tenant.headers)).status_code == 202
+            await drain(fresh)
+            assert await _ids(fresh.dsn, tenant.workspace_id) == sorted(before)
+
+            assert await moves.move(fresh, slug, "mv", stop_after="routed", fence_seconds=0.2) == "routed"
+            after = [f"b{i}" for i in range(10)]
+            retried = before[:5]  # an SDK's retry of events stored on the source: dropped by the copied ledger
+            r = await edge.post(BATCH, json=_batch(after + retried), headers=tenant.headers)
+            assert r.status_code == 202, r.text
+            await _run_one_job(instances.settings_for(fresh, mv))  # the target's worker holds it: nothing stored
+            assert await _ids(mv.database_url, tenant.workspace_id) == []
+
+            step = await moves.move(fresh, slug, "mv", stop_after="copied", fence_seconds=0.2)
+            assert step == "copied"  # "killed" here: the history is on both, the target's workers hold
+            assert await _ids(mv.database_url, tenant.workspace_id) == sorted(before)
+        target = connect_redis(mv.redis_url)
+        try:
+            assert (await queue.depth(target, RedisNames(fresh.redis_prefix)))[0] == 15  # on the target's queue
+        finally:
+            await target.aclose()
+        with pytest.raises(moves.MoveError, match="finish that move first"):
+            await moves.move(fresh, slug, "default")
+
+        assert await moves.move(fresh, slug, "mv", fence_seconds=0.2) == "released"
+        await drain(instances.settings_for(fresh, mv))
+        assert await _ids(mv.database_url, tenant.workspace_id) == sorted(before + after)
+        assert await _ids(fresh.dsn, tenant.workspace_id) == []
+        assert await pool.fetchval("SELECT instance FROM workspaces WHERE id = $1", tenant.workspace_id) == "mv"
+        assert await pool.fetchval("SELECT count(*) FROM workspace_moves") == 0
+        with pytest.raises(moves.MoveError, match="already"):
+            await moves.move(fresh, slug, "mv")
