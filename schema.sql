@@ -501,7 +501,7 @@ CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox (next_attempt_at) WHER
 -- they were still queued; with `suppress`, that person's later events are refused too.
 CREATE TABLE IF NOT EXISTS deletions (
     id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    workspace_id   uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    workspace_id   uuid NOT NULL,  -- no foreign key: event data, kept on the workspace's instance
     user_id        text,
     anonymous_id   text,
     suppress       boolean NOT NULL DEFAULT false,

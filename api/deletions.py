@@ -67,11 +67,19 @@ async def create(request: Request) -> Response:
     asked = await body(request, DeletionIn)
     if (asked.user_id is None) == (asked.anonymous_id is None):
         raise validation(ONE_PERSON, "user_id")
-    async with services(request).pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(_INSERT, workspace_id, asked.user_id, asked.anonymous_id, asked.suppress,
-                                  who.user_id, who.key_id)  # fmt: skip
-        assert row is not None
-        what = {"user_id": asked.user_id, "anonymous_id": asked.anonymous_id, "suppress": asked.suppress}
+    svc = services(request)
+    data = await svc.data.pool(workspace_id)  # the request lives beside the events it deletes
+    what = {"user_id": asked.user_id, "anonymous_id": asked.anonymous_id, "suppress": asked.suppress}
+    args = (workspace_id, asked.user_id, asked.anonymous_id, asked.suppress, who.user_id, who.key_id)
+    if data is svc.pool:  # the default instance: the request and its audit entry commit together
+        async with svc.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_INSERT, *args)
+            assert row is not None
+            await audit.record(conn, who, "create", ENTITY, str(row["id"]), None, what)
+        return reply(_out(row), 202)
+    row = await data.fetchrow(_INSERT, *args)  # another instance: the request first, then the hub's audit entry
+    assert row is not None
+    async with svc.pool.acquire() as conn:
         await audit.record(conn, who, "create", ENTITY, str(row["id"]), None, what)
     return reply(_out(row), 202)
 
@@ -79,7 +87,7 @@ async def create(request: Request) -> Response:
 async def get(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     await actor(request, workspace_id, p.DATA_DELETE)
-    row = await services(request).pool.fetchrow(
+    row = await (await services(request).data.pool(workspace_id)).fetchrow(
         f"SELECT {_COLUMNS} FROM deletions WHERE workspace_id = $1 AND id = $2",
         workspace_id,
         path_uuid(request, "deletion_id"),
@@ -94,7 +102,7 @@ async def list_deletions(request: Request) -> Response:
     workspace_id = path_uuid(request, "workspace_id")
     await actor(request, workspace_id, p.DATA_DELETE)
     limit = page_limit(request)
-    rows = await services(request).pool.fetch(
+    rows = await (await services(request).data.pool(workspace_id)).fetch(
         f"SELECT {_COLUMNS} FROM deletions WHERE workspace_id = $1 AND (created_at, id) > ($2, $3) "
         "ORDER BY created_at, id LIMIT $4",
         workspace_id,

@@ -15,7 +15,7 @@ after the last one recorded; each is safe to run twice.
    waits body timeout + enqueue timeout + 1 s, with the body timeout of its own settings: give the
    command the edges' EVENTPLANE_BODY_TIMEOUT.
 4. copied: in one transaction on the target, its rows of the workspace are replaced by the source's:
-   `events`, the `event_ids` ledger, `usage_daily`, `dead_letters` (the target had none: step 1).
+   `events`, the `event_ids` ledger, `usage_daily`, `dead_letters`, `deletions` (the target had none: step 1).
    Triggers are off for that transaction (session_replication_role), so history is not sent to webhooks
    again.
 5. released: the hold ends; the target's workers store the held jobs, and the copied ledger drops any
@@ -45,7 +45,7 @@ STEPS = ("holding", "routed", "drained", "copied", "released")
 EDGE_ENQUEUE_TIMEOUT = 3.0  # ingest/batcher.py ENQUEUE_TIMEOUT (the core imports no process; a test ties them)
 POLL_SECONDS = 0.2
 # The tables of a workspace's event data, all keyed by workspace_id (dead_letters' is text).
-DATA_TABLES = ("events", "event_ids", "usage_daily", "dead_letters")
+DATA_TABLES = ("events", "event_ids", "usage_daily", "dead_letters", "deletions")
 COPY_BATCH = 5000
 
 

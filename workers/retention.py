@@ -11,7 +11,8 @@ Nothing scans the whole table. `events` is partitioned by UTC day of received_at
    workspace (a loose index scan), and read again under the lock before the drop.
 2. Otherwise each expired workspace's rows are deleted from each partition it has rows in, CHUNK rows
    per statement found through that index (a TID scan deletes them), at most MAX_CHUNKS per run.
-Usage counts are kept. The deduplication ledger has its own window (workers/ledger.py).
+Usage counts are kept. The deduplication ledger has its own window (workers/ledger.py). With instances
+(eventplane/instances.py), the default instance's workers expire every instance's events, by the hub's settings.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from eventplane import db
+from eventplane import db, instances
 from eventplane.errors import TRANSIENT_ERRORS
 from workers.partitions import Partition, events_partitions
 
@@ -66,10 +67,18 @@ class Expired:
     deleted: int = 0  # rows deleted from partitions that also hold unexpired rows
 
 
-async def expire(pool: asyncpg.Pool, now: dt.datetime | None = None, max_chunks: int = MAX_CHUNKS) -> Expired:
-    """Remove the events that expired by `now` (default: the current time)."""
+async def retention_days(hub: db.Conn | asyncpg.Pool) -> dict[uuid.UUID, int]:
+    """Each workspace's `retention_days`, from the hub (where settings live) for every instance."""
+    return {r["workspace_id"]: r["days"] for r in await hub.fetch(_RETENTION)}
+
+
+async def expire(pool: asyncpg.Pool, now: dt.datetime | None = None, max_chunks: int = MAX_CHUNKS,
+                 days: dict[uuid.UUID, int] | None = None) -> Expired:  # fmt: skip
+    """Remove the events in `pool` that expired by `now` (default: the current time), under the
+    retention `days` of each workspace (default: read from `pool`, which is then the hub)."""
     now = now or dt.datetime.now(dt.UTC)
-    cutoffs = {r["workspace_id"]: now - dt.timedelta(days=r["days"]) for r in await pool.fetch(_RETENTION)}
+    days = await retention_days(pool) if days is None else days
+    cutoffs = {workspace_id: now - dt.timedelta(days=n) for workspace_id, n in days.items()}
     done = Expired()
     if not cutoffs:
         return done
@@ -119,12 +128,39 @@ async def _drop(conn: db.Conn, part: Partition, cutoffs: dict[uuid.UUID, dt.date
 
 
 async def run(ctx: dict[str, Any]) -> int:
-    """The arq cron job."""
+    """The arq cron job, on the default instance's workers: the hub's events, then each registered
+    instance's (a pool for the run; settings are read once, from the hub). An instance that cannot be
+    reached is skipped this minute; the others are not."""
+    hub = ctx["state"].pool
     try:
-        done = await expire(ctx["state"].pool)
+        days = await retention_days(hub)
+        registered = list((await instances.registry(hub)).values())
     except TRANSIENT_ERRORS as exc:
         log.warning("retention skipped this minute: %s", type(exc).__name__)
         return 0
+    if not days:
+        return 0
+    deleted = await _expire_logged("default", hub, days)
+    for instance in registered:
+        try:
+            pool = await db.create_pool(instance.database_url, min_size=0, max_size=1)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("retention skipped instance %s this minute: %s", instance.name, type(exc).__name__)
+            continue
+        try:
+            deleted += await _expire_logged(instance.name, pool, days)
+        finally:
+            await db.close_pool(pool)
+    return deleted
+
+
+async def _expire_logged(name: str, pool: asyncpg.Pool, days: dict[uuid.UUID, int]) -> int:
+    try:
+        done = await expire(pool, days=days)
+    except TRANSIENT_ERRORS as exc:
+        log.warning("retention skipped instance %s this minute: %s", name, type(exc).__name__)
+        return 0
     if done.dropped or done.deleted:
-        log.info("retention: %d partitions dropped, %d expired events deleted", len(done.dropped), done.deleted)
+        log.info("retention on %s: %d partitions dropped, %d expired events deleted", name, len(done.dropped),
+                 done.deleted)  # fmt: skip
     return done.deleted

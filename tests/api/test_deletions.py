@@ -17,7 +17,7 @@ from eventplane import db
 from eventplane.settings import Settings
 from tests.api.conftest import error_code, new_team
 from tests.api.flag_support import key_headers
-from tests.conftest import make_tenant
+from tests.conftest import make_tenant, registered_instance
 from workers import deletions
 from workers.store import Store
 
@@ -214,3 +214,32 @@ async def test_a_request_without_suppression_stops_being_checked_once_no_event_c
     await pool.execute("UPDATE deletions SET created_at = $2 WHERE id = $1", uuid.UUID(made["id"]), aged)
     outcome = await writer.store([queued(ws, "u1", aged - dt.timedelta(minutes=1))])
     assert (outcome.stored, outcome.refused) == (1, 0)
+
+
+async def test_on_another_instance_the_request_and_its_work_stay_there(
+    api: httpx.AsyncClient, api_settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """A workspace on a registered instance: its request is stored beside its events (where that
+    instance's workers run deletions.process), and the hub keeps the audit entry."""
+    team = await new_team(api)
+    ws = team.workspace_id
+    async with registered_instance(api_settings, "dl") as instance:
+        await pool.execute("UPDATE workspaces SET instance = $2 WHERE id = $1", uuid.UUID(ws), instance.name)
+        there = await db.create_pool(instance.database_url, min_size=0, max_size=2)
+        try:
+            await put_events(there, ws, [("u1", None, 0), ("u2", None, 0)])
+            r = await api.post(url(ws), json={"user_id": "u1"}, headers=team.owner.headers)
+            assert r.status_code == 202, r.text
+            made = r.json()
+            assert await pool.fetchval("SELECT count(*) FROM deletions WHERE id = $1", uuid.UUID(made["id"])) == 0
+            await finish(there, made["id"])
+            assert await people(there, ws) == [("u2", None)]
+            got = (await api.get(f"{url(ws)}/{made['id']}", headers=team.owner.headers)).json()
+            assert (got["status"], got["rows_deleted"]) == ("done", 1)
+            listed = (await api.get(url(ws), headers=team.owner.headers)).json()["items"]
+            assert [d["id"] for d in listed] == [made["id"]]
+            audit = (await api.get(f"/api/v1/workspaces/{ws}/audit-log", params={"entity_type": "deletion"},
+                                   headers=team.owner.headers)).json()["items"]  # fmt: skip
+            assert [a["entity_key"] for a in audit] == [made["id"]]
+        finally:
+            await db.close_pool(there)

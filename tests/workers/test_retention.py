@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from types import SimpleNamespace
 
 import asyncpg
 
 from eventplane import db, workspace_config
-from tests.conftest import make_tenant
+from eventplane.settings import Settings
+from tests.conftest import make_tenant, registered_instance
 from workers import retention
 from workers.retention import expire
 
@@ -98,3 +100,29 @@ async def test_the_per_workspace_delete_uses_the_workspace_received_index(pool: 
             assert await conn.fetchval(f'SELECT count(*) FROM "{name}"') == 200_000 - before
         finally:
             await conn.execute(f'DROP TABLE "{name}"')
+
+
+async def test_the_default_workers_expire_every_instances_events_by_the_hubs_settings(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    tenant = await make_tenant(pool)
+    now = dt.datetime.now(dt.UTC)
+    async with registered_instance(settings, "rt") as instance:
+        await pool.execute("UPDATE workspaces SET instance = $2 WHERE id = $1", uuid.UUID(tenant.workspace_id),
+                           instance.name)  # fmt: skip
+        async with pool.acquire() as conn:
+            await workspace_config.replace_settings(conn, tenant.workspace_id, {"retention_days": 30})
+        there = await db.create_pool(instance.database_url, min_size=0, max_size=2)
+        try:
+            async with there.acquire() as conn:
+                for age in (40, 10):
+                    await db.ensure_partitions(conn, (now - dt.timedelta(days=age)).date())
+                await _insert(
+                    conn, [(tenant.workspace_id, f"m-{age}", now - dt.timedelta(days=age)) for age in (40, 10)]
+                )
+            await retention.run({"state": SimpleNamespace(pool=pool)})
+            left = await there.fetch("SELECT message_id FROM events WHERE workspace_id = $1",
+                                     uuid.UUID(tenant.workspace_id))  # fmt: skip
+            assert [r[0] for r in left] == ["m-10"]
+        finally:
+            await db.close_pool(there)
