@@ -104,8 +104,14 @@ def timestamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-THROUGHPUT = ("noop", "edge_single", "edge_batch", "naive", "copy_ceiling", "pipeline")
-COLORS = dict(zip(THROUGHPUT, ("#999999", "#1f77b4", "#1f77b4", "#d62728", "#999999", "#2ca02c"), strict=True))
+THROUGHPUT = ("generator_fixed", "noop", "edge_single", "edge_batch", "naive", "copy_ceiling", "pipeline", "preloaded")
+COLORS = dict(
+    zip(
+        THROUGHPUT,
+        ("#cccccc", "#999999", "#1f77b4", "#1f77b4", "#d62728", "#999999", "#2ca02c", "#98df8a"),
+        strict=True,
+    )
+)
 LATENCY = (("latency_p50", "p50"), ("latency_p99", "p99"), ("latency_p999", "p99.9"))
 LAG = (("lag_p50", "p50"), ("lag_p99", "p99"))
 
