@@ -170,7 +170,8 @@ def run(seconds: float, rate: float, out_dir: Path, label: str) -> bool:
         "lag_per_10s": [{"t": x[0], "events": x[1], "p50_s": x[2], "p99_s": x[3]} for x in after["lag"]],
     }  # fmt: skip
     json_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    chart(svg_path, series, after["lag"], warmup, f"EventPlane soak {stamp} {doc['git']['commit'][:10]} {label}")
+    commit = str(report.git_state()["commit"])[:10]
+    chart(svg_path, series, after["lag"], warmup, f"EventPlane soak {stamp} {commit} {label}")
     for name, c in checks.items():
         verdict = {True: "PASS", False: "FAIL", None: ""}[c.get("pass")]
         print(f"  {name:11} {verdict:4}  {orjson.dumps(c).decode()}")
