@@ -35,6 +35,7 @@ from loadtests.stack import (
     python,
     reset_events,
     reset_queue,
+    server_pids,
     servers_for_run,
     wait_http,
 )
@@ -249,7 +250,13 @@ class Bench:
             print(f"  {name} calibration: offered {rate:,.0f}/s, stored {cal.stored_per_s:,.0f}/s, queue grew "
                   f"by {cal.depth_growth:,}; sustained rate {cal.chosen_per_s:,.0f}/s", flush=True)  # fmt: skip
             rate = cal.chosen_per_s
-        result = pipeline.sustained(self.env, url, files, rate, self.plan.pipeline_seconds, payloads.BATCH_SIZE)
+        pids = {"edge": edge.pid, "worker": worker.pid, **server_pids(self.env)}
+        result = pipeline.sustained(
+            self.env, url, files, rate, self.plan.pipeline_seconds, payloads.BATCH_SIZE, cpu_of=pids
+        )
+        for k, us in result.cpu_us_per_event.items():
+            self.figures[f"{name}_cpu_us_{k}"] = us
+        print(f"  {name} CPU per event: " + ", ".join(f"{k} {us:.1f} us" for k, us in result.cpu_us_per_event.items()))
         self.raw[name] = {**asdict(result), "bounded": result.bounded}
         lag = "lag" if name == "pipeline" else f"{name}_lag"
         self.figures.update({name: result.stored_per_s, f"{lag}_p50": result.lag_p50_s, f"{lag}_p99": result.lag_p99_s})
