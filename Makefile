@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint browser bench loadtest clean
+.PHONY: setup run test lint browser bench soak loadtest clean
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "EventPlane needs Python 3.11+"'
@@ -43,6 +43,10 @@ clean:
 
 bench: setup
 	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
+
+# SOAK_SECONDS (default 600) and SOAK_RATE (events/s; default half the last full bench's pipeline row).
+soak: setup
+	$(BIN)/python -m loadtests.soak $(SOAK_ARGS)
 
 loadtest: setup
 	$(BIN)/python -m loadtests.loadtest $(LOADTEST_ARGS)

@@ -77,12 +77,21 @@ def write_lines(path: Path, lines: list[str] | list[bytes]) -> Path:
 
 
 def wrk(
-    url: str, keys_file: Path, bodies_file: Path, seconds: float, connections: int = 64, rate: float | None = None
+    url: str,
+    keys_file: Path,
+    bodies_file: Path,
+    seconds: float,
+    connections: int = 64,
+    rate: float | None = None,
+    fixed: bool = False,
 ) -> Closed:
-    """wrk for `seconds`: a closed loop, or paced to `rate` requests/s (see post.lua)."""
+    """wrk for `seconds`: a closed loop, or paced to `rate` requests/s (see post.lua). `fixed`: requests
+    built once and replayed (the same message ids again: only for rows without a worker)."""
     argv = ["taskset", "-c", str(LOAD_CORE), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     argv += ["--timeout", "10s", "-s", str(LUA), url, "--", str(keys_file), str(bodies_file), uuid.uuid4().hex]
-    env = {**os.environ, "EP_WRK_RATE": str(rate)} if rate else None
+    env = {**os.environ, "EP_WRK_FIXED": "1" if fixed else "0"}
+    if rate:
+        env["EP_WRK_RATE"] = str(rate)
     out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     data = orjson.loads(line.removeprefix("WRK_JSON "))

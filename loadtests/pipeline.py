@@ -26,7 +26,7 @@ import asyncpg
 from eventplane.redis_client import connect_redis
 from eventplane.redis_names import RedisNames
 from loadtests import loadgen
-from loadtests.stack import Env
+from loadtests.stack import Env, cpu_seconds
 
 LAG_SQL = """
 SELECT count(*)::bigint AS n,
@@ -164,6 +164,9 @@ class Sustained:
     lag_p50_s: float | None
     lag_p99_s: float | None
     depth_series: list[tuple[float, int, int]]
+    # CPU time per event accepted, by process (edge, worker, postgres, valkey), from the load's start to
+    # the drained queue: the share of the one core each costs, unlike events/s not skewed by other load.
+    cpu_us_per_event: dict[str, float] = field(default_factory=dict)
 
     @property
     def bounded(self) -> bool:
@@ -172,10 +175,18 @@ class Sustained:
 
 
 def sustained(
-    env: Env, url: str, files: tuple[Path, Path], events_per_s: float, seconds: float, batch: int
+    env: Env,
+    url: str,
+    files: tuple[Path, Path],
+    events_per_s: float,
+    seconds: float,
+    batch: int,
+    cpu_of: dict[str, int] | None = None,
 ) -> Sustained:
-    """`events_per_s` offered for `seconds` by paced wrk; `files` are the keys and the batch bodies."""
+    """`events_per_s` offered for `seconds` by paced wrk; `files` are the keys and the batch bodies;
+    `cpu_of`: processes (name: pid) whose CPU time per event to report."""
     warm = min(5.0, seconds / 4)  # let the queue and the worker reach their steady state
+    cpu_before = cpu_seconds(cpu_of or {})
     with ThreadPoolExecutor(1) as pool:
         t0 = time.time()
         job = pool.submit(loadgen.wrk, url, *files, seconds, rate=events_per_s / batch)
@@ -183,6 +194,9 @@ def sustained(
         result = job.result()
     total = samples.points[-1][0]
     waited = drain(env)
+    cpu_after = cpu_seconds(cpu_of or {})
+    accepted = max(1, result.requests - result.errors) * batch
+    cpu = {k: (cpu_after[k] - cpu_before[k]) / accepted * 1e6 for k in cpu_before}
     lag_n, p50, p99 = asyncio.run(_lag(env, t0 + warm, t0 + total))
     return Sustained(
         offered_events_per_s=events_per_s,
@@ -197,4 +211,5 @@ def sustained(
         lag_p50_s=p50,
         lag_p99_s=p99,
         depth_series=samples.points,
+        cpu_us_per_event=cpu,
     )

@@ -3,10 +3,13 @@
 -- KEYS_FILE / BODIES_FILE hold one key / one JSON body per line. Every "@ID@" in a body becomes
 -- RUN_ID-<request number>, so that each event carries a message id of its own (as SDKs send) and the
 -- workers' deduplication never discards a replayed body.
+-- With EP_WRK_FIXED=1 every request is built once, in init (ids RUN_ID-<slot>, one per (key, body) pair),
+-- and replayed: the cheapest mode, for rows without a worker (the edge does not deduplicate).
 -- With EP_WRK_RATE=<requests/s> in the environment the script paces itself to that rate (a schedule kept
 -- from the start, as wrk2 does, so a slow answer does not lower the offered rate as long as connections
 -- are free); without it wrk runs its usual closed loop.
 local requests, bodies, run_id = {}, {}, "run"
+local fixed = os.getenv("EP_WRK_FIXED") == "1"
 local n, sent = 0, 0
 
 local function lines(path)
@@ -35,11 +38,16 @@ function init(args)
       headers = {["X-API-Key"] = keys[i % #keys + 1], ["Content-Type"] = "application/json"},
       parts = split(raw[i % #raw + 1], "@ID@"),
     }
+    if fixed then
+      local r = requests[#requests]
+      requests[#requests] = wrk.format("POST", nil, r.headers, table.concat(r.parts, run_id .. "-" .. i))
+    end
   end
 end
 
 function request()
   n = n % #requests + 1
+  if fixed then return requests[n] end
   sent = sent + 1
   local r = requests[n]
   return wrk.format("POST", nil, r.headers, table.concat(r.parts, run_id .. "-" .. sent))

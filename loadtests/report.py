@@ -79,6 +79,25 @@ def table(lines: list[Line]) -> str:
     return "\n".join([fmt(head), rule, *(fmt(r) for r in cells)])
 
 
+def markdown(lines: list[dict[str, Any]]) -> str:
+    """The table of a results JSON (its "table" entries) as Markdown, for README's Performance section."""
+    out = ["| row | figure | unit | vs | ratio | target | pass | note |", "|---|---:|---|---|---:|---|---|---|"]
+    for x in lines:
+        ratio = "" if x["ratio"] is None else f"{x['ratio']:.2f}x"
+        verdict = {True: "PASS", False: "**FAIL**", None: ""}[x["passed"]]
+        cells = (x["row"], _num(x["value"]), x["unit"], x["reference"], ratio, x["target"], verdict, x["note"])
+        out.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    """`python -m loadtests.report RESULTS.json`: print that run's table as Markdown."""
+    import sys
+
+    doc = orjson.loads(Path(sys.argv[1]).read_bytes())
+    print(markdown(doc["table"]))
+
+
 def git_state() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout.strip()
@@ -104,8 +123,14 @@ def timestamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-THROUGHPUT = ("noop", "edge_single", "edge_batch", "naive", "copy_ceiling", "pipeline")
-COLORS = dict(zip(THROUGHPUT, ("#999999", "#1f77b4", "#1f77b4", "#d62728", "#999999", "#2ca02c"), strict=True))
+THROUGHPUT = ("generator_fixed", "noop", "edge_single", "edge_batch", "naive", "copy_ceiling", "pipeline", "preloaded")
+COLORS = dict(
+    zip(
+        THROUGHPUT,
+        ("#cccccc", "#999999", "#1f77b4", "#1f77b4", "#d62728", "#999999", "#2ca02c", "#98df8a"),
+        strict=True,
+    )
+)
 LATENCY = (("latency_p50", "p50"), ("latency_p99", "p99"), ("latency_p999", "p99.9"))
 LAG = (("lag_p50", "p50"), ("lag_p99", "p99"))
 
@@ -147,3 +172,7 @@ def chart(path: Path, figures: dict[str, float | None], units: dict[str, str], t
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

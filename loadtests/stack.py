@@ -208,6 +208,32 @@ class Procs:
             self.stop(proc)
 
 
+def server_pids(env: Env) -> dict[str, int]:
+    """The embedded Postgres's postmaster and Valkey's pid (none for servers the run did not start)."""
+    found = {}
+    if env.embedded:
+        for name, pid in (("postgres", servers._postmaster_pid(env.work_dir / "postgres")),
+                          ("valkey", servers._valkey_pid(env.work_dir / "valkey"))):  # fmt: skip
+            if pid is not None:
+                found[name] = pid
+    return found
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each named process and its children alive now."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        total = 0.0
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    t = proc.cpu_times()
+                    total += t.user + t.system
+        out[name] = total
+    return out
+
+
 def install_signal_handlers() -> None:
     """SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` and context manager runs."""
 
