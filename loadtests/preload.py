@@ -22,8 +22,10 @@ CHUNK = 1_000_000  # rows per statement (and transaction): bounded memory, progr
 SPAN_SECONDS = 7 * 86_400
 
 _LEDGER = """
-INSERT INTO event_ids (workspace_id, message_id)
-SELECT $1::uuid, lpad(g::text, 32, '0') FROM generate_series($2::bigint, $3::bigint) g
+INSERT INTO event_ids (workspace_id, message_id, day)
+SELECT $1::uuid, lpad(g::text, 32, '0'), (t AT TIME ZONE 'UTC')::date
+FROM generate_series($2::bigint, $3::bigint) g,
+     LATERAL (SELECT now() - make_interval(secs => 60 + $4::float8 * ($5::bigint - g) / $5)) AS x(t)
 """
 _EVENTS = """
 INSERT INTO events (workspace_id, message_id, event_type, user_id, anonymous_id, value, properties,
@@ -45,12 +47,13 @@ async def preload(dsn: str, count: int) -> float:
     try:
         await conn.execute("SET synchronous_commit = off")
         await conn.fetchval("SELECT ensure_event_partitions(current_date - 8, current_date + 7)")
+        await conn.fetchval("SELECT ensure_ledger_partitions(current_date - 8, current_date + 7)")
         workspaces = [r["id"] for r in await conn.fetch("SELECT id FROM workspaces ORDER BY id")]
         each = max(1, count // len(workspaces))
         for ws in workspaces:
             for first in range(1, each + 1, CHUNK):
                 last = min(each, first + CHUNK - 1)
-                await conn.execute(_LEDGER, ws, first, last)
+                await conn.execute(_LEDGER, ws, first, last, float(SPAN_SECONDS), each)  # claimed the day each arrived
                 # this workspace's events spread over the whole span, oldest first
                 await conn.execute(_EVENTS, ws, first, last, float(SPAN_SECONDS), each)
         await conn.execute("ANALYZE events")
