@@ -66,7 +66,7 @@ async def test_postgres_stopped_for_20_seconds_under_load(stack: Stack) -> None:
     rows, distinct = await wait_stored(stack.database_url, workspace_id, expected=len(acked), limit=90)
     record("postgres down", tally, rows, distinct, f"outage={outage:.0f}s")
     assert tally.other == [], stack.logs()
-    assert worker.poll() is None, "the worker should ride out the outage"
+    assert worker.poll() is None, f"the worker should ride out the outage\n{stack.logs()}"
     assert (rows, distinct) == (len(acked), len(acked)) == (12_000, 12_000), stack.logs()
 
 
@@ -84,7 +84,7 @@ async def test_redis_unavailable_gives_503_then_recovers(stack: Stack) -> None:
     record("redis down", tally, rows, distinct)
     assert tally.refused_503 > 0, "the outage should have been answered with 503s"
     assert tally.other == [], f"no status but 202 and 503 expected, got {set(tally.other)}"
-    assert worker.poll() is None, "the worker should reconnect by itself"
+    assert worker.poll() is None, f"the worker should reconnect by itself\n{stack.logs()}"
     assert (rows, distinct) == (len(acked), len(acked)) == (6_000, 6_000), stack.logs()
 
 
