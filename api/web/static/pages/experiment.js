@@ -101,7 +101,7 @@ export default {
         e.preventDefault();
         write({ allocation: Number(allocation.input.value) }, `Allocation set to ${allocation.input.value}%`);
       });
-      clear(main).append(
+      clear(main).append(...[
         h("p", { class: "experiment-status", role: "status" }, "Status: ", h("strong", {}, exp.status),
           exp.started_at ? ` (started ${new Date(exp.started_at).toLocaleString()})` : "",
           exp.stopped_at ? `, stopped ${new Date(exp.stopped_at).toLocaleString()}` : ""),
@@ -109,7 +109,8 @@ export default {
         h("p", {}, "Variants: ", exp.variants.map((v) => `${v.key} (${v.weight}%)`).join(", "),
           `; conversion: ${exp.conversion.event_type}.`),
         h("div", { class: "toolbar" }, change, " ", h("button", { type: "button", "on:click": loadResults }, "Refresh results")),
-        exp.status === "stopped" ? null : allocationForm);
+        exp.status === "stopped" ? null : allocationForm,
+      ].filter(Boolean)); // Element.append would write a null as the text "null"
     }
 
     try {

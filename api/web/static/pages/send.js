@@ -5,7 +5,7 @@
 import { edgeUrl } from "../lib/api.js";
 import { clear, h, uid } from "../lib/dom.js";
 import { showError } from "../lib/ui.js";
-import { lastCreatedKey } from "./keys.js";
+import * as keysPage from "./keys.js"; // its just-created key, if it keeps one (memory only)
 
 const SEND_TIMEOUT_MS = 8000;
 
@@ -48,7 +48,7 @@ export async function sendWithSdk({ apiKey, eventType, userId, properties }) {
 
 /** The form, for this page and for the live events page (send here, watch it arrive there). */
 export function sendPanel(ctx, { headingLevel = "h2" } = {}) {
-  const remembered = lastCreatedKey ? lastCreatedKey(ctx.workspace.id) : null;
+  const remembered = typeof keysPage.lastCreatedKey === "function" ? keysPage.lastCreatedKey(ctx.workspace.id) : null;
   const key = h("input", { type: "password", name: "api_key", autocomplete: "off", spellcheck: "false", required: true,
     value: remembered || "", placeholder: "ep_live_..." });
   const type = h("input", { name: "event_type", value: "dashboard_test", required: true, maxlength: "200" });

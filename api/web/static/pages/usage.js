@@ -108,7 +108,8 @@ export default {
   nav: "workspace",
   async render(ctx) {
     const ws = ctx.workspace.id;
-    const days = RANGES.includes(Number(ctx.query.get?.("days") ?? ctx.query.days)) ? Number(ctx.query.get?.("days") ?? ctx.query.days) : 30;
+    const asked = Number(ctx.query.get("days"));
+    const days = RANGES.includes(asked) ? asked : 30;
     const body = h("div", { class: "usage-body", "aria-live": "polite", "aria-busy": "true" });
     const error = h("div", { class: "error-slot" });
     const select = h("select", { id: "usage-range", "on:change": () => load() },
