@@ -36,6 +36,7 @@ from api import (
     security,
     usage,
     user_sessions,
+    web,
     workspace_config,
     workspaces,
 )
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     table = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/openapi.json", openapi_json)]
     table += [Route("/metrics", metrics_access.guard(api_metrics.endpoint, configured.metrics_token))]
     table += routes(ENDPOINTS)
+    table += web.Dashboard(configured).routes()
     return Api(configured, api_metrics, routes=table, lifespan=lifespan, exception_handlers=errors.HANDLERS)
 
 

@@ -1,10 +1,12 @@
-"""Security headers on every response, and CORS for the configured dashboard origins.
+"""Security headers on every response (HTML: the dashboard's strict CSP), and CORS for the dashboard origins.
 
 Both wrap the whole app (see `api.app.Api`), outside Starlette's ServerErrorMiddleware, so that even a
 500 carries them. Pure ASGI: nothing buffers a body.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
@@ -22,14 +24,28 @@ HEADERS = {
     "content-security-policy": CSP,
     "cross-origin-resource-policy": "same-origin",
 }
+
+
+def app_csp(settings: Settings) -> str:
+    """The dashboard's policy (every HTML answer): its own files only, no inline script or style, and
+    connections to this origin and the edge (the page's "send a test event" goes there)."""
+    edge = urlsplit(settings.edge_public_url)
+    connect = " ".join(dict.fromkeys(["'self'", f"{edge.scheme}://{edge.netloc}"]))
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src {connect}; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    )
+
+
 # Answers under /api/ are per caller or carry secrets (tokens, plaintext keys): no cache may keep them.
 PRIVATE_PREFIX = "/api/"
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp, hsts: bool) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool, page_csp: str = CSP) -> None:
         self.app = app
         self.headers = HEADERS | ({"strict-transport-security": HSTS} if hsts else {})
+        self.page_csp = page_csp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,6 +58,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in self.headers.items():
                     headers[name] = value
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers["content-security-policy"] = self.page_csp
                 if private:
                     headers["cache-control"] = "no-store"
             await send(message)
@@ -65,4 +83,4 @@ def wrap(app: ASGIApp, settings: Settings) -> ASGIApp:
             expose_headers=("retry-after",),
             max_age=600,
         )
-    return SecurityHeaders(app, hsts=settings.behind_https)
+    return SecurityHeaders(app, hsts=settings.behind_https, page_csp=app_csp(settings))

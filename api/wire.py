@@ -54,6 +54,8 @@ class SignupIn(Input):
 class LoginIn(Input):
     email: LoginEmail
     password: AnyPassword
+    # true: the refresh token goes into an httpOnly cookie instead of the body (the dashboard; api/auth_cookie.py)
+    cookie: bool = False
 
 
 class RefreshIn(Input):
@@ -108,7 +110,7 @@ class SessionOut(Struct, kw_only=True):
 
 class TokensOut(Struct, kw_only=True):
     access_token: str
-    refresh_token: str
+    refresh_token: str | None  # null when it went into the dashboard's cookie instead
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
 

@@ -150,6 +150,9 @@ class Settings:
     smtp_url: Secret | None = field(default=None, repr=False)
     mail_from: str = "EventPlane <no-reply@eventplane.local>"
     public_url: str = "http://127.0.0.1:8001"
+    # The edge's public base URL, as browsers reach it: the dashboard sends its test events there (and the
+    # dashboard's Content-Security-Policy allows connecting to its origin).
+    edge_public_url: str = "http://127.0.0.1:8000"
     mail_retry_base: float = 2.0
     # Accounts: link lifetimes; requiring a verified email to create workspaces and keys (off: the quickstart).
     verify_token_ttl: int = 2 * 24 * 3600
@@ -219,6 +222,7 @@ class Settings:
             smtp_url=_secret(env, "EVENTPLANE_SMTP_URL"),
             mail_from=env.get("EVENTPLANE_MAIL_FROM") or "EventPlane <no-reply@eventplane.local>",
             public_url=(env.get("EVENTPLANE_PUBLIC_URL") or "http://127.0.0.1:8001").rstrip("/"),
+            edge_public_url=(env.get("EVENTPLANE_EDGE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             mail_retry_base=_float(env, "EVENTPLANE_MAIL_RETRY_BASE", 2.0),
             invitation_ttl=_int(env, "EVENTPLANE_INVITATION_TTL", 7 * 24 * 3600),
             reset_token_ttl=_int(env, "EVENTPLANE_RESET_TOKEN_TTL", 3600),

@@ -1,0 +1,13 @@
+// Every page of the dashboard, in nav order. A page module:
+//   export default { path: "/w/:ws/usage", title: "Usage", nav: "workspace", public?: true, async render(ctx) }
+// ctx = { root, params, query, user, workspace, workspaces, navigate(path, {replace}), refreshWorkspaces(),
+//         onCleanup(fn), startSession(user, next), lastWorkspace(), setUser(user) }
+// nav: "workspace" pages are listed in the side nav of the current workspace (the first one is its home).
+// public: true pages need no login.
+import home from "./home.js";
+import keys from "./keys.js";
+import login from "./login.js";
+import signup from "./signup.js";
+import workspaces from "./workspaces.js";
+
+export default [home, login, signup, workspaces, keys];
