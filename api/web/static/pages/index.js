@@ -9,5 +9,14 @@ import keys from "./keys.js";
 import login from "./login.js";
 import signup from "./signup.js";
 import workspaces from "./workspaces.js";
+import usage from "./usage.js";
+import live from "./live.js";
+import explorer from "./explorer.js";
+import send from "./send.js";
+import flags from "./flags.js";
+import flag from "./flag.js";
+import experiments from "./experiments.js";
+import experiment from "./experiment.js";
 
-export default [home, login, signup, workspaces, keys];
+// The data pages (usage ... experiment) follow the shell's.
+export default [home, login, signup, workspaces, keys, usage, live, explorer, send, flags, flag, experiments, experiment];
