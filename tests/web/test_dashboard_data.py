@@ -22,6 +22,14 @@ from tests.api.event_support import Ev, load
 from tests.web.conftest import PASSWORD, Stack, axe_check, expect_text, no_problems, open_app, screenshot, step
 
 
+MARKUP = '<b>bold</b><img src="x">'
+# An RFC 3339 time as a datetime-local input's value (the browser's local time, to the second).
+LOCAL_INPUT = """(iso) => {
+  const d = new Date(iso), p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}"""
+
+
 @dataclass
 class Person:
     email: str
@@ -106,6 +114,11 @@ async def test_a_test_event_from_the_page_arrives_live_and_in_usage(
     await screenshot(page, "live-events")
 
     assert await live_streams(redis, keys, ws) == 1
+    await stack.pool.execute(  # what a worker folds from SDKs' drop reports
+        "INSERT INTO client_drops_daily (workspace_id, day, reason, dropped) VALUES ($1, $2, 'queue_full', 7)",
+        uuid.UUID(ws),
+        dt.datetime.now(dt.UTC).date(),
+    )
     await page.get_by_role("link", name="Usage").click()
     await expect(page.get_by_role("heading", name="Usage")).to_be_visible()
     await until_streams(redis, keys, ws, 0)  # leaving the page closed its stream
@@ -119,7 +132,7 @@ async def test_a_test_event_from_the_page_arrives_live_and_in_usage(
     today = dt.datetime.now(dt.UTC).date().isoformat()
     await expect(table.locator("tbody tr").first).to_contain_text(today)
     await expect(page.locator('[data-limit="max_api_keys"]')).to_contain_text("1 of 3")
-    await expect(page.locator("#dropped-none")).to_be_visible()
+    await expect(page.locator("#dropped-table tbody tr")).to_have_text(re.compile(r"queue_full\s*7"))
     await axe_check(page, "usage")
     await screenshot(page, "usage")
     no_problems(page)
@@ -141,7 +154,7 @@ async def test_explorer_filters_pages_and_exports(page: Page, stack: Stack, tmp_
     ws = person.workspace_id
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     events = [Ev(f"pro-{i:02d}", "purchase", now - dt.timedelta(minutes=i), user_id=f"u{i}",
-                 properties={"plan": "pro"}, value=i) for i in range(55)]  # fmt: skip
+                 properties={"plan": "pro", "note": MARKUP}, value=i) for i in range(55)]  # fmt: skip
     events += [Ev("free-1", "purchase", now, user_id="u-free", properties={"plan": "free"}),
                Ev("view-1", "page_view", now, anonymous_id="a-1", properties={"plan": "pro"})]  # fmt: skip
     await load(stack.pool, [e.record(ws) for e in events], [now.date(), (now - dt.timedelta(hours=1)).date()])
@@ -163,6 +176,17 @@ async def test_explorer_filters_pages_and_exports(page: Page, stack: Stack, tmp_
     await expect(rows.first).to_have_attribute("data-message-id", "pro-00")
     await rows.first.get_by_role("button").click()
     await expect(page.locator(".json-view code")).to_contain_text('"plan": "pro"')
+    await expect(page.locator(".json-view code")).to_contain_text(MARKUP.replace('"', '\\"'))  # as text
+    assert await page.locator(".json-view img, .json-view b").count() == 0  # never as markup
+
+    # A time range: from 9.5 minutes ago (typed in the browser's local time, sent as UTC) keeps pro-00..pro-09.
+    since = (now - dt.timedelta(minutes=9, seconds=30)).isoformat()
+    local = await page.evaluate(LOCAL_INPUT, since)
+    await page.get_by_label("From (your local time)").fill(local)
+    await page.get_by_role("button", name="Apply filters").click()
+    await expect(rows).to_have_count(10)
+    await expect(rows.last).to_have_attribute("data-message-id", "pro-09")
+    await expect(page.get_by_role("button", name="Older (next page)")).to_be_disabled()
     await axe_check(page, "explorer")
     await screenshot(page, "explorer")
 
@@ -172,7 +196,7 @@ async def test_explorer_filters_pages_and_exports(page: Page, stack: Stack, tmp_
     target = tmp_path / "events.ndjson"
     await download.save_as(target)
     lines = [json.loads(x) for x in target.read_text().splitlines()]
-    assert [x["message_id"] for x in lines] == [f"pro-{i:02d}" for i in range(55)]
+    assert [x["message_id"] for x in lines] == [f"pro-{i:02d}" for i in range(10)]  # the filters shown
 
     async with page.expect_download() as info:
         await page.get_by_role("button", name="Export CSV").click()
@@ -181,7 +205,8 @@ async def test_explorer_filters_pages_and_exports(page: Page, stack: Stack, tmp_
     csv_path = tmp_path / "events.csv"
     await download.save_as(csv_path)
     csv_text = csv_path.read_text()
-    assert csv_text.startswith("message_id,event_type") and "pro-54" in csv_text and "free-1" not in csv_text
+    assert csv_text.startswith("message_id,event_type") and "pro-09" in csv_text
+    assert "pro-10" not in csv_text and "free-1" not in csv_text
     no_problems(page)
 
 

@@ -98,6 +98,6 @@ export default {
   title: "Send a test event",
   nav: "workspace",
   async render(ctx) {
-    clear(ctx.root).append(h("h1", {}, "Send a test event"), sendPanel(ctx, { headingLevel: "h2" }));
+    clear(ctx.root).append(sendPanel(ctx, { headingLevel: "h1" }));
   },
 };
