@@ -21,12 +21,12 @@ from eventplane.redis_names import RedisNames
 from tests.api.event_support import Ev, load
 from tests.web.conftest import PASSWORD, Stack, axe_check, expect_text, no_problems, open_app, screenshot, step
 
-
 MARKUP = '<b>bold</b><img src="x">'
 # An RFC 3339 time as a datetime-local input's value (the browser's local time, to the second).
 LOCAL_INPUT = """(iso) => {
   const d = new Date(iso), p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const day = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  return `${day}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }"""
 
 
