@@ -86,7 +86,9 @@ class Dashboard:
         return table
 
     async def page(self, request: Request) -> Response:
-        return _answer(request, self.index, REVALIDATE, "text/html; charset=utf-8")
+        # Never a 304: a 304's headers replace the cached ones, and security.py gives HTML (only) the
+        # page's CSP. The page is small and names the versioned files, which are what gets cached.
+        return Response(self.index.body, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"})
 
     async def static(self, request: Request) -> Response:
         path: str = request.path_params["path"]

@@ -196,8 +196,8 @@ async def expect_text(page: Page, text: str | re.Pattern[str], selector: str = "
 async def open_app(page: Page, path: str = "/") -> None:
     """Go to `path` and wait until the app has rendered its first page."""
     await step(f"loading {path}", page.goto(path))
-    # a function, not a string expression: Playwright polls a string through eval(), which the page's CSP refuses
-    await page.wait_for_function("() => document.documentElement.dataset.ready === 'true'", timeout=DEADLINE * 1000)
+    # A locator, not wait_for_function: that evaluates strings with eval(), which the page's CSP forbids.
+    await pw_expect(page.locator("html[data-ready=true]")).to_be_attached(timeout=DEADLINE * 1000)
 
 
 async def sign_up(page: Page, email: str | None = None, name: str = "Ada Lovelace") -> str:
@@ -212,11 +212,11 @@ async def sign_up(page: Page, email: str | None = None, name: str = "Ada Lovelac
     return email
 
 
-async def log_in(page: Page, email: str, path: str = "/login") -> None:
+async def log_in(page: Page, email: str, path: str = "/login", password: str = PASSWORD) -> None:
     """Log in through the login page (`path` may carry ?next=)."""
     await open_app(page, path)
     await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Log in").click()
     await pw_expect(page.get_by_role("button", name="Log out")).to_be_visible()
 

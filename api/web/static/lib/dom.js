@@ -11,7 +11,10 @@ export function h(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (name.startsWith("on:")) el.addEventListener(name.slice(3), value);
-    else if (name === "value" || name === "checked" || name === "selected") el[name] = value;
+    else if (name === "value" || name === "checked" || name === "selected") {
+      el.setAttribute(name, value === true ? "" : String(value)); // the default a form.reset() returns to
+      el[name] = value;
+    }
     else if (name === "dataset") Object.assign(el.dataset, value);
     else el.setAttribute(name, value === true ? "" : String(value));
   }

@@ -14,6 +14,10 @@ const LIMITS = [
   ["api_keys", "max_api_keys", "Active API keys"],
 ];
 
+function plural(n, word) {
+  return `${formatNumber(n)} ${word}${n === 1 ? "" : "s"}`;
+}
+
 function isoDay(date) {
   return date.toISOString().slice(0, 10);
 }
@@ -53,14 +57,14 @@ function chartSection(usage) {
   const series = seriesOf(days);
   const busiest = days.reduce((a, b) => (b.events > a.events ? b : a), days[0]);
   const description = usage.total
-    ? `${formatNumber(usage.total)} events from ${usage.from} to ${usage.to}, by type: ${series.map((x) => x.name).join(", ")}. ` +
+    ? `${plural(usage.total, "event")} from ${usage.from} to ${usage.to}, by type: ${series.map((x) => x.name).join(", ")}. ` +
       `Busiest day ${busiest.day} with ${formatNumber(busiest.events)}.`
     : `No events stored from ${usage.from} to ${usage.to}.`;
   const rows = days.slice().reverse().map((d) => [d.day, ...partsOf(d, series).map((p) => formatNumber(p.value)),
     formatNumber(d.events)]);
   return h("section", { "aria-labelledby": "usage-chart-h" },
     h("h2", { id: "usage-chart-h" }, "Events per day"),
-    h("p", { class: "total", "data-total": usage.total }, `${formatNumber(usage.total)} events stored in this range.`),
+    h("p", { class: "total", "data-total": usage.total }, `${plural(usage.total, "event")} stored in this range.`),
     stackedColumns({ title: `Events per day by type, ${usage.from} to ${usage.to}`, description,
       days: days.map((d) => ({ day: d.day, parts: partsOf(d, series) })), series }),
     series.length ? legend(series) : null,
