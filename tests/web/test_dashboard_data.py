@@ -257,6 +257,7 @@ async def test_experiment_start_results_drawn_and_stop(page: Page, stack: Stack)
     await page.get_by_role("button", name="Start experiment").click()
     await page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
     await expect(page.locator(".experiment-status")).to_contain_text("running")
+    await expect(page.locator("svg.intervals").first).to_contain_text("no data yet")  # nobody exposed yet
 
     # 40 units per variant: control converts 10, treatment 20 (conversions after each exposure).
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
