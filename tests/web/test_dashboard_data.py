@@ -171,6 +171,12 @@ async def test_explorer_filters_pages_and_exports(page: Page, stack: Stack, tmp_
     await expect(rows).to_have_count(10)
     await expect(rows.last).to_have_attribute("data-message-id", "pro-09")
     await expect(page.get_by_role("button", name="Older (next page)")).to_be_disabled()
+    # The filters are in the URL: a reload shows the same view.
+    await expect(page).to_have_url(re.compile(r"event_type=purchase.*property=plan%3Apro"))
+    await page.reload()
+    await expect(page.get_by_label("From (your local time)")).to_have_value(local)
+    await expect(page.get_by_label("Properties equal")).to_have_value("plan:pro")
+    await expect(rows).to_have_count(10)
     await axe_check(page, "explorer")
     await screenshot(page, "explorer")
 

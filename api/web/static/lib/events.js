@@ -20,6 +20,24 @@ function field(name, label, attrs = {}) {
   return h("div", { class: "field" }, h("label", { for: id }, label), h("input", { id, name, ...attrs }));
 }
 
+/** An RFC 3339 time as a datetime-local value (the browser's local time, to the second); "" when not a time. */
+export function localInput(iso) {
+  const d = new Date(iso);
+  if (!iso || Number.isNaN(d.getTime())) return "";
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** The filters of a URL's query (as filterForm's `initial`). */
+export function initialFilters(query) {
+  const out = {};
+  for (const name of ["event_type", "user_id", "anonymous_id"]) out[name] = query.get(name) || "";
+  out.from = localInput(query.get("from"));
+  out.to = localInput(query.get("to"));
+  out.property = query.getAll("property").join("\n");
+  return out;
+}
+
 /** datetime-local (the browser's local time) to RFC 3339 UTC, or "" when empty. */
 function utc(local) {
   return local ? new Date(local).toISOString() : "";
@@ -37,8 +55,8 @@ export function filterForm({ onApply, times = true, eventTypes = [], submitLabel
     h("datalist", { id: listId }, eventTypes.map((t) => h("option", { value: t }))),
     field("user_id", "User id", { autocomplete: "off", value: initial.user_id || "" }),
     field("anonymous_id", "Anonymous id", { autocomplete: "off", value: initial.anonymous_id || "" }),
-    times ? field("from", "From (your local time)", { type: "datetime-local", step: "1" }) : null,
-    times ? field("to", "To (not included)", { type: "datetime-local", step: "1" }) : null,
+    times ? field("from", "From (your local time)", { type: "datetime-local", step: "1", value: initial.from || "" }) : null,
+    times ? field("to", "To (not included)", { type: "datetime-local", step: "1", value: initial.to || "" }) : null,
     h("div", { class: "field" },
       h("label", { for: propsId }, "Properties equal"),
       h("textarea", { id: propsId, name: "property", rows: "2", placeholder: "plan:pro",

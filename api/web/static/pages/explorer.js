@@ -5,7 +5,7 @@
 import { api, download } from "../lib/api.js";
 import { clear, h } from "../lib/dom.js";
 import { formatNumber, showError, timeAgo } from "../lib/ui.js";
-import { filterForm, jsonView, who } from "../lib/events.js";
+import { filterForm, filterParams, initialFilters, jsonView, who } from "../lib/events.js";
 
 const PAGE_SIZE = 50;
 
@@ -28,7 +28,15 @@ export default {
     let filters = new URLSearchParams();
     let cursors = [null]; // the cursor of each page seen: [first page, second, ...]
 
-    const form = filterForm({ eventTypes: types, onApply: (params) => { filters = params; cursors = [null]; load(); } });
+    // The filters live in the URL too, so a filtered view can be reloaded, bookmarked and shared.
+    const form = filterForm({ eventTypes: types, initial: initialFilters(ctx.query), onApply: (params) => {
+      filters = params;
+      cursors = [null];
+      const q = params.toString();
+      history.replaceState(history.state, "", `${location.pathname}${q ? `?${q}` : ""}`);
+      load();
+    } });
+    filters = filterParams(form);
     const exporter = (format) => async () => {
       clear(error);
       exportStatus.textContent = `Exporting ${format.toUpperCase()}…`;
