@@ -303,3 +303,27 @@ async def test_experiment_start_results_drawn_and_stop(page: Page, stack: Stack)
     await axe_check(page, "experiments")
     await screenshot(page, "experiments")
     no_problems(page)
+
+
+async def test_live_events_filtered_and_bounded(page: Page, stack: Stack, redis: Redis, keys: RedisNames) -> None:
+    person = await person_with_workspace(stack)
+    ws = person.workspace_id
+    r = await api_call(stack, person, "POST", f"/workspaces/{ws}/api-keys", {"name": "b", "scopes": ["track:write"]})
+    key = r.json()["key"]
+    await log_in_at(page, person, f"/w/{ws}/live")
+    await page.locator("form.filters").get_by_label("Event type").fill("keep")
+    await page.get_by_role("button", name="Watch with these filters").click()
+    await expect(page.locator(".stream-status")).to_contain_text("filtered by event_type=keep")
+    await until_streams(redis, keys, ws, 1)  # the unfiltered stream was closed for the filtered one
+
+    batch = [{"event_type": "keep", "user_id": f"u{i}", "message_id": f"keep-{i}"} for i in range(205)]
+    batch += [{"event_type": "skip", "user_id": "u", "message_id": f"skip-{i}"} for i in range(3)]
+    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as edge:
+        answer = await edge.post("/api/v1/tracking/batch", json={"events": batch}, headers={"x-api-key": key})
+    assert answer.status_code == 202, answer.text
+    rows = page.locator(".live-list li")
+    await expect(page.locator(".live-list button[data-message-id=keep-204]")).to_be_visible()
+    await expect(rows).to_have_count(200)  # at most 200 kept in the page
+    await expect(page.locator(".live-list")).not_to_contain_text("skip")
+    await expect(page.get_by_text(re.compile(r"Showing 200 \(at most 200"))).to_be_visible()
+    no_problems(page)
