@@ -177,6 +177,8 @@ async def test_explorer_filters_pages_and_exports(page: Page, stack: Stack, tmp_
     await expect(page.get_by_label("From (your local time)")).to_have_value(local)
     await expect(page.get_by_label("Properties equal")).to_have_value("plan:pro")
     await expect(rows).to_have_count(10)
+    await rows.nth(2).get_by_role("button").click()
+    await expect(page.locator(".json-view code")).to_contain_text('"message_id": "pro-02"')
     await axe_check(page, "explorer")
     await screenshot(page, "explorer")
 

@@ -56,7 +56,7 @@ export default {
       h("div", { class: "toolbar", role: "group", "aria-label": "Export" },
         h("button", { type: "button", "on:click": exporter("ndjson") }, "Export NDJSON"), " ",
         h("button", { type: "button", "on:click": exporter("csv") }, "Export CSV"), " ", exportStatus),
-      error, results, detail);
+      error, h("div", { class: "explorer-layout" }, results, detail));
 
     function table(items) {
       return h("table", { class: "data events" },
