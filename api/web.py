@@ -77,7 +77,7 @@ class Dashboard:
         self.version = "v" + digest(self.assets)
         page = (web_dir / "index.html").read_text("utf-8")
         page = page.replace("{{static}}", f"/static/{self.version}")
-        page = page.replace("{{edge_url}}", html.escape(settings.edge_public_url, quote=True))
+        page = page.replace("{{edge_url}}", html.escape(settings.edge_public_url.rstrip("/"), quote=True))
         self.index = _asset(page.encode(), "index.html")
 
     def routes(self) -> list[Route]:

@@ -73,7 +73,7 @@ function banner(workspace) {
   if (user) {
     const active = state.workspaces.filter((w) => w.is_active || (workspace && w.id === workspace.id));
     if (active.length) {
-      const select = h("select", { id: "workspace-switcher", "aria-label": "Workspace" },
+      const select = h("select", { id: "workspace-switcher", "aria-label": "Switch workspace" },
         workspace ? null : h("option", { value: "" }, "Choose a workspace"),
         active.map((w) => h("option", { value: w.id, selected: workspace && w.id === workspace.id }, w.name)));
       select.addEventListener("change", () => {
@@ -240,6 +240,7 @@ async function boot() {
   }
   await render();
   document.documentElement.dataset.ready = "true";
+  performance.mark("eventplane-ready"); // the first page is usable (tests/web print it)
 }
 
 boot();

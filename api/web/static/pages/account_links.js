@@ -66,7 +66,7 @@ export const resetPassword = {
     const token = ctx.query.get("token");
     if (!token) return noToken(ctx);
     const done = h("div", { role: "status" });
-    ctx.root.append(form({ class: "card", "aria-label": "New password" }, [
+    ctx.root.append(form({ class: "card", "aria-label": "Reset password" }, [
       field("New password", { name: "password", type: "password", autocomplete: "new-password", required: true, minlength: 8 },
         { hint: "At least 8 characters. Every session of your account ends: log in again afterwards." }),
       h("button", { type: "submit", class: "primary" }, "Set password"),
