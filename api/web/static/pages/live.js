@@ -73,8 +73,13 @@ export default {
       status.textContent = "Connecting…";
       const query = params.toString();
       try {
-        const stream = apiStream(`/workspaces/${ws}/events/live${query ? `?${query}` : ""}`, { signal: mine.signal });
-        status.textContent = query ? `Connected, filtered by ${query.replaceAll("&", ", ")}` : "Connected: waiting for events";
+        // "Connected" once the server answered: it subscribes before it answers, so from then on no stored
+        // event is missed.
+        const onOpen = () => {
+          if (mine.signal.aborted) return; // a stream the filters replaced
+          status.textContent = query ? `Connected, filtered by ${query.replaceAll("&", ", ")}` : "Connected: waiting for events";
+        };
+        const stream = apiStream(`/workspaces/${ws}/events/live${query ? `?${query}` : ""}`, { signal: mine.signal, onOpen });
         for await (const item of stream) {
           if (item.event === "event") add(eventData(item));
           else if (item.event === "dropped") {
