@@ -119,6 +119,12 @@ async def test_a_test_event_from_the_page_arrives_live_and_in_usage(
     await expect(page.locator("#dropped-table tbody tr")).to_have_text(re.compile(r"queue_full\s*7"))
     await axe_check(page, "usage")
     await screenshot(page, "usage")
+    await expect(table.locator("tbody tr")).to_have_count(30)  # every day of the default range, zeros too
+    await page.get_by_label("Range").select_option("7")
+    await expect(table.locator("tbody tr")).to_have_count(7)
+    await page.reload()  # the range is in the URL
+    await expect(page.get_by_label("Range")).to_have_value("7")
+    await expect(page.locator("p.total")).to_have_attribute("data-total", "1")
     no_problems(page)
 
 

@@ -116,7 +116,10 @@ export default {
     const days = RANGES.includes(asked) ? asked : 30;
     const body = h("div", { class: "usage-body", "aria-live": "polite", "aria-busy": "true" });
     const error = h("div", { class: "error-slot" });
-    const select = h("select", { id: "usage-range", "on:change": () => load() },
+    const select = h("select", { id: "usage-range", "on:change": () => {
+      history.replaceState(history.state, "", `${location.pathname}?days=${select.value}`); // a reload keeps the range
+      load();
+    } },
       RANGES.map((n) => h("option", { value: String(n), selected: n === days }, `Last ${n} days`)));
     const refresh = h("button", { type: "button", "on:click": () => load() }, "Refresh");
     clear(ctx.root).append(
