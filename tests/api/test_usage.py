@@ -139,6 +139,12 @@ async def test_limits_show_what_each_plan_limit_counts(api: httpx.AsyncClient, p
     assert body["limits"]["max_members"] == 50 and body["limits"]["max_feature_flags"] == 500
     # 4 members; 2 flags; 1 experiment (the stopped one frees its room); 1 active key (the revoked one does not count)
     assert body["used"] == {"members": 4, "feature_flags": 2, "experiments": 1, "api_keys": 1}
+    # A key with workspace:read (the `read` bundle) reads its own workspace's limits; one without it cannot.
+    r = await api.get(f"{ws}/limits", headers={"x-api-key": keys[0]["key"]})
+    assert (r.status_code, r.json()["used"]["api_keys"]) == (200, 1)
+    track = (await api.post(f"{ws}/api-keys", json={"name": "t", "scopes": ["track:write"]}, headers=h)).json()
+    r = await api.get(f"{ws}/limits", headers={"x-api-key": track["key"]})
+    assert (r.status_code, error_code(r)) == (403, "INSUFFICIENT_SCOPE")
 
 
 async def test_limits_of_another_workspace_are_not_found(api: httpx.AsyncClient) -> None:
