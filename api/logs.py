@@ -3,7 +3,8 @@
 Any path a client sends is logged, also one that matches no route, so redaction does not trust the
 route table: every segment after an `invite(s)`/`invitation(s)` segment (any case, any position) but the
 route words `accept` and `pending`, and anything shaped like one of our secrets (`epi_`, `ept_`,
-`ep_live_`) anywhere in the path or query, becomes ***.
+`ep_live_`, and the mailed `epv_`, `epr_`, `epe_` that the dashboard's pages receive in their query)
+anywhere in the path or query, becomes ***.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import re
 
 _INVITES = re.compile(r"(?i)/invit(?:e|ation)s?(?=/)")
 _ROUTE_WORDS = frozenset({"", "accept", "pending"})
-_SECRET_SHAPED = re.compile(r"(?i)(ep_live_|ept_|epi_)[^/?#&\s]+")
+# Mailed tokens (epv_ verify, epr_ reset, epe_ email change) arrive in the query of the dashboard's pages.
+_SECRET_SHAPED = re.compile(r"(?i)(ep_live_|ept_|epi_|epv_|epr_|epe_)[^/?#&\s]+")
 
 
 def redact(path: str) -> str:

@@ -1,6 +1,7 @@
 """The dashboard in a real browser: the whole stack on real sockets in the session's event loop (the api
-app serving the dashboard, the edge, a worker storing what the edge queues), Debian's chromium driven by
-Playwright (one browser per session, a new context per test), axe-core run in each page, screenshots.
+app serving the dashboard, the edge, a worker storing what the edge queues; on a database, Redis prefix
+and mailbox of their own), Debian's chromium driven by Playwright (one browser for the tests/web package,
+a new context per test), axe-core run in each page, screenshots.
 
 Fixtures: `stack` (its URLs, settings and pool), `browser`, `page` (a fresh context on the dashboard),
 `new_page` (more contexts: a second person). Helpers: `axe_check`, `screenshot`, `sign_up`, `log_in`,
@@ -32,6 +33,7 @@ from playwright.async_api import expect as pw_expect
 from api.app import create_app
 from eventplane import mail
 from eventplane.settings import Secret, Settings
+from tests.api.mailbox import own_outbox
 from tests.conftest import running_edge
 from workers.main import build_worker
 
@@ -101,17 +103,21 @@ async def _worker(settings: Settings) -> AsyncIterator[None]:
         await worker.close()
 
 
-@pytest_asyncio.fixture(scope="session")
-async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
+@pytest_asyncio.fixture(scope="package")
+async def stack(server_urls: tuple[str, str], settings: Settings, tmp_path_factory: pytest.TempPathFactory
+                ) -> AsyncIterator[Stack]:  # fmt: skip
+    """The stack on a database, Redis prefix and data dir of its own: its worker drains no other test's
+    queue, and its mailbox and outbox hold only these tests' mail (a suite's sign-ups leave hundreds)."""
     # Cheap argon2, and no per-address limits: every browser of the suite comes from 127.0.0.1.
     base = replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)), password_time_cost=1,
                    password_memory_kib=8 * 1024, signup_limit_per_ip=100_000, login_limit_per_ip=100_000,
-                   login_limit_per_email=100_000)  # fmt: skip
-    async with running_edge(base) as edge:
+                   login_limit_per_email=100_000, redis_prefix=f"{settings.redis_prefix}web{uuid.uuid4().hex[:6]}:",
+                   data_dir=tmp_path_factory.mktemp("web"))  # fmt: skip
+    async with own_outbox(server_urls[0], base) as (own, pool), running_edge(own) as edge:
         edge_url = str(edge.base_url).rstrip("/")
         sock, port = _socket()
         url = f"http://127.0.0.1:{port}"
-        s = replace(base, public_url=url, edge_public_url=edge_url)
+        s = replace(own, public_url=url, edge_public_url=edge_url)
         async with _serve(create_app(s), sock), _worker(s):
             yield Stack(url, edge_url, s, pool)
 
@@ -123,7 +129,7 @@ def chromium_or_fail() -> None:
         )
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="package")
 async def browser() -> AsyncIterator[Browser]:
     chromium_or_fail()
     pw = await step("starting playwright", async_playwright().start())

@@ -42,7 +42,9 @@ async def test_verify_sessions_change_password_log_out(page: Page, new_page: New
     link = await mailed_link(stack, email, "verify-email")
     await open_app(page, link)
     await expect_text(page, f"Thank you: {email} is verified.")
+    await expect(page).to_have_url(f"{stack.url}/verify-email")  # the used token left the address bar
     await axe_check(page, "verify-email")
+    await screenshot(page, "verify-email")
     await open_app(page, "/account")
     await expect(page.locator("main .badge", has_text="verified")).to_have_text("verified")
 
@@ -82,6 +84,7 @@ async def test_forgot_and_reset_password(page: Page, new_page: NewPage, stack: S
     await page.get_by_role("button", name="Mail me a link").click()
     await expect_text(page, f"If {email} has an account, a link is on its way.")
     await axe_check(page, "forgot-password")
+    await screenshot(page, "forgot-password")
 
     link = await mailed_link(stack, email, "reset-password")
     await open_app(page, link)
@@ -90,6 +93,7 @@ async def test_forgot_and_reset_password(page: Page, new_page: NewPage, stack: S
     await page.get_by_label("New password").fill(NEW_PASSWORD)
     await page.get_by_role("button", name="Set password").click()
     await expect_text(page, "Your password is changed.")
+    await expect(page).to_have_url(f"{stack.url}/reset-password")
 
     # The link works once: opened again, the server's refusal is shown.
     await open_app(page, link)

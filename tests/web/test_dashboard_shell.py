@@ -16,6 +16,9 @@ async def test_sign_up_create_a_workspace_and_reload(page: Page, stack: Stack) -
     await expect(page).to_have_url(f"{stack.url}/login?next=%2F")
     await axe_check(page, "login")
     await screenshot(page, "login")
+    await open_app(page, "/signup")
+    await axe_check(page, "signup")
+    await screenshot(page, "signup")
 
     await sign_up(page)
     await expect_text(page, "You belong to no workspace yet")
@@ -35,6 +38,14 @@ async def test_sign_up_create_a_workspace_and_reload(page: Page, stack: Stack) -
 
     await page.reload()
     await expect(page.get_by_role("heading", name="API keys")).to_be_visible()
+
+    # A workspace the user is not in, and a path the app does not know: said so, with a way back.
+    await open_app(page, f"/w/{uuid.uuid4()}/keys")
+    await expect_text(page, "No such workspace, or you are not a member of it")
+    await open_app(page, "/w/anything/no-such-page")
+    await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    await page.get_by_role("link", name="Go to your workspaces").click()
+    await expect(page.get_by_role("heading", name="Workspaces", exact=True)).to_be_visible()
     no_problems(page)
 
 
@@ -82,4 +93,12 @@ async def test_workspaces_rename_archive_restore_switch_and_errors(page: Page, s
     await screenshot(page, "workspaces-archived")
     await row.get_by_role("button", name="Restore Second, renamed").click()
     await expect(row).to_contain_text("active")
+
+    # An org the user made with the API is listed with its plan and workspace count.
+    org = f"Org {uuid.uuid4().hex[:6]}"
+    base = await page.evaluate("() => document.querySelector('meta[name=eventplane-static]').content")
+    await page.evaluate("async ([base, name]) => (await import(base + '/lib/api.js')).api('POST', '/orgs', { name })",
+                        [base, org])  # fmt: skip
+    await page.reload()
+    await expect(page.locator(f'li[data-org="{org}"]')).to_contain_text("plan free · 0 of")
     no_problems(page)

@@ -195,7 +195,7 @@ function layout(app, page, workspace, content) {
 }
 
 function notFound(message) {
-  return [h("h1", {}, "Not found"), h("p", {}, message), h("p", {}, h("a", { href: "/" }, "Go to your workspaces"))];
+  return [h("h1", {}, "Not found"), h("p", {}, message), h("p", {}, h("a", { href: "/workspaces" }, "Go to your workspaces"))];
 }
 
 // Same-origin links go through the router (no reload), except downloads, new tabs and modified clicks.

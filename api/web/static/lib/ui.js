@@ -3,7 +3,7 @@
 import { h, clear, uid, formValues } from "./dom.js";
 
 /** A short message in the polite live region (read out by screen readers), gone after a few seconds. */
-export function toast(msg, { kind = "info", ms = 5000 } = {}) {
+export function toast(msg, { kind = "info", ms = 8000 } = {}) {
   const box = document.getElementById("toasts");
   if (!box) return;
   const item = h("div", { class: `toast toast-${kind}` }, msg);

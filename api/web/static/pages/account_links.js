@@ -4,6 +4,11 @@ import { api } from "../lib/api.js";
 import { h } from "../lib/dom.js";
 import { field, form, showError } from "../lib/ui.js";
 
+// A used token leaves the address bar and the history (it no longer works, but need not linger).
+function dropToken() {
+  history.replaceState(null, "", location.pathname);
+}
+
 function noToken(ctx) {
   ctx.root.append(h("p", { class: "error" }, "This link has no token: open the link from the mail again."));
 }
@@ -21,6 +26,7 @@ function tokenPage(path, title, apiPath, done) {
       ctx.root.append(status);
       try {
         const user = await api("POST", apiPath, { token });
+        dropToken();
         if (ctx.user) ctx.setUser(user);
         status.replaceChildren(h("p", { class: "ok" }, done(user)),
           h("p", {}, h("a", { href: ctx.user ? "/workspaces" : "/login" }, ctx.user ? "Go to your workspaces" : "Log in")));
@@ -72,6 +78,7 @@ export const resetPassword = {
       h("button", { type: "submit", class: "primary" }, "Set password"),
     ], async ({ password }, el) => {
       await api("POST", "/auth/reset-password", { token, password });
+      dropToken();
       el.remove();
       done.replaceChildren(h("p", { class: "ok" }, "Your password is changed. "), h("p", {}, h("a", { href: "/login" }, "Log in")));
     }), done);

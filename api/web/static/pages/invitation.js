@@ -22,7 +22,7 @@ export default {
       h("div", { class: "actions" }, actionButton("Accept invitation", async () => {
         const accepted = await api("POST", `/workspaces/invites/${encodeURIComponent(token)}/accept`);
         await ctx.refreshWorkspaces();
-        ctx.navigate(`/w/${accepted.workspace.id}/keys`);
+        ctx.navigate(`/w/${accepted.workspace.id}/keys`, { replace: true }); // the used link leaves the history
       }, { kind: "primary", errorEl })));
   },
 };

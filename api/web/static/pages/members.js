@@ -5,7 +5,8 @@ import { h, clear } from "../lib/dom.js";
 import { actionButton, confirmAction, field, form, timeEl, toast } from "../lib/ui.js";
 
 export const ROLES = ["OWNER", "ADMIN", "DEVELOPER", "VIEWER"];
-const roleOptions = ROLES.map((r) => [r, r[0] + r.slice(1).toLowerCase()]);
+const roleLabel = (r) => r[0] + r.slice(1).toLowerCase();
+const roleOptions = ROLES.map((r) => [r, roleLabel(r)]);
 
 async function all(path) {
   const items = [];
@@ -25,7 +26,7 @@ function memberRow(ctx, m, redraw) {
   const role = h("select", { "aria-label": `Role of ${label}`, disabled: me }, roleOptions.map(([v, t]) => h("option", { value: v, selected: v === m.role }, t)));
   const save = actionButton("Change role", async () => {
     const saved = await api("PATCH", `/workspaces/${ws}/members/${m.id}`, { role: role.value });
-    toast(`${saved.email} is now ${saved.role}`);
+    toast(`${saved.email} is now ${roleLabel(saved.role)}`);
     await redraw();
   }, { "aria-label": `Change role of ${label}`, disabled: me });
   const remove = actionButton(me ? "Leave" : "Remove", async () => {
@@ -50,7 +51,7 @@ function memberRow(ctx, m, redraw) {
 function inviteRow(ctx, inv, redraw) {
   return h("tr", { dataset: { invitation: inv.email } },
     h("th", { scope: "row" }, inv.email),
-    h("td", {}, inv.role),
+    h("td", {}, roleLabel(inv.role)),
     h("td", {}, inv.invited_by ? inv.invited_by.email : "–"),
     h("td", {}, timeEl(inv.expires_at)),
     h("td", { class: "actions" },
@@ -95,7 +96,7 @@ export default {
     ], async ({ email, role }, el) => {
       const sent = await api("POST", `/workspaces/${ws}/invites`, { email, role });
       el.reset();
-      toast(`Invitation mailed to ${sent.email} as ${sent.role}`);
+      toast(`Invitation mailed to ${sent.email} as ${roleLabel(sent.role)}`);
       await redraw();
     });
     ctx.root.append(h("h1", {}, "Members"), members, h("h2", {}, "Pending invitations"), invites, invite);

@@ -77,7 +77,9 @@ async function orgsSection() {
   }
   if (!orgs.length) return null;
   return h("section", { "aria-labelledby": "orgs-title" }, h("h2", { id: "orgs-title" }, "Organizations"),
-    h("ul", {}, orgs.map((o) => h("li", {}, o.name, " ", h("span", { class: "muted" }, `(${o.plan || ""})`)))));
+    h("p", { class: "muted" }, "Organizations group workspaces under one plan; manage them with the API (docs/api.md)."),
+    h("ul", { id: "org-list" }, orgs.map((o) => h("li", { dataset: { org: o.name } }, h("strong", {}, o.name), " · ",
+      `plan ${o.plan} · ${o.workspaces} of ${o.max_workspaces} workspaces`))));
 }
 
 export default {
