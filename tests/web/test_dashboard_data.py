@@ -17,7 +17,7 @@ import httpx
 from playwright.async_api import Page, expect
 from redis.asyncio import Redis
 
-from eventplane.redis_names import RedisNames
+from eventplane import apikeys
 from tests.api.event_support import Ev, load
 from tests.web.conftest import PASSWORD, Stack, axe_check, expect_text, no_problems, open_app, screenshot, step
 from tests.web.data_steps import see_it_in_usage, see_it_live, send_test_event
@@ -66,24 +66,24 @@ async def log_in_at(page: Page, person: Person, path: str) -> None:
     await expect(page).to_have_url(re.compile(re.escape(path.split("?")[0])))
 
 
-async def live_streams(redis: Redis, keys: RedisNames, workspace_id: str) -> int:
+async def live_streams(redis: Redis, stack: Stack, workspace_id: str) -> int:
+    """Live streams open on the workspace's channel (the stack's own Redis prefix)."""
+    keys = apikeys.redis_keys(stack.settings)
     [(_, n)] = await redis.pubsub_numsub(keys.live_events(workspace_id))
     return int(n)
 
 
-async def until_streams(redis: Redis, keys: RedisNames, workspace_id: str, wanted: int) -> None:
+async def until_streams(redis: Redis, stack: Stack, workspace_id: str, wanted: int) -> None:
     async def poll() -> None:
         while True:
-            if await live_streams(redis, keys, workspace_id) == wanted:
+            if await live_streams(redis, stack, workspace_id) == wanted:
                 return
             await asyncio.sleep(0.05)
 
     await step(f"{wanted} live streams open", poll())
 
 
-async def test_a_test_event_from_the_page_arrives_live_and_in_usage(
-    page: Page, stack: Stack, redis: Redis, keys: RedisNames
-) -> None:
+async def test_a_test_event_from_the_page_arrives_live_and_in_usage(page: Page, stack: Stack, redis: Redis) -> None:
     person = await person_with_workspace(stack)
     r = await api_call(stack, person, "POST", f"/workspaces/{person.workspace_id}/api-keys",
                        {"name": "browser", "scopes": ["track:write"]})  # fmt: skip
@@ -101,14 +101,14 @@ async def test_a_test_event_from_the_page_arrives_live_and_in_usage(
     await axe_check(page, "live events")
     await screenshot(page, "live-events")
 
-    assert await live_streams(redis, keys, ws) == 1
+    assert await live_streams(redis, stack, ws) == 1
     await stack.pool.execute(  # what a worker folds from SDKs' drop reports
         "INSERT INTO client_drops_daily (workspace_id, day, reason, dropped) VALUES ($1, $2, 'queue_full', 7)",
         uuid.UUID(ws),
         dt.datetime.now(dt.UTC).date(),
     )
     await see_it_in_usage(page, "signup_clicked")
-    await until_streams(redis, keys, ws, 0)  # leaving the page closed its stream
+    await until_streams(redis, stack, ws, 0)  # leaving the page closed its stream
     await expect(page.locator("p.total")).to_have_attribute("data-total", "1")
     await expect(page.locator("svg.chart desc").first).to_contain_text("1 event from")
     await page.get_by_text("The same data as a table").click()
@@ -313,7 +313,7 @@ async def test_experiment_start_results_drawn_and_stop(page: Page, stack: Stack)
     no_problems(page)
 
 
-async def test_live_events_filtered_and_bounded(page: Page, stack: Stack, redis: Redis, keys: RedisNames) -> None:
+async def test_live_events_filtered_and_bounded(page: Page, stack: Stack, redis: Redis) -> None:
     person = await person_with_workspace(stack)
     ws = person.workspace_id
     r = await api_call(stack, person, "POST", f"/workspaces/{ws}/api-keys", {"name": "b", "scopes": ["track:write"]})
@@ -322,7 +322,7 @@ async def test_live_events_filtered_and_bounded(page: Page, stack: Stack, redis:
     await page.locator("form.filters").get_by_label("Event type").fill("keep")
     await page.get_by_role("button", name="Watch with these filters").click()
     await expect(page.locator(".stream-status")).to_contain_text("filtered by event_type=keep")
-    await until_streams(redis, keys, ws, 1)  # the unfiltered stream was closed for the filtered one
+    await until_streams(redis, stack, ws, 1)  # the unfiltered stream was closed for the filtered one
 
     batch = [{"event_type": "keep", "user_id": f"u{i}", "message_id": f"keep-{i}"} for i in range(205)]
     batch += [{"event_type": "skip", "user_id": "u", "message_id": f"skip-{i}"} for i in range(3)]
