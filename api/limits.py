@@ -36,29 +36,31 @@ async def locked_workspace(pool: asyncpg.Pool, workspace_id: uuid.UUID) -> Async
 _ORG_WORKSPACES = "SELECT id FROM workspaces WHERE org_id = (SELECT org_id FROM workspaces WHERE id = $1)"
 
 
+# What each plan limit counts, across the org of workspace $1 (the checks below and GET .../limits share them).
+MEMBERS = f"SELECT count(DISTINCT user_id) FROM workspace_members WHERE workspace_id IN ({_ORG_WORKSPACES})"
+FLAGS = f"SELECT count(*) FROM feature_flags WHERE workspace_id IN ({_ORG_WORKSPACES})"
+EXPERIMENTS = (  # draft and running experiments count; stopped ones do not
+    f"SELECT count(*) FROM experiments WHERE workspace_id IN ({_ORG_WORKSPACES}) AND status IN ('draft', 'running')"
+)
+ACTIVE_KEY = "is_active AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+KEYS = f"SELECT count(*) FROM api_keys WHERE workspace_id IN ({_ORG_WORKSPACES}) AND {ACTIVE_KEY}"
+
+
 async def check_member_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
-    count = await conn.fetchval(
-        f"SELECT count(DISTINCT user_id) FROM workspace_members WHERE workspace_id IN ({_ORG_WORKSPACES})", workspace_id
-    )
+    count = await conn.fetchval(MEMBERS, workspace_id)
     if count >= plan.max_members:
         raise plan_limit("max_members", plan.max_members)
 
 
 async def check_flag_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
-    count = await conn.fetchval(
-        f"SELECT count(*) FROM feature_flags WHERE workspace_id IN ({_ORG_WORKSPACES})", workspace_id
-    )
+    count = await conn.fetchval(FLAGS, workspace_id)
     if count >= plan.max_feature_flags:
         raise plan_limit("max_feature_flags", plan.max_feature_flags)
 
 
 async def check_experiment_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID) -> None:
     """Draft and running experiments count; stopped ones do not."""
-    count = await conn.fetchval(
-        f"SELECT count(*) FROM experiments WHERE workspace_id IN ({_ORG_WORKSPACES}) "
-        "AND status IN ('draft', 'running')",
-        workspace_id,
-    )
+    count = await conn.fetchval(EXPERIMENTS, workspace_id)
     if count >= plan.max_experiments:
         raise plan_limit("max_experiments", plan.max_experiments)
 
@@ -72,17 +74,12 @@ async def check_workspace_room(conn: Conn, user_id: uuid.UUID, maximum: int) -> 
                        {"limit": "max_workspaces_per_user", "max": maximum})  # fmt: skip
 
 
-ACTIVE_KEY = "is_active AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
-
-
 async def check_key_room(conn: Conn, plan: plans.Plan, workspace_id: uuid.UUID, freed: int = 0) -> None:
     """Room for one more active key (`freed`: active keys this change stops at once, as a rotation
     without grace does). A key in its grace period is active: it counts."""
     if not plan.api_access:
         raise ApiError(403, "PLAN_FEATURE_UNAVAILABLE", "The workspace's plan does not include API access",
                        {"feature": "api_access"})  # fmt: skip
-    count = await conn.fetchval(
-        f"SELECT count(*) FROM api_keys WHERE workspace_id IN ({_ORG_WORKSPACES}) AND {ACTIVE_KEY}", workspace_id
-    )
+    count = await conn.fetchval(KEYS, workspace_id)
     if count - freed >= plan.max_api_keys:
         raise plan_limit("max_api_keys", plan.max_api_keys)

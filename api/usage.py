@@ -12,7 +12,7 @@ from api import permissions as p
 from api.rest import path_uuid, query_date, reply
 from api.routing import Endpoint
 from api.state import services
-from api.wire import BillingOut, BillingUsage, UsageDay, UsageOut
+from api.wire import BillingOut, BillingUsage, LimitsOut, LimitsUsed, UsageDay, UsageOut
 from eventplane import plans
 from eventplane.errors import validation
 
@@ -102,10 +102,29 @@ async def billing(request: Request) -> Response:
     )
 
 
+async def plan_limits(request: Request) -> Response:
+    """The plan's limits beside what each counts now (across the org, as the checks under the row locks count
+    them): what the dashboard's usage page shows as "how close"."""
+    workspace_id = path_uuid(request, "workspace_id")
+    workspace = await access.workspace(request, workspace_id, p.WORKSPACE_READ)
+    row = await services(request).pool.fetchrow(
+        f"SELECT ({limits.MEMBERS}) AS members, ({limits.FLAGS}) AS flags, ({limits.EXPERIMENTS}) AS experiments, "
+        f"({limits.KEYS}) AS keys",
+        workspace_id,
+    )
+    assert row is not None
+    used = LimitsUsed(members=row["members"], feature_flags=row["flags"], experiments=row["experiments"],
+                      api_keys=row["keys"])  # fmt: skip
+    plan = workspace["plan"]
+    return reply(LimitsOut(workspace_id=workspace_id, plan=plan, limits=plans.get(plan), used=used))
+
+
 WS = "/api/v1/workspaces/{workspace_id:uuid}"
 ENDPOINTS = [
     Endpoint("GET", f"{WS}/usage", usage, "Events stored per day and event type (default: last 30 days)", None,
              UsageOut, auth="session_or_key", query=("from", "to"), errors=(400, 401, 403, 404)),
+    Endpoint("GET", f"{WS}/limits", plan_limits, "The plan's limits and what each counts now (across the org)",
+             None, LimitsOut, auth="session_or_key", errors=(401, 403, 404)),
     Endpoint("GET", f"{WS}/billing", billing, "Plan, limits and this month's usage", None, BillingOut,
              auth="session_or_key", errors=(401, 403, 404)),
 ]  # fmt: skip

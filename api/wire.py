@@ -288,6 +288,22 @@ class UsageOut(Struct, kw_only=True):
     client_dropped: dict[str, int]  # events SDKs reported they dropped before sending, by reason
 
 
+class LimitsUsed(Struct, kw_only=True):
+    """What each plan limit counts now, across the workspace's org, as the limit checks count it."""
+
+    members: int
+    feature_flags: int
+    experiments: int  # draft and running
+    api_keys: int  # active
+
+
+class LimitsOut(Struct, kw_only=True):
+    workspace_id: uuid.UUID
+    plan: str
+    limits: Plan
+    used: LimitsUsed
+
+
 class BillingUsage(Struct, kw_only=True):
     events: int
     members: int

@@ -115,3 +115,39 @@ async def test_times_outside_what_python_holds_are_400_not_500(api: httpx.AsyncC
         r = await api.post(f"{WS}/{ws}/api-keys", json={"name": "k", "scopes": ["read"], "expires_at": stamp},
                            headers=h)  # fmt: skip
         assert (r.status_code, error_code(r)) == (400, "VALIDATION_ERROR"), stamp
+
+
+async def test_limits_show_what_each_plan_limit_counts(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    team = await new_team(api)
+    ws = f"{WS}/{team.workspace_id}"
+    h = team.owner.headers
+    for key in ("a", "b"):
+        assert (await api.post(f"{ws}/feature-flags", json={"key": key}, headers=h)).status_code == 201
+    experiment = {"key": "e", "variants": [{"key": "c", "weight": 50}, {"key": "t", "weight": 50}],
+                  "conversion": {"event_type": "buy"}}  # fmt: skip
+    for key in ("e1", "e2"):
+        assert (await api.post(f"{ws}/experiments", json={**experiment, "key": key}, headers=h)).status_code == 201
+    assert (await api.patch(f"{ws}/experiments/e2", json={"status": "running"}, headers=h)).status_code == 200
+    assert (await api.patch(f"{ws}/experiments/e2", json={"status": "stopped"}, headers=h)).status_code == 200
+    keys = [(await api.post(f"{ws}/api-keys", json={"name": n, "scopes": ["read"]}, headers=h)).json() for n in "xy"]
+    assert (await api.delete(f"{ws}/api-keys/{keys[1]['id']}", headers=h)).status_code == 204
+
+    r = await api.get(f"{ws}/limits", headers=team.viewer.headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["workspace_id"], body["plan"]) == (team.workspace_id, "pro")
+    assert body["limits"]["max_members"] == 50 and body["limits"]["max_feature_flags"] == 500
+    # 4 members; 2 flags; 1 experiment (the stopped one frees its room); 1 active key (the revoked one does not count)
+    assert body["used"] == {"members": 4, "feature_flags": 2, "experiments": 1, "api_keys": 1}
+    # A key with workspace:read (the `read` bundle) reads its own workspace's limits; one without it cannot.
+    r = await api.get(f"{ws}/limits", headers={"x-api-key": keys[0]["key"]})
+    assert (r.status_code, r.json()["used"]["api_keys"]) == (200, 1)
+    track = (await api.post(f"{ws}/api-keys", json={"name": "t", "scopes": ["track:write"]}, headers=h)).json()
+    r = await api.get(f"{ws}/limits", headers={"x-api-key": track["key"]})
+    assert (r.status_code, error_code(r)) == (403, "INSUFFICIENT_SCOPE")
+
+
+async def test_limits_of_another_workspace_are_not_found(api: httpx.AsyncClient) -> None:
+    team, other = await new_team(api), await new_team(api)
+    r = await api.get(f"{WS}/{other.workspace_id}/limits", headers=team.owner.headers)
+    assert (r.status_code, error_code(r)) == (404, "NOT_FOUND")

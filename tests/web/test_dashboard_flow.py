@@ -1,5 +1,6 @@
 """The issue's flow through the dashboard, as a person sees it: sign up, create a workspace, create a key
-(shown once, with a copy button), invite a member who accepts from the mailed link in a browser of their
+(shown once, with a copy button), send a test event with it from the page (it arrives in live events and
+in the usage chart), invite a member who accepts from the mailed link in a browser of their
 own, change their role, rotate the key (the old one stops at the edge) and revoke it (the new one stops).
 axe-core and a screenshot on each page."""
 
@@ -25,6 +26,7 @@ from tests.web.conftest import (
     screenshot,
     sign_up,
 )
+from tests.web.data_steps import see_it_in_usage, see_it_live, send_test_event
 
 KEY = re.compile(r"^ep_live_[0-9A-Za-z]{38}$")
 
@@ -80,6 +82,15 @@ async def test_key_member_rotate_revoke_flow(page: Page, new_page: NewPage, stac
     await axe_check(page, "keys (new key shown)")
     await screenshot(page, "keys")
     assert await edge_status(stack, key) == 202
+
+    # Send a test event from the page with the key just created (the JS SDK in the page; the key is kept in
+    # the page's memory only): it arrives in live events and in the usage chart (tests/web/data_steps.py).
+    await page.locator("section.secret").get_by_role("link", name="Send a test event with it").click()
+    await expect(page.get_by_label("API key (scope track:write)")).to_have_value(key)
+    message_id = await send_test_event(page, "first_event")
+    await see_it_live(page, message_id, "first_event")
+    await see_it_in_usage(page, "first_event")
+    await page.get_by_role("navigation", name="Workspace").get_by_role("link", name="API keys").click()
 
     # Shown once: after a reload the page has no way to show it again; last use reads "3 minutes ago".
     used = "UPDATE api_keys SET last_used_at = now() - interval '3 minutes' WHERE key_hash = $1"

@@ -157,8 +157,9 @@ async function authorizedFetch(path, init) {
  * Server-sent events from `path` as an async iterator of `{ event, data, id }` (`data` parsed as JSON
  * when it is JSON). A fetch() stream, since EventSource cannot send the Authorization header. Stops when
  * `signal` aborts (the iterator then just ends) or the server closes; throws ApiError on a non-2xx.
+ * `onOpen()` runs once the server has answered 2xx (the stream is open, before any event).
  */
-export async function* apiStream(path, { signal } = {}) {
+export async function* apiStream(path, { signal, onOpen } = {}) {
   let response;
   try {
     response = await authorizedFetch(path, { headers: { Accept: "text/event-stream" }, signal });
@@ -166,6 +167,7 @@ export async function* apiStream(path, { signal } = {}) {
     if (err && err.name === "AbortError") return;
     throw err;
   }
+  if (onOpen) onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let message = { event: "message", data: [], id: null };

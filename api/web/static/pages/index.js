@@ -13,9 +13,19 @@ import login from "./login.js";
 import members from "./members.js";
 import signup from "./signup.js";
 import workspaces from "./workspaces.js";
+import usage from "./usage.js";
+import live from "./live.js";
+import explorer from "./explorer.js";
+import send from "./send.js";
+import flags from "./flags.js";
+import flag from "./flag.js";
+import experiments from "./experiments.js";
+import experiment from "./experiment.js";
 
 export default [
   home, login, signup, forgotPassword, resetPassword, verifyEmail, confirmEmail, invitation, account, workspaces,
   // The workspace's pages (side nav), in order:
   keys, members,
+  // the data pages (docs/dashboard-data.md)
+  usage, live, explorer, send, flags, flag, experiments, experiment,
 ];

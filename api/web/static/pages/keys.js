@@ -18,12 +18,28 @@ const SCOPES = [
 const GRACE = [["0", "Stop the old key now"], ["3600", "Keep the old key for 1 hour"], ["86400", "Keep the old key for 1 day"],
   ["604800", "Keep the old key for 7 days"]];
 
-function secretPanel(title, created, note) {
+// The key last created (or rotated) per workspace, for "Send a test event" (pages/send.js): in this module's
+// memory only, gone on reload, and only for a key that may send events.
+const justCreated = new Map();
+const TRACKS = new Set(["track:write", "write", "admin"]);
+
+export function lastCreatedKey(workspaceId) {
+  return justCreated.get(workspaceId) ?? null;
+}
+
+function remember(workspaceId, created) {
+  if (!(created.scopes || []).some((s) => TRACKS.has(s))) return null;
+  justCreated.set(workspaceId, created.key);
+  return h("p", {}, h("a", { href: `/w/${workspaceId}/live` }, "Send a test event with it"), " and watch it arrive.");
+}
+
+function secretPanel(title, created, note, extra = null) {
   const panel = h("section", { class: "secret", "aria-labelledby": "secret-title", tabindex: "-1" },
     h("h2", { id: "secret-title" }, title),
     h("p", {}, h("strong", {}, "Copy this key now: it is shown only once. "), "Only its hash is stored; if you lose it, rotate the key."),
     h("code", { class: "key-secret", "aria-label": "The new key" }, created.key),
     note ? h("p", {}, note) : null,
+    extra,
     h("div", { class: "actions" }, copyButton(created.key, "Copy key"),
       h("button", { type: "button", class: "secondary", "on:click": () => panel.remove() }, "I have saved it")));
   return panel;
@@ -68,7 +84,7 @@ function keyRow(ctx, key, redraw, showSecret) {
           const note = stops <= new Date(Date.now() + 5000) ? "The old key has stopped working." : `The old key works until ${stops.toLocaleString()}.`;
           toast(`${key.name} rotated`);
           await redraw();
-          showSecret(secretPanel(`New key for ${rotated.name}`, rotated, note));
+          showSecret(secretPanel(`New key for ${rotated.name}`, rotated, note, remember(ctx.workspace.id, rotated)));
         }));
         editRow.hidden = false;
         editRow.querySelector("select").focus();
@@ -125,7 +141,8 @@ export default {
       el.reset();
       toast(`Key ${created.name} created`);
       await redraw();
-      showSecret(secretPanel(`New key ${created.name}`, created, `Scopes: ${created.scopes.join(", ")}`));
+      showSecret(secretPanel(`New key ${created.name}`, created, `Scopes: ${created.scopes.join(", ")}`,
+        remember(ctx.workspace.id, created)));
     });
     ctx.root.append(h("h1", {}, "API keys"),
       h("p", { class: "muted" }, `Keys let SDKs and scripts act for ${ctx.workspace.name}, each within its scopes.`),
