@@ -15,7 +15,9 @@ after the last one recorded; each is safe to run twice.
    waits body timeout + enqueue timeout + 1 s, with the body timeout of its own settings: give the
    command the edges' EVENTPLANE_BODY_TIMEOUT.
 4. copied: in one transaction on the target, its rows of the workspace are replaced by the source's:
-   `events`, the `event_ids` ledger, `usage_daily`, `dead_letters`, `deletions` (the target had none: step 1).
+   `events`, the `event_ids` ledger, `usage_daily`, `dead_letters`, `deletions` (the target had none: step 1;
+   deletion requests made on the target since routing are kept, and every request runs again over the
+   copied history), read from one snapshot of the source.
    Triggers are off for that transaction (session_replication_role), so history is not sent to webhooks
    again.
 5. released: the hold ends; the target's workers store the held jobs, and the copied ledger drops any
@@ -197,21 +199,34 @@ async def copy(plan: Plan) -> None:
     target = await asyncpg.connect(plan.target.database_url)
     try:
         days = await source.fetch(
-            "SELECT DISTINCT (received_at AT TIME ZONE 'UTC')::date AS day FROM events WHERE workspace_id = $1",
+            "SELECT (received_at AT TIME ZONE 'UTC')::date AS day FROM events WHERE workspace_id = $1 "
+            "UNION SELECT day FROM event_ids WHERE workspace_id = $1",  # a ledger row may outlive its event
             plan.workspace_id,
         )
         for day in days:  # old days need their partitions on the target
             await db.ensure_partitions(target, around=day["day"])
-        async with target.transaction(), source.transaction(readonly=True):
+        # One snapshot of the source for every table (a deletion finishing meanwhile is seen in all or none).
+        async with target.transaction(), source.transaction(isolation="repeatable_read", readonly=True):
             await target.execute("SET LOCAL session_replication_role = replica")  # no triggers: no webhooks again
             for table in DATA_TABLES:
                 key = _key(table, plan.workspace_id)
-                await target.execute(f"DELETE FROM {table} WHERE workspace_id = $1", key)
+                if table == "deletions":  # requests made on the target since routing are kept
+                    ids = [r["id"] for r in await source.fetch("SELECT id FROM deletions WHERE workspace_id = $1", key)]
+                    await target.execute("DELETE FROM deletions WHERE workspace_id = $1 AND id = ANY($2)", key, ids)
+                else:
+                    await target.execute(f"DELETE FROM {table} WHERE workspace_id = $1", key)
                 columns = await _copied_columns(target, table)
                 quoted = ", ".join(f'"{c}"' for c in columns)
                 select = f"SELECT {quoted} FROM {table} WHERE workspace_id = $1"
                 rows = _rows(source, select, key)
                 await target.copy_records_to_table(table, records=rows, columns=columns)
+            # Every request runs again over the copied history: one made since routing may have finished on
+            # the target before the source's events arrived (a rerun of a finished one deletes nothing).
+            await target.execute(
+                "UPDATE deletions SET status = 'pending', finished_at = NULL WHERE workspace_id = $1 "
+                "AND status = 'done'",
+                plan.workspace_id,
+            )
     finally:
         await source.close()
         await target.close()

@@ -24,7 +24,9 @@ MAX_TRIES = 50_000  # with backoff capped at 10 s: about 5 days of Postgres outa
 # Unexpected failures (not transient ones: those retry for as long as MAX_TRIES allows) of one job
 # before its batch is parked in dead_letters. Counted per job id in Redis (queue.count_failure).
 GIVE_UP_ON_BUGS_AFTER = 5
-HOLD_SECONDS = 0.5  # a held job (its workspace is being moved here) is tried again this often
+HOLD_SECONDS = 0.5  # a held job (its workspace is being moved here) is tried again this often at first,
+HOLD_MAX_SECONDS = 5.0  # and, after HOLD_FAST_TRIES, this often: a move left held lasts MAX_TRIES x 5 s (~69 h)
+HOLD_FAST_TRIES = 120
 
 _PARK = """
 INSERT INTO dead_letters (workspace_id, message_id, payload, reason)
@@ -49,7 +51,10 @@ async def store_events(ctx: dict[str, Any], rows: list[list[Any]], request_ids: 
     job_id: str = ctx["job_id"]
     job_try: int = ctx.get("job_try", 1)
     if rows and await _held(redis, state.keys, str(rows[0][0]), job_try):  # a job holds one workspace's rows
-        raise Retry(defer=HOLD_SECONDS)
+        if job_try >= MAX_TRIES - 1:  # arq would drop it after this try: keep its rows, never lose them
+            await _park(state, redis, job_id, rows, RuntimeError("held by a workspace move past the retry budget"))
+            return 0
+        raise Retry(defer=HOLD_SECONDS if job_try < HOLD_FAST_TRIES else HOLD_MAX_SECONDS)
     try:
         # Our own deadline, inside arq's: arq treats its timeout as a failure and drops the job.
         async with asyncio.timeout(state.deadline):
@@ -89,9 +94,8 @@ async def _count_failure(redis: Redis, keys: RedisNames, job_id: str, rows: list
 async def _park(state: WorkerState, redis: Redis, job_id: str, rows: list[list[Any]], exc: BaseException) -> None:
     """After repeated unexpected failures, keep the batch's rows not already stored in dead_letters
     rather than drop them."""
-    log.error("batch of %d parked in dead_letters after %d unexpected failures: %r", len(rows),
-              GIVE_UP_ON_BUGS_AFTER, exc)  # fmt: skip
-    reason = f"unexpected {type(exc).__name__}: {exc}"[:2000]
+    log.error("batch of %d parked in dead_letters: %r", len(rows), exc)
+    reason = f"{type(exc).__name__}: {exc}"[:2000]
     workspaces = [str(row[0]) if row else "" for row in rows]
     messages = [str(row[1]) if len(row) > 1 else "" for row in rows]
     payloads = [dump_row(row) for row in rows]

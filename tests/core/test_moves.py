@@ -3,17 +3,19 @@ the copy and resumed, it ends with every event once on the target, and the sourc
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import asyncpg
 import pytest
 
-from eventplane import instances, moves, queue, tenants
+from eventplane import db, instances, moves, queue, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from ingest import batcher
 from tests.conftest import Tenant, drain, registered_instance, running_edge
+from workers import deletions
 from workers.main import build_worker
 
 BATCH = "/api/v1/tracking/batch"
@@ -87,3 +89,45 @@ async def test_move_interrupted_after_the_copy_resumes(fresh: Settings, pool: as
         assert await pool.fetchval("SELECT count(*) FROM workspace_moves") == 0
         with pytest.raises(moves.MoveError, match="already"):
             await moves.move(fresh, slug, "mv")
+
+
+async def test_the_copy_brings_every_ledger_day_and_keeps_requests_made_on_the_target(
+    fresh: Settings, pool: asyncpg.Pool
+) -> None:
+    """A ledger row whose event retention removed has a day the target has no partition of; a deletion
+    request made (and even finished) on the target after routing must survive the copy and run again over
+    the copied history."""
+    async with registered_instance(fresh, "mc") as mc:
+        slug = f"mc-{uuid.uuid4().hex[:10]}"
+        workspace = await tenants.create_workspace(pool, name=slug, slug=slug, instance="default")
+        wid = uuid.UUID(workspace["id"])
+        old_day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=5)
+        async with pool.acquire() as conn:
+            await db.ensure_partitions(conn, around=old_day)
+            await conn.execute("INSERT INTO event_ids (workspace_id, message_id, day) VALUES ($1, 'old', $2)",
+                               wid, old_day)  # fmt: skip
+            await conn.execute(
+                "INSERT INTO events (workspace_id, message_id, event_type, user_id, timestamp, received_at) "
+                "VALUES ($1, 'u1-event', 'e', 'u1', now() - interval '1 hour', now() - interval '1 hour')",
+                wid,
+            )
+        target = await db.create_pool(mc.database_url, min_size=0, max_size=2)
+        try:
+            assert await moves.move(fresh, slug, "mc", stop_after="routed", fence_seconds=0.2) == "routed"
+            made = await target.fetchval(
+                "INSERT INTO deletions (workspace_id, user_id, status, finished_at) VALUES ($1, 'u1', 'done', now()) "
+                "RETURNING id",
+                wid,
+            )  # asked after routing, and finished on the target before the source's history arrived
+            assert await moves.move(fresh, slug, "mc", stop_after="copied", fence_seconds=0.2) == "copied"
+            assert await target.fetchval("SELECT day FROM event_ids WHERE workspace_id = $1 AND message_id = 'old'",
+                                         wid) == old_day  # fmt: skip
+            assert await target.fetchval("SELECT status FROM deletions WHERE id = $1", made) == "pending"
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=deletions.SETTLE_SECONDS + 1)
+            for _ in range(10):
+                await deletions.process(target, later)
+            assert await target.fetchval("SELECT count(*) FROM events WHERE workspace_id = $1", wid) == 0
+            assert await target.fetchval("SELECT status FROM deletions WHERE id = $1", made) == "done"
+        finally:
+            await db.close_pool(target)
+        assert await moves.move(fresh, slug, "mc", fence_seconds=0.2) == "released"

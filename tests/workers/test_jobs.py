@@ -95,3 +95,27 @@ async def test_queue_depth_returns_to_truth_when_arq_drops_jobs_without_our_code
     await jobs.maintain({"state": state, "redis": redis})  # the worker's cron, twice a minute
     assert (await queue.depth(redis, keys))[0] == 2  # the job still queued keeps its count
     assert await redis.hkeys(keys.pending) == [waiting.encode()]  # type: ignore[misc]
+
+
+async def test_a_job_held_by_a_move_past_its_retry_budget_is_parked_not_dropped(
+    tenant: Tenant, pool: asyncpg.Pool, redis: Redis, fresh: Settings, state: WorkerState
+) -> None:
+    keys = RedisNames(fresh.redis_prefix)
+    (job_id,) = await queue.enqueue(redis, keys, [([row(tenant, "held-1"), row(tenant, "held-2")], [])])
+    rows: list[list[Any]] = queue.deserialize(queue.serialize([row(tenant, "held-1"), row(tenant, "held-2")]))
+    await redis.sadd(keys.held, tenant.workspace_id)  # type: ignore[misc]
+    try:
+        ctx: dict[str, Any] = {"state": state, "redis": redis, "job_id": job_id, "job_try": 3}
+        with pytest.raises(Retry) as early:
+            await jobs.store_events(ctx, rows)
+        assert early.value.defer_score == jobs.HOLD_SECONDS * 1000
+        ctx["job_try"] = jobs.HOLD_FAST_TRIES
+        with pytest.raises(Retry) as later:
+            await jobs.store_events(ctx, rows)
+        assert later.value.defer_score == jobs.HOLD_MAX_SECONDS * 1000
+        ctx["job_try"] = jobs.MAX_TRIES - 1  # arq's last try: after it, arq drops the job
+        assert await jobs.store_events(ctx, rows) == 0
+        assert await dead_letters(pool, tenant) == ["held-1", "held-2"]
+        assert (await queue.depth(redis, keys))[0] == 0
+    finally:
+        await redis.srem(keys.held, tenant.workspace_id)  # type: ignore[misc]
