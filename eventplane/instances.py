@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -55,16 +55,24 @@ def label(value: str | None) -> str:
     return value or DEFAULT
 
 
+_SECRET_PARAMS = frozenset({"password", "passwd", "pass", "sslpassword"})
+
+
 def redact(url: str) -> str:
-    """The URL with its password replaced by ***, for listings and logs."""
+    """The URL with its password replaced by ***, for listings and logs: in the userinfo and in a
+    `password` query parameter (asyncpg and redis-py take either)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.query:
+        query = [
+            (k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    return urlunsplit(parts)
 
 
 def of_hub(settings: Settings) -> Instance:

@@ -16,8 +16,9 @@ silent drop. The cut-off comes from the api's clock, receipts from the edge's: h
 agree within a second.
 
 Why SETTLE_SECONDS: a commit that began before the request could not see it and may still store that
-person's rows. A commit's statements end within the pools' 30 s command timeout, so once a request is a
-minute old every commit that could miss it has ended, and what it stored is there to be deleted.
+person's rows. Each statement of a commit ends within the pools' 30 s command timeout and a commit runs
+five (COPY, refusal, day guard, lookup, store), so once a request is three minutes old every commit that
+could miss it has ended, and what it stored is there to be deleted.
 Usage counts are not rewritten.
 """
 
@@ -37,7 +38,7 @@ from workers import partitions
 log = logging.getLogger("eventplane.workers.deletions")
 BATCH = 5_000  # rows per transaction
 MAX_BATCHES = 40  # per run (at most 200,000 rows); the rest waits for the next run
-SETTLE_SECONDS = 60.0
+SETTLE_SECONDS = 180.0
 EVERY_SECONDS = set(range(0, 60, 5))
 # A request without `suppress` stops being checked at commit this long after it was made: no queued event
 # is older (arq keeps a job 7 days; workers/jobs.py retries one for about 5).

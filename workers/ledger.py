@@ -72,11 +72,13 @@ async def partitions(conn: db.Conn) -> dict[dt.date, str]:
 
 
 async def drop_expired(conn: db.Conn, window_days: int, today: dt.date | None = None) -> list[str]:
-    """Drop the ledger partitions of days before the window of `today` (default: the database's today).
+    """Drop the ledger partitions of days before the window of yesterday (`today` default: the database's).
     Returns the dropped partitions' names; one whose lock is not had in LOCK_TIMEOUT waits for the next run."""
     if today is None:
         today = await conn.fetchval("SELECT (now() AT TIME ZONE 'UTC')::date")
-    first = first_kept_day(today, window_days)
+    # One day more than today's window: a commit that began just before midnight (yesterday's day) still
+    # looks up yesterday's window, whose first day is the one before today's.
+    first = first_kept_day(today, window_days) - dt.timedelta(days=1)
     dropped: list[str] = []
     for day, name in sorted((await partitions(conn)).items()):
         if day >= first:

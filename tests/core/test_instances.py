@@ -63,3 +63,8 @@ def test_redact_hides_passwords_only() -> None:
         == "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     assert "s3cret" not in repr(instances.Instance("x", "postgresql://u:s3cret@h/d", "redis://:s3cret@h"))
+    # In the query string too (asyncpg and redis-py both take it there); other parameters are kept.
+    assert instances.redact("postgresql://u@h/db?password=s3cret&sslmode=require") == (
+        "postgresql://u@h/db?password=***&sslmode=require"
+    )
+    assert instances.redact("redis://h:6379/0?Password=s3cret") == "redis://h:6379/0?Password=***"
