@@ -4,6 +4,16 @@
 -- earliest, if stored more than once); older ids, and ids whose event is gone, are outside the window.
 ALTER TABLE event_ids RENAME TO event_ids_forever;
 ALTER INDEX event_ids_pkey RENAME TO event_ids_forever_pkey;
+-- PostgreSQL 18 names NOT NULL constraints after their table (event_ids_workspace_id_not_null): free those
+-- names, as a fresh install's event_ids has them (before 18 there are no such rows and this does nothing).
+DO $$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint WHERE conrelid = 'event_ids_forever'::regclass AND contype = 'n' LOOP
+        EXECUTE format('ALTER TABLE event_ids_forever RENAME CONSTRAINT %I TO %I',
+                       c.conname, 'event_ids_forever_' || substr(c.conname, length('event_ids_') + 1));
+    END LOOP;
+END $$;
 
 -- The exactly-once ledger, kept for a deduplication window (workers/ledger.py, docs/storage.md). A
 -- unique index on `events` would have to include the partition key, and a client's retry has a new
