@@ -35,6 +35,11 @@ from eventplane.settings import Settings
 from ingest.app import create_app
 from workers.main import build_worker
 
+# Test servers keep an idle connection longer than httpx's 5 s keepalive_expiry, so a client always drops
+# an idle connection before the server closes it: with both at 5 s, a request sent on a connection at the
+# moment the server closed it failed with httpx.ReadError (seen once in a fresh-clone run).
+KEEP_ALIVE = 30
+
 
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
@@ -156,7 +161,11 @@ async def running_edge(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE
+        )
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -24,6 +24,7 @@ from api.app import create_app
 from api.state import Services
 from eventplane import tenants
 from eventplane.settings import Secret, Settings
+from tests.conftest import KEEP_ALIVE
 
 PASSWORD = "correct horse battery staple"
 
@@ -53,7 +54,9 @@ def live_api(api_settings: Settings) -> Iterator[str]:
     port = sock.getsockname()[1]
     # Every client of this server comes from 127.0.0.1, so the per-address login limit would be shared by all.
     app = create_app(replace(api_settings, login_limit_per_ip=100_000))
-    config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=True, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app, lifespan="on", log_config=None, access_log=True, timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()

@@ -24,7 +24,7 @@ from api.app import create_app
 from eventplane import servers, tenants
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
-from tests.conftest import drain, make_tenant, own_valkey
+from tests.conftest import KEEP_ALIVE, drain, make_tenant, own_valkey
 
 WS = "/api/v1/workspaces"
 
@@ -148,7 +148,11 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
     app = create_app(settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, lifespan="on", log_level="warning", timeout_graceful_shutdown=2, timeout_keep_alive=KEEP_ALIVE
+        )
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

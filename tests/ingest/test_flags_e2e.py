@@ -19,7 +19,7 @@ from experimentation_sdk import ExperimentationClient
 
 from api.app import create_app as create_api
 from eventplane.settings import Settings
-from tests.conftest import drain, make_tenant
+from tests.conftest import KEEP_ALIVE, drain, make_tenant
 
 UNITS = [f"e2e-{i}" for i in range(100)]
 
@@ -30,7 +30,9 @@ async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_api(settings), lifespan="on", log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_api(settings), lifespan="on", log_level="warning", timeout_keep_alive=KEEP_ALIVE)
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -34,7 +34,7 @@ from api.app import create_app
 from eventplane import mail
 from eventplane.settings import Secret, Settings
 from tests.api.mailbox import own_outbox
-from tests.conftest import running_edge
+from tests.conftest import KEEP_ALIVE, running_edge
 from workers.main import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,11 @@ def _socket() -> tuple[socket.socket, int]:
 
 @contextlib.asynccontextmanager
 async def _serve(app: Any, sock: socket.socket) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, lifespan="on", log_level="warning", timeout_graceful_shutdown=2, timeout_keep_alive=KEEP_ALIVE
+        )
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(DEADLINE):
         while not server.started:

@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.conftest import KEEP_ALIVE
+
 TOLERANCE = 300  # seconds a signature's timestamp may be off, as a receiver would check
 
 
@@ -66,7 +68,7 @@ class Receiver:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
         self.port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
