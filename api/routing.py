@@ -48,4 +48,6 @@ def _route(path: str, handlers: dict[str, Handler]) -> Route:
         request.scope["endpoint"] = handler  # the metrics label names the handler, not this dispatcher
         return await handler(request)
 
+    # Seen by the metrics only when Route answers 405 itself, without calling the dispatcher.
+    dispatch.__module__, dispatch.__qualname__ = "", "method_not_allowed"
     return Route(path, dispatch, methods=list(handlers))

@@ -34,6 +34,9 @@ async def test_a_path_with_several_methods_labels_each_handler(api: httpx.AsyncC
     assert (await api.post("/api/v1/workspaces", json={"name": slug, "slug": slug},
                            headers=account.headers)).status_code == 201  # fmt: skip
     assert (await api.get("/api/v1/workspaces", headers=account.headers)).status_code == 200
+    # A method the path does not serve: Route answers 405 without calling the dispatcher.
+    assert (await api.put("/api/v1/orgs", headers=account.headers)).status_code == 405
     counts = _counts((await api.get("/metrics")).text)
     assert ("workspaces.create", "POST", "201") in counts and ("workspaces.list_mine", "GET", "200") in counts
+    assert ("method_not_allowed", "PUT", "405") in counts
     assert not any("dispatch" in h or "<locals>" in h for h, _, _ in counts)
