@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest processes for `make test`: the suite mostly waits on servers, so more processes than cores pay
+# (tests/conftest.py keeps each module in one process and the load tests one at a time).
+TEST_PROCESSES ?= 3
 
 .PHONY: setup run test lint browser bench soak loadtest clean
 
@@ -35,7 +38,7 @@ browser:
 test: lint browser
 	@command -v node >/dev/null || { echo 'make test needs Node 18+ for the JS SDK (sdk/js): install nodejs'; exit 1; }
 	node --test sdk/js/test/*.test.mjs  # the unit tests; tests/sdk/js runs sdk/js/test/integration against a real stack
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadgroup
 
 clean:
 	-$(BIN)/eventplane servers stop

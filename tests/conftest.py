@@ -41,6 +41,28 @@ from workers.main import build_worker
 KEEP_ALIVE = 30
 
 
+# `make test` runs the suite in several processes (pytest-xdist, --dist loadgroup), each with servers,
+# a database and a Redis prefix of its own (the session fixtures below). A module's tests stay in one
+# process, so its module fixtures are made once and its tests run in their order; the modules that load
+# every core on purpose (LOAD_MODULES) share one group, so they run one after another, never side by side;
+# they are the longest group, so they go first.
+LOAD_MODULES = frozenset({
+    "tests/faults/test_faults.py",
+    "tests/instances/test_two_instances.py",
+    "tests/loadtests/test_bench_smoke.py",
+})  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("load" if _module(item) in LOAD_MODULES else _module(item)))
+    items.sort(key=lambda item: _module(item) not in LOAD_MODULES)  # stable: the order within each stays
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))

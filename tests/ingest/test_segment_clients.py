@@ -6,22 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 import pytest_asyncio
 from segment.analytics.client import Client  # type: ignore[import-untyped]
 
 from eventplane.settings import Settings
 from tests.conftest import Tenant, drain, running_edge
+from tests.node_cache import NODE_CACHE, npm_package
 
 ANALYTICS_NODE = "@segment/analytics-node@3.1.0"
-NODE_CACHE = Path(__file__).resolve().parents[2] / ".venv" / "node-cache"
 DEADLINE = 120.0  # seconds for npm install or the node script, each
 
 
@@ -104,14 +102,8 @@ async def run(*command: str, cwd: Path, env: dict[str, str] | None = None) -> tu
 
 async def analytics_node() -> Path:
     """The npm package, installed into the cache folder the first time."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("This test runs @segment/analytics-node: install Node.js 18+ and npm (apt-get install nodejs npm)")
-    if not (NODE_CACHE / "node_modules" / "@segment" / "analytics-node" / "package.json").exists():
-        NODE_CACHE.mkdir(parents=True, exist_ok=True)
-        code, out = await run(npm, "install", "--no-audit", "--no-fund", "--prefix", str(NODE_CACHE), ANALYTICS_NODE,
-                              cwd=NODE_CACHE)  # fmt: skip
-        assert code == 0, f"npm install {ANALYTICS_NODE} failed:\n{out}"
+    why = "This test runs @segment/analytics-node"
+    await npm_package(ANALYTICS_NODE, "@segment/analytics-node/package.json", why)
     return NODE_CACHE
 
 

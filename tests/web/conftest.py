@@ -15,7 +15,6 @@ import contextlib
 import json
 import re
 import secrets
-import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,11 +34,11 @@ from eventplane import mail
 from eventplane.settings import Secret, Settings
 from tests.api.mailbox import own_outbox
 from tests.conftest import KEEP_ALIVE, running_edge
+from tests.node_cache import npm_package
 from workers.main import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-NODE_CACHE = ROOT / ".venv" / "node-cache"
 AXE = "axe-core@4.10.2"
 SCREENSHOTS = ROOT / ".venv" / "screenshots"
 PASSWORD = "correct horse battery staple"
@@ -259,18 +258,7 @@ def _plain(raw: str) -> str:
 
 async def _axe_source() -> str:
     """axe-core's browser build, installed once with npm into .venv/node-cache."""
-    target = NODE_CACHE / "node_modules" / "axe-core" / "axe.min.js"
-    if not target.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("axe_check needs npm to install axe-core once (apt-get install nodejs npm)")
-        NODE_CACHE.mkdir(parents=True, exist_ok=True)
-        process = await asyncio.create_subprocess_exec(
-            npm, "install", "--no-audit", "--no-fund", "--prefix", str(NODE_CACHE), AXE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=NODE_CACHE)  # fmt: skip
-        out, _ = await step(f"npm install {AXE}", process.communicate(), 120)
-        if process.returncode != 0 or not target.exists():
-            pytest.fail(f"npm install {AXE} failed (axe_check cannot run without it):\n{out.decode(errors='replace')}")
+    target = await npm_package(AXE, "axe-core/axe.min.js", "axe_check cannot run without axe-core")
     return target.read_text("utf-8")
 
 

@@ -188,7 +188,10 @@ async def _together(pool: asyncpg.Pool, *stores: Coroutine[Any, Any, Outcome]) -
         await gate.execute("LOCK TABLE event_ids IN SHARE MODE")
         running = asyncio.gather(*stores, return_exceptions=True)
         deadline = time.monotonic() + 10
-        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'event_ids'::regclass AND NOT granted"
+        waiting = (  # this database's locks only: the server may hold other test processes' databases
+            "SELECT count(*) FROM pg_locks WHERE relation = 'event_ids'::regclass AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         while await pool.fetchval(waiting) < len(stores):
             assert time.monotonic() < deadline, "the stores never reached the ledger"
             await asyncio.sleep(0.01)
