@@ -203,7 +203,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload      bytea NOT NULL,                        -- the queued row as JSON; bytea because it may hold NUL
     reason       text NOT NULL,
     sqlstate     text,
-    created_at   timestamptz NOT NULL DEFAULT now()
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    user_id      text,                                  -- the row's person, for deletion on request
+    anonymous_id text,
+    received_at  timestamptz                            -- the row's receipt at the edge
 );
 
 -- Per-day, per-type counts kept by the workers in the same transaction as the rows (usage reads never
@@ -249,6 +252,9 @@ $$;
 
 -- A job that is run twice records a refused event once.
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message ON dead_letters (workspace_id, message_id);
+CREATE INDEX IF NOT EXISTS dead_letters_user ON dead_letters (workspace_id, user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dead_letters_anonymous ON dead_letters (workspace_id, anonymous_id)
+    WHERE anonymous_id IS NOT NULL;
 
 -- Management API (api/) -----------------------------------------------------------------------------
 -- A login session. The access token (a JWT) names its session, so logout ends it at once; the refresh
@@ -432,6 +438,11 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
     payload        jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhook_outbox_order ON webhook_outbox (destination_id, received_at, event_time, id);
+-- A person's queued payloads, for deletion on request (workers/deletions.py).
+CREATE INDEX IF NOT EXISTS webhook_outbox_user ON webhook_outbox (destination_id, (payload ->> 'user_id'))
+    WHERE payload ->> 'user_id' IS NOT NULL;
+CREATE INDEX IF NOT EXISTS webhook_outbox_anonymous ON webhook_outbox (destination_id, (payload ->> 'anonymous_id'))
+    WHERE payload ->> 'anonymous_id' IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     id             bigserial PRIMARY KEY,
@@ -513,6 +524,8 @@ CREATE TABLE IF NOT EXISTS deletions (
     created_at     timestamptz NOT NULL DEFAULT now(),
     started_at     timestamptz,
     finished_at    timestamptz,
+    dead_letters_deleted bigint NOT NULL DEFAULT 0,     -- that person's rows deleted from dead_letters
+    webhook_rows_deleted bigint NOT NULL DEFAULT 0,     -- that person's queued webhook payloads deleted
     CONSTRAINT deletions_one_id CHECK ((user_id IS NULL) <> (anonymous_id IS NULL))
 );
 CREATE INDEX IF NOT EXISTS deletions_workspace ON deletions (workspace_id, created_at, id);

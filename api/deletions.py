@@ -43,13 +43,16 @@ class DeletionOut(Struct, kw_only=True):
     suppress: bool
     rows_deleted: int  # stored events deleted so far
     events_refused: int  # this person's events refused at commit (queued before the request, or suppressed)
+    dead_letters_deleted: int  # this person's refused rows deleted from dead_letters
+    webhook_rows_deleted: int  # this person's queued, undelivered webhook payloads deleted
     created_at: dt.datetime  # also the cut-off: events received before it are deleted
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
 
 
 _COLUMNS = (
-    "id, status, user_id, anonymous_id, suppress, rows_deleted, events_refused, created_at, started_at, finished_at"
+    "id, status, user_id, anonymous_id, suppress, rows_deleted, events_refused, dead_letters_deleted, "
+    "webhook_rows_deleted, created_at, started_at, finished_at"
 )
 _INSERT = f"""
 INSERT INTO deletions (workspace_id, user_id, anonymous_id, suppress, actor_user_id, actor_key_id)

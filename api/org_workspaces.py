@@ -137,7 +137,9 @@ async def update(request: Request) -> Response:
         if not isinstance(data.settings, msgspec.UnsetType):
             await workspace_config.replace_settings(conn, workspace_id, data.settings)
         if not isinstance(data.webhooks, msgspec.UnsetType):
-            webhooks = await workspace_config.replace_webhooks(conn, workspace_id, data.webhooks)
+            webhooks = await workspace_config.replace_webhooks(
+                conn, workspace_id, data.webhooks, allow_private=svc.settings.webhook_allow_private
+            )
         if changed:
             await org_audit.record(conn, actor, "update", "workspace", str(workspace_id), _snapshot(before),
                                    {**_snapshot(row), "changed": changed}, workspace_id)  # fmt: skip

@@ -163,10 +163,13 @@ async def get_webhooks(request: Request) -> Response:
 async def put_webhooks(request: Request) -> Response:
     who = await access.membership(request, path_uuid(request, "workspace_id"), p.WORKSPACE_UPDATE)
     items = _field(await _doc(request), "webhooks")
-    async with services(request).pool.acquire() as conn, conn.transaction():
+    svc = services(request)
+    async with svc.pool.acquire() as conn, conn.transaction():
         await _locked(conn, who)
         before = await wc.get_webhooks(conn, who.workspace["id"])
-        after = await wc.replace_webhooks(conn, who.workspace["id"], items)
+        after = await wc.replace_webhooks(
+            conn, who.workspace["id"], items, allow_private=svc.settings.webhook_allow_private
+        )
         await _audit(conn, who, "webhooks", before, _without_secrets(after))
     return reply({"webhooks": after})
 

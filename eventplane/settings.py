@@ -151,6 +151,9 @@ class Settings:
     webhook_retry_base: float = 1.0
     webhook_retry_max: float = 300.0
     webhook_pause_after: float = 3 * 24 * 3600.0
+    # Off: webhooks to loopback, private, link-local and other internal addresses are refused, when saved
+    # and at delivery (eventplane/webhook_urls.py). On: for receivers inside the operator's own network.
+    webhook_allow_private: bool = False
     # Identity tokens (ingest/identity.py) must expire at most this many seconds after they were issued.
     identity_token_max_lifetime: int = 3600
     # Mail (eventplane/mail.py): SMTP server (unset: one .eml per message in data_dir/mailbox), sender,
@@ -230,6 +233,7 @@ class Settings:
             webhook_retry_base=_float(env, "EVENTPLANE_WEBHOOK_RETRY_BASE", 1.0),
             webhook_retry_max=_float(env, "EVENTPLANE_WEBHOOK_RETRY_MAX", 300.0),
             webhook_pause_after=_float(env, "EVENTPLANE_WEBHOOK_PAUSE_AFTER", 3 * 24 * 3600.0),
+            webhook_allow_private=_flag(env, "EVENTPLANE_WEBHOOK_ALLOW_PRIVATE"),
             identity_token_max_lifetime=_int(env, "EVENTPLANE_IDENTITY_TOKEN_MAX_LIFETIME", 3600),
             smtp_url=_secret(env, "EVENTPLANE_SMTP_URL"),
             mail_from=env.get("EVENTPLANE_MAIL_FROM") or "EventPlane <no-reply@eventplane.local>",

@@ -5,6 +5,7 @@ call `publish_change` so edges drop their cached copy (ingest/identity.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from redis.asyncio import Redis
 
+from eventplane import webhook_urls
 from eventplane.db import Conn
 from eventplane.errors import validation
 from eventplane.redis_names import RedisNames
@@ -192,11 +194,20 @@ async def get_webhooks(conn: Conn, workspace_id: uuid.UUID | str) -> list[dict[s
     return [_webhook_out(r) for r in rows]
 
 
-async def replace_webhooks(conn: Conn, workspace_id: uuid.UUID | str, doc: object) -> list[dict[str, Any]]:
+async def replace_webhooks(
+    conn: Conn, workspace_id: uuid.UUID | str, doc: object, *, allow_private: bool
+) -> list[dict[str, Any]]:
     """Replace the workspace's destinations with this list. An item with the `id` of an existing destination
     keeps its secret, queue and counters (and is resumed when it was paused); one without gets a new
-    destination, returned with its `signing_secret`, shown only here. Destinations left out are deleted."""
+    destination, returned with its `signing_secret`, shown only here. Destinations left out are deleted.
+    Unless `allow_private` (EVENTPLANE_WEBHOOK_ALLOW_PRIVATE), a URL whose host is or resolves to an
+    internal address is refused (400 WEBHOOK_URL_FORBIDDEN, eventplane/webhook_urls.py)."""
     items = validate_webhooks(doc)
+    if not allow_private:  # names resolved at once: at most RESOLVE_TIMEOUT under the workspace's lock
+        checks = [webhook_urls.check_url(item.url, f"webhooks[{i}].url") for i, item in enumerate(items)]
+        for outcome in await asyncio.gather(*checks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
     existing = {
         r[0]
         for r in await conn.fetch(

@@ -34,7 +34,7 @@ from ingest.auth import KeyCache, extract_key
 from ingest.body import ClientDisconnected, Deadlines, content_length, read_body
 from ingest.configcache import Cached, ConfigCache
 from ingest.exposures import Exposures
-from ingest.identity import IdentityVerifier
+from ingest.identity import HEADER, IdentityVerifier
 from ingest.instances import Router
 from ingest.metrics import EdgeMetrics, EdgeStats
 from ingest.sse import Streams
@@ -49,7 +49,9 @@ STREAM = "/api/v1/sdk/config/stream"
 OFREP_BULK = "/ofrep/v1/evaluate/flags"
 MAX_BODY_BYTES = 64 * 1024
 UnitId = Annotated[str, msgspec.Meta(max_length=255)]
-_WANTED = frozenset({b"x-api-key", b"authorization", b"content-length", b"if-none-match", b"x-request-id", b"origin"})
+_WANTED = frozenset(
+    {b"x-api-key", b"authorization", b"content-length", b"if-none-match", b"x-request-id", b"origin", HEADER}
+)
 
 
 class Context(msgspec.Struct):
@@ -110,7 +112,7 @@ class Flags:
         identity: IdentityVerifier,
     ) -> None:
         self.settings = settings
-        self.identity = identity  # whose cached settings hold a workspace's allowed_origins
+        self.identity = identity  # allowed_origins, and identity verification of assignments
         self.key_cache = key_cache
         self.cache = cache
         self.exposures = exposures
@@ -173,7 +175,11 @@ class Flags:
         if route == "evaluate":
             answer = self._evaluate(cached, _key(_EVALUATE, path), parse_context(body))
         elif route == "assign":
-            answer = await self._assign(cached, _key(_ASSIGN, path), parse_context(body), request_id)
+            # An assignment writes for its user (sticky variant, `$exposure`): verified as an event is.
+            # Evaluations only read, as the config document any key holder fetches does: not checked.
+            context = parse_context(body)
+            await self.identity.check_user(workspace_id, headers, context.user_id)
+            answer = await self._assign(cached, _key(_ASSIGN, path), context, request_id)
         elif route == "ofrep":
             answer = ofrep.evaluate_one(cached, _key(_OFREP_ONE, path), body)
         else:

@@ -78,25 +78,39 @@ class IdentityVerifier:
 
     async def check(self, workspace_id: str, headers: Headers, events: Sequence[Event]) -> None:
         """Refuse the request (401 IDENTITY_UNVERIFIED) when one of its identified events is not backed."""
+        await self._check_users(workspace_id, headers, [event.user_id for event in events], indexed=True)
+
+    async def check_user(self, workspace_id: str, headers: Headers, user_id: str | None) -> None:
+        """The same rule for a request that acts for one user without sending events: an experiment
+        assignment records that user's sticky variant and `$exposure`, so it is held to what events are."""
+        await self._check_users(workspace_id, headers, [user_id or None], indexed=False)
+
+    async def _check_users(
+        self, workspace_id: str, headers: Headers, user_ids: Sequence[str | None], *, indexed: bool
+    ) -> None:
         config = await self.config(workspace_id)
         if config.mode == "off":
             return
         raw = headers.get(HEADER)
         if raw is None:
             if config.mode == "required":
-                for i, event in enumerate(events):
-                    if event.user_id is not None:
+                for i, user_id in enumerate(user_ids):
+                    if user_id is not None:
                         raise unverified(
                             "missing",
                             "This workspace requires identity verification: send the user's signed token in "
-                            "X-EventPlane-Identity, or send the event with anonymous_id only",
-                            i,
+                            f"X-EventPlane-Identity, or send {'the event' if indexed else 'the context'} with "
+                            "anonymous_id only",
+                            i if indexed else None,
                         )
             return
         sub = self._verify(config, workspace_id, raw)
-        for i, event in enumerate(events):
-            if event.user_id is not None and event.user_id != sub:
-                raise unverified("sub_mismatch", "The identity token's sub is not this event's user_id", i)
+        for i, user_id in enumerate(user_ids):
+            if user_id is not None and user_id != sub:
+                what = "this event's" if indexed else "the context's"
+                raise unverified(
+                    "sub_mismatch", f"The identity token's sub is not {what} user_id", i if indexed else None
+                )
 
     def _verify(self, config: IdentityConfig, workspace_id: str, raw: bytes) -> str:
         digest = hashlib.sha256(raw).hexdigest()

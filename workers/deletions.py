@@ -5,7 +5,10 @@ A request (api/deletions.py) is a row of `deletions`; its `created_at` is the cu
 partition by partition, that person's events received before the cut-off, in batches of BATCH rows
 found through the user/anonymous indexes (migrations/0090); each batch and its count in `rows_deleted`
 commit together, so a worker killed mid-way loses nothing and the next run carries on (status stays
-`running`). pending -> running -> done.
+`running`). Then, the same way, the person's copies elsewhere: their rows in `dead_letters` (refused
+rows, received before the cut-off; `dead_letters_deleted`) and their queued payloads in `webhook_outbox`
+(not yet delivered; `webhook_rows_deleted`), each through an index of migrations/0160.
+pending -> running -> done.
 
 Events still queued when the request is made: the committer (workers/store.py) takes out of every
 batch, before claiming it, the rows of a person with a request whose cut-off is after their receipt,
@@ -89,12 +92,35 @@ def _delete_sql(partition: str, column: str) -> str:
     )
 
 
+def _dead_letters_sql(column: str) -> str:
+    """One bounded batch of the person's refused rows (dead_letters' workspace_id is text), through
+    dead_letters_user / _anonymous (migrations/0160); a row without a receipt is theirs whenever it came."""
+    assert column in ("user_id", "anonymous_id")
+    return (
+        "DELETE FROM dead_letters WHERE id = ANY (ARRAY("
+        f"SELECT id FROM dead_letters WHERE workspace_id = $1::uuid::text AND {column} = $2 "
+        "AND (received_at IS NULL OR received_at < $3) LIMIT $4))"
+    )
+
+
+def _outbox_sql(column: str) -> str:
+    """One bounded batch of the person's queued webhook payloads, per destination of the workspace through
+    webhook_outbox_user / _anonymous (migrations/0160): the copies of the events deleted above."""
+    assert column in ("user_id", "anonymous_id")
+    return (
+        "DELETE FROM webhook_outbox WHERE id = ANY (ARRAY("
+        "SELECT o.id FROM webhook_destinations d JOIN webhook_outbox o ON o.destination_id = d.id "
+        f"AND o.payload ->> '{column}' = $2 WHERE d.workspace_id = $1 AND o.received_at < $3 LIMIT $4))"
+    )
+
+
 async def process(
     pool: asyncpg.Pool, now: dt.datetime | None = None, max_batches: int = MAX_BATCHES, batch: int = BATCH
 ) -> int:
     """Work on the oldest due request (SETTLE_SECONDS old at `now`, default the current time) for at most
-    `max_batches` batches of `batch` rows. Returns the rows deleted; a request whose person has no rows
-    left is done."""
+    `max_batches` batches of `batch` rows: the person's events, partition by partition, then their dead
+    letters, then their queued webhook payloads. Returns the rows deleted; a request whose person has no
+    rows left in any of them is done."""
     now = now or dt.datetime.now(dt.UTC)
     request = await pool.fetchrow(_TAKE, now, SETTLE_SECONDS)
     if request is None:
@@ -103,13 +129,17 @@ async def process(
     person = request[column]
     deleted = batches = 0
     async with pool.acquire() as conn:
-        for part in await partitions.events_partitions(conn, before=request["created_at"]):
-            sql = _delete_sql(part.name, column)
+        steps = [
+            (_delete_sql(part.name, column), "rows_deleted")
+            for part in await partitions.events_partitions(conn, before=request["created_at"])
+        ]
+        steps += [(_dead_letters_sql(column), "dead_letters_deleted"), (_outbox_sql(column), "webhook_rows_deleted")]
+        for sql, counter in steps:
             while True:
                 if batches >= max_batches:
                     return deleted  # still running: the next run carries on
-                count = await _batch(conn, request["id"], sql, request["workspace_id"], person, request["created_at"],
-                                     batch)  # fmt: skip
+                count = await _batch(conn, request["id"], counter, sql, request["workspace_id"], person,
+                                     request["created_at"], batch)  # fmt: skip
                 deleted += count
                 batches += count > 0  # a partition without that person's rows costs one index probe
                 if count < batch:
@@ -119,11 +149,15 @@ async def process(
     return deleted
 
 
-async def _batch(conn: db.Conn, request_id: uuid.UUID, sql: str, *args: Any) -> int:
+_COUNTERS = ("rows_deleted", "dead_letters_deleted", "webhook_rows_deleted")
+
+
+async def _batch(conn: db.Conn, request_id: uuid.UUID, counter: str, sql: str, *args: Any) -> int:
+    assert counter in _COUNTERS
     async with conn.transaction():
         count = int((await conn.execute(sql, *args)).split()[-1])
         if count:
-            await conn.execute("UPDATE deletions SET rows_deleted = rows_deleted + $2 WHERE id = $1", request_id, count)
+            await conn.execute(f"UPDATE deletions SET {counter} = {counter} + $2 WHERE id = $1", request_id, count)
     return count
 
 

@@ -17,7 +17,7 @@ from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.redis_names import RedisNames
 from workers import ledger
 from workers.state import WorkerState
-from workers.store import dump_row
+from workers.store import dump_row, person_of
 
 log = logging.getLogger("eventplane.workers")
 MAX_TRIES = 50_000  # with backoff capped at 10 s: about 5 days of Postgres outage before arq gives up
@@ -29,9 +29,10 @@ HOLD_MAX_SECONDS = 5.0  # and, after HOLD_FAST_TRIES, this often: a move left he
 HOLD_FAST_TRIES = 120
 
 _PARK = """
-INSERT INTO dead_letters (workspace_id, message_id, payload, reason)
-SELECT r.workspace_id, r.message_id, r.payload, $5
-FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bytea[]) AS r(workspace_id, workspace_uuid, message_id, payload)
+INSERT INTO dead_letters (workspace_id, message_id, payload, reason, user_id, anonymous_id, received_at)
+SELECT r.workspace_id, r.message_id, r.payload, $5, r.user_id, r.anonymous_id, r.received_at
+FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bytea[], $6::text[], $7::text[], $8::timestamptz[])
+     AS r(workspace_id, workspace_uuid, message_id, payload, user_id, anonymous_id, received_at)
 WHERE NOT EXISTS (
     SELECT 1 FROM event_ids e WHERE e.workspace_id = r.workspace_uuid AND e.message_id = r.message_id
 )
@@ -99,7 +100,11 @@ async def _park(state: WorkerState, redis: Redis, job_id: str, rows: list[list[A
     workspaces = [str(row[0]) if row else "" for row in rows]
     messages = [str(row[1]) if len(row) > 1 else "" for row in rows]
     payloads = [dump_row(row) for row in rows]
-    await state.pool.execute(_PARK, workspaces, [_uuid(w) for w in workspaces], messages, payloads, reason)
+    people = [person_of(row) for row in rows]
+    users, anonymous, received = [p[0] for p in people], [p[1] for p in people], [p[2] for p in people]
+    await state.pool.execute(
+        _PARK, workspaces, [_uuid(w) for w in workspaces], messages, payloads, reason, users, anonymous, received
+    )
     await queue.mark_stored(redis, state.keys, job_id)
 
 

@@ -15,6 +15,7 @@ slower.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -121,8 +122,8 @@ WITH fresh AS (
     {_RETURNING}
 {_COUNT}"""
 _DEAD_LETTER = """
-INSERT INTO dead_letters (workspace_id, message_id, payload, reason, sqlstate)
-VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, message_id) DO NOTHING
+INSERT INTO dead_letters (workspace_id, message_id, payload, reason, sqlstate, user_id, anonymous_id, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (workspace_id, message_id) DO NOTHING
 """
 
 # "This row can never be stored": Postgres refused its data (SQLSTATE class 22, data exception; 23,
@@ -217,7 +218,24 @@ class Store:
     async def _dead_letter(self, conn: db.Conn, row: Sequence[Any], exc: BaseException) -> None:
         sqlstate = getattr(exc, "sqlstate", None)
         log.warning("event refused by Postgres (%s %s); kept in dead_letters", sqlstate, type(exc).__name__)
-        await conn.execute(_DEAD_LETTER, row[0], row[1], dump_row(row), f"{type(exc).__name__}: {exc}"[:2000], sqlstate)
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        await conn.execute(_DEAD_LETTER, row[0], row[1], dump_row(row), reason, sqlstate, *person_of(row))
+
+
+def person_of(row: Sequence[Any]) -> tuple[str | None, str | None, dt.datetime | None]:
+    """A queued row's user_id, anonymous_id and receipt, kept beside its dead letter so that a deletion
+    request finds it (workers/deletions.py); None where a row our own bug mangled has no usable value."""
+
+    def text(i: int) -> str | None:
+        value = row[i] if len(row) > i else None
+        return value if isinstance(value, str) else None
+
+    received = row[RECEIVED_AT] if len(row) > RECEIVED_AT else None
+    when = None
+    if isinstance(received, int) and not isinstance(received, bool):
+        with contextlib.suppress(OverflowError, OSError, ValueError):
+            when = dt.datetime.fromtimestamp(received / 1_000_000, dt.UTC)
+    return text(3), text(4), when
 
 
 def dump_row(row: Sequence[Any]) -> bytes:

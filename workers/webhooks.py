@@ -13,6 +13,11 @@ can arrive after newer ones. Failures back off (doubling from EVENTPLANE_WEBHOOK
 a destination without a success for EVENTPLANE_WEBHOOK_PAUSE_AFTER is paused: its queue is kept, new
 events are no longer queued for it, and re-enabling it (PUT .../webhooks) resumes delivery.
 
+Destinations on internal addresses (loopback, private, link-local, ...) are refused at each delivery,
+after resolving the name, and the POST goes to the address checked (eventplane/webhook_urls.py); a refusal
+is a failed attempt like any other, in the delivery log with its reason. EVENTPLANE_WEBHOOK_ALLOW_PRIVATE
+turns this off.
+
 Signature (as Stripe's): header `EventPlane-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 "<t>.<body>" under the destination's signing secret>`.
 """
@@ -34,6 +39,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from eventplane import webhook_urls
 from eventplane.errors import TRANSIENT_ERRORS
 from eventplane.settings import Settings
 
@@ -154,8 +160,21 @@ class Deliverer:
             "eventplane-delivery": str(uuid.uuid4()),
             SIGNATURE_HEADER: sign(secret, int(time.time()), body),
         }
+        target: str | httpx.URL = url
+        extensions: dict[str, Any] = {}
+        if not self._settings.webhook_allow_private:
+            try:
+                pinned = await webhook_urls.pin(url)
+            except webhook_urls.Forbidden as refused:
+                return Outcome(False, None, f"refused: {refused}"[:500])
+            except (OSError, TimeoutError, UnicodeError, httpx.InvalidURL) as exc:
+                return Outcome(False, None, f"DNS: {type(exc).__name__}: {exc}"[:500])
+            # Sent to the address just checked (DNS may answer differently a moment later), with the URL's
+            # own Host and TLS name, so certificates are verified against the host name as usual.
+            target, headers["host"] = pinned.url, pinned.host_header
+            extensions["sni_hostname"] = pinned.sni_hostname
         try:
-            response = await self._client.post(url, content=body, headers=headers)
+            response = await self._client.post(target, content=body, headers=headers, extensions=extensions)
         except httpx.HTTPError as exc:
             return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
         if 200 <= response.status_code < 300:

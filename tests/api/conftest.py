@@ -33,8 +33,11 @@ PASSWORD = "correct horse battery staple"
 async def api_settings(settings: Settings) -> Settings:
     # Cheap argon2 parameters keep a suite of hundreds of sign-ups fast; production uses the defaults.
     # A test's client signs up many users from one address: the per-address sign-up limit is tested on its own.
+    # Webhook receivers of the tests listen on 127.0.0.1: internal destinations are allowed (the default,
+    # refusing them, is tested with an app of its own in test_workspace_config.py).
     return replace(settings, jwt_secret=Secret(secrets.token_urlsafe(48)), password_time_cost=1,
-                   password_memory_kib=8 * 1024, signup_limit_per_ip=100_000)  # fmt: skip
+                   password_memory_kib=8 * 1024, signup_limit_per_ip=100_000,
+                   webhook_allow_private=True)  # fmt: skip
 
 
 @pytest_asyncio.fixture(scope="session")

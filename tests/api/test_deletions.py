@@ -243,3 +243,59 @@ async def test_on_another_instance_the_request_and_its_work_stay_there(
             assert [a["entity_key"] for a in audit] == [made["id"]]
         finally:
             await db.close_pool(there)
+
+
+def of(row: tuple[Any, ...], user_id: str | None, anonymous_id: str | None) -> tuple[Any, ...]:
+    """A queued row of another person (either id may be None)."""
+    return (*row[:3], user_id, anonymous_id, *row[5:])
+
+
+def poison(workspace_id: str, user_id: str | None, anonymous_id: str | None, received: dt.datetime) -> tuple[Any, ...]:
+    """A queued row Postgres refuses (jsonb takes no \\u0000): the store keeps it in dead_letters."""
+    row = of(queued(workspace_id, "", received), user_id, anonymous_id)
+    return (*row[:6], b'{"k": "\\u0000"}', *row[7:])
+
+
+async def copies(pool: asyncpg.Pool, workspace_id: str) -> tuple[list[Any], list[Any]]:
+    """Who is in the workspace's dead letters and in its queued webhook payloads."""
+    dead = await pool.fetch(
+        "SELECT user_id, anonymous_id FROM dead_letters WHERE workspace_id = $1 ORDER BY 1, 2", workspace_id
+    )
+    outbox = await pool.fetch(
+        "SELECT o.payload ->> 'user_id', o.payload ->> 'anonymous_id' FROM webhook_outbox o "
+        "JOIN webhook_destinations d ON d.id = o.destination_id WHERE d.workspace_id = $1 ORDER BY 1, 2",
+        uuid.UUID(workspace_id),
+    )
+    return [tuple(r) for r in dead], [tuple(r) for r in outbox]
+
+
+async def test_a_deletion_removes_the_persons_dead_letters_and_queued_webhook_payloads(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, writer: Store
+) -> None:
+    team = await new_team(api)
+    ws, owner = team.workspace_id, team.owner.headers
+    hook = {"url": "https://hooks.example.com/eventplane"}  # never delivered: no worker runs here
+    assert (await api.put(f"/api/v1/workspaces/{ws}/webhooks", json={"webhooks": [hook]}, headers=owner)).is_success
+    received = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    stored = [queued(ws, "u1", received), queued(ws, "u2", received), of(queued(ws, "", received), None, "a1")]
+    dead = [poison(ws, "u1", None, received), poison(ws, "u2", None, received), poison(ws, None, "a1", received)]
+    outcome = await writer.store(stored + dead)
+    assert (outcome.stored, outcome.dead) == (3, 3)
+    everyone = [("u1", None), ("u2", None), (None, "a1")]
+    assert await copies(pool, ws) == (everyone, everyone)
+
+    made = (await api.post(url(ws), json={"user_id": "u1"}, headers=owner)).json()
+    await finish(pool, made["id"])
+    got = (await api.get(f"{url(ws)}/{made['id']}", headers=owner)).json()
+    assert (got["status"], got["rows_deleted"], got["dead_letters_deleted"], got["webhook_rows_deleted"]) == (
+        "done", 1, 1, 1
+    )  # fmt: skip
+    others = [("u2", None), (None, "a1")]
+    assert await copies(pool, ws) == (others, others)  # another person's stay
+
+    made = (await api.post(url(ws), json={"anonymous_id": "a1"}, headers=owner)).json()
+    await finish(pool, made["id"])
+    got = (await api.get(f"{url(ws)}/{made['id']}", headers=owner)).json()
+    assert (got["dead_letters_deleted"], got["webhook_rows_deleted"]) == (1, 1)
+    assert await copies(pool, ws) == ([("u2", None)], [("u2", None)])
+    await api.put(f"/api/v1/workspaces/{ws}/webhooks", json={"webhooks": []}, headers=owner)

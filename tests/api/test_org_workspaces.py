@@ -46,7 +46,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_a_saas_platform_provisions_from_its_org_token_alone(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+    api: httpx.AsyncClient, edge: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings, api_settings: Settings
 ) -> None:
     org = await new_org(api)
     token = await org_token(api, org)
@@ -93,7 +93,7 @@ async def test_a_saas_platform_provisions_from_its_org_token_alone(
 
         # The worker stores them; the deliverer POSTs the signed batch to the receiver, which verifies it.
         await drain(settings)
-        await until(lambda: _true(receiver.message_ids == ["m-1"]), 10, lambda: run_deliverer(pool, settings))
+        await until(lambda: _true(receiver.message_ids == ["m-1"]), 10, lambda: run_deliverer(pool, api_settings))
         assert receiver.bad_signatures == 0
         assert {b["workspace_id"] for b in receiver.batches} == {first["id"]}
 

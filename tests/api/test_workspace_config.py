@@ -6,16 +6,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import httpx
+import pytest
+import pytest_asyncio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from api.app import create_app
 from eventplane import db
 from eventplane.settings import Settings
-from tests.api.conftest import error_code, new_account, new_team
+from tests.api.conftest import client_for, error_code, new_account, new_team
 from tests.workers.webhook_receiver import Receiver
 from workers.webhooks import Deliverer
 
@@ -90,7 +95,7 @@ async def test_public_keys_pem_and_jwk(api: httpx.AsyncClient) -> None:
 
 
 async def test_webhook_secret_once_and_delivery_log(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+    api: httpx.AsyncClient, pool: asyncpg.Pool, api_settings: Settings
 ) -> None:
     team = await new_team(api)
     base, admin = WS.format(team.workspace_id), team.admin.headers
@@ -111,7 +116,7 @@ async def test_webhook_secret_once_and_delivery_log(
                 [(uuid.UUID(team.workspace_id), f"m{i}", now + dt.timedelta(seconds=i)) for i in range(2)],
             )
         async with httpx.AsyncClient() as client:
-            await Deliverer(pool, client, settings).run(budget=5)
+            await Deliverer(pool, client, api_settings).run(budget=5)
         assert receiver.message_ids == ["m0", "m1"] and receiver.bad_signatures == 0
         r = await api.put(base + "/webhooks", json={"webhooks": [{"id": hook["id"], "url": receiver.url}]},
                           headers=admin)  # fmt: skip
@@ -121,7 +126,7 @@ async def test_webhook_secret_once_and_delivery_log(
 
 
 async def test_delivery_log_and_counts_over_the_api(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+    api: httpx.AsyncClient, pool: asyncpg.Pool, api_settings: Settings
 ) -> None:
     team = await new_team(api)
     base, admin = WS.format(team.workspace_id), team.admin.headers
@@ -142,7 +147,7 @@ async def test_delivery_log_and_counts_over_the_api(
                 "UPDATE webhook_destinations SET next_attempt_at = now() WHERE id = $1", uuid.UUID(hook["id"])
             )
         async with httpx.AsyncClient() as client:
-            deliverer = Deliverer(pool, client, settings)
+            deliverer = Deliverer(pool, client, api_settings)
             await deliverer.run(budget=5)  # answered 500: retried later
             await pool.execute(
                 "UPDATE webhook_destinations SET next_attempt_at = now() WHERE id = $1", uuid.UUID(hook["id"])
@@ -155,3 +160,48 @@ async def test_delivery_log_and_counts_over_the_api(
         r = await api.get(base + f"/webhooks/{uuid.uuid4()}/deliveries", headers=admin)
         assert r.status_code == 404
         await api.put(base + "/webhooks", json={"webhooks": []}, headers=admin)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def strict_api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The api as installed by default: internal webhook destinations refused."""
+    app = create_app(replace(api_settings, webhook_allow_private=False))
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:9000/hook", "loopback"),
+        ("http://localhost:9000/hook", "loopback"),  # a name, resolved (here by /etc/hosts)
+        ("http://[::1]/hook", "loopback"),
+        ("http://10.0.0.5/hook", "private"),
+        ("https://192.168.1.10/hook", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link_local"),
+        ("http://[fd12:3456::1]/hook", "unique_local"),
+        ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+        ("http://0.0.0.0/hook", "unspecified"),
+        ("http://100.64.0.1/hook", "not_global"),
+    ],
+)
+async def test_internal_webhook_destinations_are_refused(
+    api: httpx.AsyncClient, strict_api: httpx.AsyncClient, url: str, reason: str
+) -> None:
+    team = await new_team(api)
+    base, admin = WS.format(team.workspace_id), team.admin.headers
+    good = {"url": "https://8.8.8.8/hook"}  # a public address: no DNS needed to judge it
+    r = await strict_api.put(base + "/webhooks", json={"webhooks": [good, {"url": url}]}, headers=admin)
+    assert (r.status_code, error_code(r)) == (400, "WEBHOOK_URL_FORBIDDEN"), r.text
+    details = r.json()["error"]["details"]
+    assert details["field"] == "webhooks[1].url" and details["reason"] == reason
+    assert "EVENTPLANE_WEBHOOK_ALLOW_PRIVATE" in r.json()["error"]["message"]
+    assert (await strict_api.get(base + "/webhooks", headers=admin)).json() == {"webhooks": []}  # nothing written
+    # An update to an internal address is refused the same way.
+    r = await strict_api.put(base + "/webhooks", json={"webhooks": [good]}, headers=admin)
+    assert r.status_code == 200, r.text
+    hook_id = r.json()["webhooks"][0]["id"]
+    r = await strict_api.put(base + "/webhooks", json={"webhooks": [{"id": hook_id, "url": url}]}, headers=admin)
+    assert (r.status_code, error_code(r)) == (400, "WEBHOOK_URL_FORBIDDEN")
+    assert (await strict_api.get(base + "/webhooks", headers=admin)).json()["webhooks"][0]["url"] == good["url"]
+    await strict_api.put(base + "/webhooks", json={"webhooks": []}, headers=admin)  # no worker delivers here

@@ -111,14 +111,19 @@ async def test_replace_round_trips_and_keeps_secrets_once(pool: asyncpg.Pool, te
         await wc.replace_settings(conn, ws, {"identity_verification": "required", "retention_days": 30})
         assert (await wc.get_settings(conn, ws))["identity_verification"] == "required"
 
-        created = await wc.replace_webhooks(conn, ws, [{"url": "https://hooks.example.com/a"}])
+        created = await wc.replace_webhooks(conn, ws, [{"url": "https://hooks.example.com/a"}], allow_private=True)
         assert created[0]["signing_secret"].startswith("whsec_") and created[0]["status"] == "active"
         hook_id = created[0]["id"]
         kept = await wc.replace_webhooks(
-            conn, ws, [{"id": hook_id, "url": "https://hooks.example.com/b", "event_types": ["signup"]}]
+            conn,
+            ws,
+            [{"id": hook_id, "url": "https://hooks.example.com/b", "event_types": ["signup"]}],
+            allow_private=True,
         )
         assert kept[0]["id"] == hook_id and "signing_secret" not in kept[0] and kept[0]["event_types"] == ["signup"]
         assert "signing_secret" not in (await wc.get_webhooks(conn, ws))[0]
         with pytest.raises(ApiError):
-            await wc.replace_webhooks(conn, ws, [{"id": "00000000-0000-0000-0000-000000000000", "url": "https://x.io"}])
-        assert await wc.replace_webhooks(conn, ws, []) == []
+            await wc.replace_webhooks(
+                conn, ws, [{"id": "00000000-0000-0000-0000-000000000000", "url": "https://x.io"}], allow_private=True
+            )
+        assert await wc.replace_webhooks(conn, ws, [], allow_private=True) == []

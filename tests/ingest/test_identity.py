@@ -1,10 +1,12 @@
 """Identity verification at the edge, over a real socket: valid tokens pass; forged, expired, wrong-key,
-unsigned and mismatched ones are refused with 401 IDENTITY_UNVERIFIED; anonymous events still pass."""
+unsigned and mismatched ones are refused with 401 IDENTITY_UNVERIFIED; anonymous events still pass.
+Experiment assignments for a user_id (which record a sticky variant and a `$exposure`) are held to the same."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,9 @@ from redis.asyncio import Redis
 
 from eventplane import workspace_config
 from eventplane.redis_names import RedisNames
-from tests.conftest import Tenant
+from eventplane.settings import Settings
+from tests.conftest import Tenant, drain
+from tests.ingest import flagseed
 
 TRACK = "/api/v1/tracking/track"
 BATCH = "/api/v1/tracking/batch"
@@ -137,3 +141,68 @@ async def test_requiring_it_reaches_the_edge_within_a_second(
     deadline = time.monotonic() + 1.0
     while (await track(edge, tenant, token(ES), user_id="u_1")).status_code == 202:
         assert time.monotonic() < deadline, "a removed key's tokens still pass after 1 s"
+
+
+async def _assign(
+    edge: httpx.AsyncClient, tenant: Tenant, identity: str | None, key: str = "checkout", **context: Any
+) -> httpx.Response:
+    headers = tenant.headers | ({"X-EventPlane-Identity": identity} if identity is not None else {})
+    return await edge.post(f"/api/v1/experiments/{key}/assign", headers=headers, json=context)
+
+
+async def _experiment(pool: asyncpg.Pool, redis: Redis, keys: RedisNames, tenant: Tenant) -> str:
+    """A running experiment and a flag in the tenant's config; returns the experiment's sticky hash."""
+    definition = flagseed.experiment("checkout")
+    await flagseed.put(pool, redis, keys, tenant.workspace_id, flags=[flagseed.flag("f")], experiments=[definition])
+    return keys.sticky(tenant.workspace_id, "checkout", definition["salt"], definition["bucket_version"])
+
+
+async def test_assignment_for_a_user_is_verified_like_an_event(
+    pool: asyncpg.Pool, redis: Redis, keys: RedisNames, edge: httpx.AsyncClient, required: Tenant
+) -> None:
+    sticky = await _experiment(pool, redis, keys, required)
+    for identity, reason in (
+        (None, "missing"),
+        (token(OTHER), "bad_signature"),
+        (token(ES, sub="u_2"), "sub_mismatch"),
+    ):
+        response = await _assign(edge, required, identity, user_id="u_1")
+        _refused(response, reason)
+        assert "index" not in response.json()["error"]["details"]
+    assert await redis.hgetall(sticky) == {}, "a refused assignment recorded a sticky variant"  # type: ignore[misc]
+
+    ok = await _assign(edge, required, token(ES), user_id="u_1")
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["reason"] == "SPLIT"
+    assert set(await redis.hkeys(sticky)) == {b"u_1"}  # type: ignore[misc]
+    # Anonymous units need no token, as anonymous events do.
+    anonymous = await _assign(edge, required, None, anonymous_id="a_1")
+    assert anonymous.status_code == 200, anonymous.text
+    # Evaluating a flag records nothing: it stays a read, as fetching the config document is.
+    evaluated = await edge.post("/api/v1/feature-flags/f/evaluate", headers=required.headers, json={"user_id": "u_1"})
+    assert evaluated.status_code == 200, evaluated.text
+
+
+async def test_refused_assignments_queue_no_exposure(
+    pool: asyncpg.Pool, redis: Redis, keys: RedisNames, edge: httpx.AsyncClient, required: Tenant, settings: Settings
+) -> None:
+    await _experiment(pool, redis, keys, required)
+    _refused(await _assign(edge, required, None, user_id="victim"), "missing")
+    assert (await _assign(edge, required, token(ES, sub="u_9"), user_id="u_9")).status_code == 200
+    await drain(settings)
+    rows = await pool.fetch(
+        "SELECT user_id FROM events WHERE workspace_id = $1 AND event_type = '$exposure'",
+        uuid.UUID(required.workspace_id),
+    )
+    assert [r["user_id"] for r in rows] == ["u_9"]
+
+
+async def test_optional_mode_checks_assignment_tokens_sent(
+    pool: asyncpg.Pool, redis: Redis, keys: RedisNames, edge: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await configure(pool, redis, keys, tenant, "optional")
+    await _experiment(pool, redis, keys, tenant)
+    assert (await _assign(edge, tenant, None, user_id="u_1")).status_code == 200
+    assert (await _assign(edge, tenant, token(ES), user_id="u_1")).status_code == 200
+    _refused(await _assign(edge, tenant, token(OTHER), user_id="u_1"), "bad_signature")
+    _refused(await _assign(edge, tenant, token(ES), user_id="u_2"), "sub_mismatch")

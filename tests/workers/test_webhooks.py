@@ -32,7 +32,11 @@ BATCH = "/api/v1/tracking/batch"
 
 @pytest.fixture
 def fast(settings: Settings) -> Settings:
-    return replace(settings, webhook_retry_base=0.2, webhook_retry_max=0.5, webhook_timeout=2.0, webhook_batch_size=3)
+    # The receivers listen on 127.0.0.1: internal addresses allowed, as a self-hoster's would be.
+    return replace(
+        settings, webhook_retry_base=0.2, webhook_retry_max=0.5, webhook_timeout=2.0, webhook_batch_size=3,
+        webhook_allow_private=True,
+    )  # fmt: skip
 
 
 @pytest_asyncio.fixture
@@ -41,12 +45,14 @@ async def hooked(pool: asyncpg.Pool) -> AsyncIterator[Tenant]:
     tenant = await make_tenant(pool)
     yield tenant
     async with pool.acquire() as conn:
-        await workspace_config.replace_webhooks(conn, tenant.workspace_id, [])
+        await workspace_config.replace_webhooks(conn, tenant.workspace_id, [], allow_private=False)
 
 
 async def add_hook(pool: asyncpg.Pool, tenant: Tenant, receiver: Receiver, **extra: Any) -> dict[str, Any]:
     async with pool.acquire() as conn:
-        hooks = await workspace_config.replace_webhooks(conn, tenant.workspace_id, [{"url": receiver.url, **extra}])
+        hooks = await workspace_config.replace_webhooks(
+            conn, tenant.workspace_id, [{"url": receiver.url, **extra}], allow_private=True
+        )
     receiver.secret = hooks[0]["signing_secret"]
     return hooks[0]
 
@@ -167,7 +173,7 @@ async def test_a_destination_failing_for_long_is_paused_then_resumed(
         receiver.fail_next = 0
         async with pool.acquire() as conn:  # re-enabling (PUT with its id) resumes it
             await workspace_config.replace_webhooks(
-                conn, hooked.workspace_id, [{"id": hook["id"], "url": receiver.url}]
+                conn, hooked.workspace_id, [{"id": hook["id"], "url": receiver.url}], allow_private=True
             )
         await until(lambda: _true(receiver.message_ids == sent), 10, lambda: run_deliverer(pool, short))
 
@@ -196,6 +202,7 @@ def _worker(settings: Settings, prefix: str) -> subprocess.Popen[bytes]:
         "EVENTPLANE_WEBHOOK_RETRY_MAX": "2",
         "EVENTPLANE_WEBHOOK_TIMEOUT": "1",
         "EVENTPLANE_WEBHOOK_BATCH_SIZE": "7",
+        "EVENTPLANE_WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver is on 127.0.0.1
         "EVENTPLANE_LOG_LEVEL": "ERROR",
     }
     return subprocess.Popen([sys.executable, "-m", "workers"], env=env, stdout=subprocess.DEVNULL)
@@ -238,3 +245,43 @@ async def test_receiver_down_30_s_and_worker_killed_loses_nothing(
     assert sorted(set(delivered)) == sorted(sent)
     first_seen = list(dict.fromkeys(delivered))
     assert first_seen == sent  # in order (a resent batch may repeat, never reorder)
+
+
+async def test_an_internal_destination_is_refused_at_delivery_and_logged(
+    pool: asyncpg.Pool, settings: Settings, fast: Settings, edge: httpx.AsyncClient, hooked: Tenant
+) -> None:
+    """A destination that passed when saved (allowed then, or a name re-pointed since) is checked again at
+    each delivery: by default nothing reaches 127.0.0.1, and the attempt is a logged failure, not a drop."""
+    strict = replace(fast, webhook_allow_private=False)
+    async with Receiver().serving() as receiver:
+        hook = await add_hook(pool, hooked, receiver)
+        localhost = receiver.url.replace("127.0.0.1", "localhost")  # a name resolving to loopback
+        async with pool.acquire() as conn:
+            await workspace_config.replace_webhooks(
+                conn, hooked.workspace_id, [{"id": hook["id"], "url": localhost}], allow_private=True
+            )
+        await send(edge, hooked, ["a", "b"])
+        await drain(settings)
+
+        async def failed() -> bool:
+            count = await pool.fetchval(
+                "SELECT failures_total FROM webhook_destinations WHERE id = $1", uuid.UUID(hook["id"])
+            )
+            return bool(count >= 1)
+
+        await until(failed, 10, lambda: run_deliverer(pool, strict))
+        assert receiver.attempt_times == []
+        row = await pool.fetchrow(
+            "SELECT ok, status_code, events, error FROM webhook_deliveries WHERE destination_id = $1 "
+            "ORDER BY id LIMIT 1",
+            uuid.UUID(hook["id"]),
+        )
+        assert row is not None and (row["ok"], row["status_code"], row["events"]) == (False, None, 2)
+        assert "refused" in row["error"] and "loopback" in row["error"] and "localhost" in row["error"]
+        assert await pending(pool, hook["id"]) == 2  # kept for when the destination is fixed
+        # The operator's setting lets the same destination through.
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE webhook_destinations SET next_attempt_at = now() WHERE id = $1", uuid.UUID(hook["id"])
+            )
+        await until(lambda: _true(len(receiver.message_ids) == 2), 10, lambda: run_deliverer(pool, fast))
