@@ -361,11 +361,36 @@ CREATE TABLE IF NOT EXISTS flag_config_versions (
     version      bigint NOT NULL
 );
 
+-- What the workers' assignment statement joins: each experiment's (id, workspace_id, key), on every
+-- instance. Kept from `experiments` by trigger where experiments are (the hub), written by the api and by
+-- moves on an instance (eventplane/instance_config.py).
+CREATE TABLE IF NOT EXISTS experiment_keys (
+    id           uuid PRIMARY KEY,
+    workspace_id uuid NOT NULL,
+    key          text NOT NULL,
+    UNIQUE (workspace_id, key)
+);
+
+CREATE OR REPLACE FUNCTION experiment_keys_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM experiment_keys WHERE id = OLD.id;  -- and, by cascade, its assignments
+        RETURN NULL;
+    END IF;
+    INSERT INTO experiment_keys (id, workspace_id, key) VALUES (NEW.id, NEW.workspace_id, NEW.key)
+    ON CONFLICT (id) DO UPDATE SET workspace_id = excluded.workspace_id, key = excluded.key;
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER IF EXISTS experiments_keys ON experiments;
+CREATE TRIGGER experiments_keys AFTER INSERT OR UPDATE OF workspace_id, key OR DELETE ON experiments
+    FOR EACH ROW EXECUTE FUNCTION experiment_keys_follow();
+
 -- A unit's first exposure to an experiment at a bucket version, written by the worker from `$exposure`
--- events (first wins).
+-- events (first wins). Kept beside the events on the workspace's instance: no foreign key to workspaces.
 CREATE TABLE IF NOT EXISTS experiment_assignments (
-    workspace_id     uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
-    experiment_id    uuid NOT NULL REFERENCES experiments (id) ON DELETE CASCADE,
+    workspace_id     uuid NOT NULL,
+    experiment_id    uuid NOT NULL REFERENCES experiment_keys (id) ON DELETE CASCADE,
     bucket_version   integer NOT NULL,
     unit_id          text NOT NULL,
     variant          text NOT NULL,
@@ -413,7 +438,7 @@ CREATE TABLE IF NOT EXISTS workspace_public_keys (
 
 CREATE TABLE IF NOT EXISTS webhook_destinations (
     id                   uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    workspace_id         uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    workspace_id         uuid NOT NULL,  -- no foreign key: kept on the workspace's instance (a trigger cascades)
     url                  text NOT NULL,
     event_types          text[],
     enabled              boolean NOT NULL DEFAULT true,
@@ -425,7 +450,8 @@ CREATE TABLE IF NOT EXISTS webhook_destinations (
     next_attempt_at      timestamptz NOT NULL DEFAULT now(),
     paused_at            timestamptz,
     created_at           timestamptz NOT NULL DEFAULT now(),
-    updated_at           timestamptz NOT NULL DEFAULT now()
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    handed_off_at        timestamptz  -- set by a move on the source: its workers no longer deliver it
 );
 CREATE INDEX IF NOT EXISTS webhook_destinations_workspace ON webhook_destinations (workspace_id);
 
@@ -476,6 +502,16 @@ $$;
 DROP TRIGGER IF EXISTS events_webhook_outbox ON events;
 CREATE TRIGGER events_webhook_outbox AFTER INSERT ON events REFERENCING NEW TABLE AS new_events
     FOR EACH STATEMENT EXECUTE FUNCTION webhook_outbox_fill();
+
+-- A workspace deleted in the hub takes its (hub-side) webhook destinations with it.
+CREATE OR REPLACE FUNCTION workspace_webhooks_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM webhook_destinations WHERE workspace_id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER IF EXISTS workspaces_webhooks ON workspaces;
+CREATE TRIGGER workspaces_webhooks AFTER DELETE ON workspaces FOR EACH ROW EXECUTE FUNCTION workspace_webhooks_gone();
 -- Accounts and mail (issue 11) ----------------------------------------------------------------------
 
 -- A link sent by email (verify an address, reset a password, confirm a new address); single use.

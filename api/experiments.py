@@ -23,6 +23,7 @@ from api.rest import after, body, cursor, no_content, page_limit, path_uuid, rep
 from api.routing import Endpoint
 from api.state import services
 from api.wire import Page
+from eventplane import instance_config
 from eventplane.errors import ApiError, validation
 
 COLUMNS = (
@@ -100,6 +101,7 @@ async def create(request: Request) -> Response:
                            {"key": data.key})  # fmt: skip
         created = out(row)
         await flag_changes.committing(conn, who, "create", audit.EXPERIMENT, data.key, None, created)
+    await _mirror(svc, created, workspace_id)
     await flag_changes.published(svc, workspace_id)
     return reply(created, 201)
 
@@ -199,9 +201,10 @@ async def _sticky(
     conn: Any, before: ExperimentOut, nxt: _Next, events: tuple[asyncpg.Pool, uuid.UUID] | None = None
 ) -> str:
     """ "remote" once a running experiment changes how units are split after some were exposed: SDKs then
-    ask the edge, which knows the recorded assignments, instead of deciding locally. `events`: the pool of
-    the workspace's instance when it is not the hub, where assignments are not recorded (their statement
-    joins the hub's experiments; docs/scaling.md): there a stored `$exposure` event says "exposed"."""
+    ask the edge, which knows the recorded assignments, instead of deciding locally. Assignments are
+    recorded beside the events: `events` is the pool of the workspace's instance when it is not the hub.
+    There a stored `$exposure` event says "exposed" too: versions before 0150 recorded no assignment on
+    an instance, and their exposures are still its history."""
     if before.sticky == "remote" or before.status != "running":
         return before.sticky
     moved = (
@@ -210,7 +213,7 @@ async def _sticky(
         or msgspec.to_builtins(nxt.targeting) != before.targeting
         or (None if nxt.namespace is None else msgspec.to_builtins(nxt.namespace)) != before.namespace
     )
-    exposed = moved and await conn.fetchval(
+    exposed = moved and await (conn if events is None else events[0]).fetchval(
         "SELECT EXISTS (SELECT 1 FROM experiment_assignments WHERE experiment_id = $1 AND bucket_version = $2)",
         before.id,
         before.bucket_version,
@@ -219,6 +222,15 @@ async def _sticky(
         pool, workspace_id = events
         exposed = await pool.fetchval(_EXPOSED, workspace_id, before.key, before.bucket_version)
     return "remote" if exposed else "local"
+
+
+async def _mirror(svc: Any, experiment: ExperimentOut, workspace_id: uuid.UUID) -> None:
+    """After the hub's commit: the experiment's key on the workspace's instance, so its workers record
+    assignments (eventplane/instance_config.py; the hub keeps its own by trigger). Every change writes it
+    again, so one lost here is repaired by the next."""
+    data = await svc.data.pool(workspace_id)
+    if data is not svc.pool:
+        await instance_config.mirror(data, experiment.id, workspace_id, experiment.key)
 
 
 _EXPOSED = """
@@ -266,6 +278,7 @@ async def update(request: Request) -> Response:
         changed = out(row)
         action: audit.Action = "status" if nxt.status != before.status else "update"
         await flag_changes.committing(conn, who, action, audit.EXPERIMENT, key, before, changed)
+    await _mirror(svc, changed, workspace_id)
     await flag_changes.published(svc, workspace_id)
     return reply(changed)
 
@@ -292,6 +305,7 @@ async def rerandomize(request: Request) -> Response:
         )
         changed = out(row)
         await flag_changes.committing(conn, who, "rerandomize", audit.EXPERIMENT, key, before, changed)
+    await _mirror(svc, changed, workspace_id)
     await flag_changes.published(svc, workspace_id)
     return reply(changed)
 
@@ -306,6 +320,9 @@ async def delete(request: Request) -> Response:
         before = out(await _row(conn, workspace_id, key, lock=True))
         await conn.execute("DELETE FROM experiments WHERE workspace_id = $1 AND key = $2", workspace_id, key)
         await flag_changes.committing(conn, who, "delete", audit.EXPERIMENT, key, before, None)
+    data = await svc.data.pool(workspace_id)
+    if data is not svc.pool:  # the hub's trigger removed its own row; the instance's goes here
+        await instance_config.unmirror(data, before.id)
     await flag_changes.published(svc, workspace_id)
     return no_content()
 

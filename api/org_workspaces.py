@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from api import api_keys, limits, org_access, org_audit, workspace_tokens, workspaces
 from api import org_permissions as op
+from api import workspace_config as api_workspace_config
 from api.errors import auth_error, conflict, not_found
 from api.org_wire import (
     AccessTokenIn,
@@ -31,7 +32,7 @@ from api.org_wire import (
 )
 from api.rest import after, body, cursor, page_limit, path_uuid, reply, reply_page
 from api.routing import Endpoint
-from api.state import services
+from api.state import Services, services
 from api.wire import KeyCreatedOut, KeyIn, Page
 from eventplane import plans, scopes, tenants, workspace_config
 from eventplane.errors import ApiError, validation
@@ -105,17 +106,22 @@ async def list_for_org(request: Request) -> Response:
     return reply_page(rows, limit, out)
 
 
-async def _detail(conn: Any, row: Any, webhooks: list[dict[str, Any]] | None = None) -> OrgWorkspaceDetailOut:
+async def _detail(svc: Services, conn: Any, row: Any, webhooks: list[dict[str, Any]] | None = None
+                  ) -> OrgWorkspaceDetailOut:  # fmt: skip
     workspace_id = uuid.UUID(str(row["id"]))
+    if webhooks is None:  # they live on the workspace's instance
+        async with (await svc.data.pool(workspace_id)).acquire() as data:
+            webhooks = await workspace_config.get_webhooks(data, workspace_id)
     return OrgWorkspaceDetailOut(**_fields(row), settings=await workspace_config.get_settings(conn, workspace_id),
-                                 webhooks=webhooks or await workspace_config.get_webhooks(conn, workspace_id),
+                                 webhooks=webhooks,
                                  public_keys=await workspace_config.get_public_keys(conn, workspace_id))  # fmt: skip
 
 
 async def get(request: Request) -> Response:
     _, row = await org_access.for_workspace(request, path_uuid(request, "workspace_id"), op.WORKSPACES_READ)
-    async with services(request).pool.acquire() as conn:
-        return reply(await _detail(conn, row))
+    svc = services(request)
+    async with svc.pool.acquire() as conn:
+        return reply(await _detail(svc, conn, row))
 
 
 async def update(request: Request) -> Response:
@@ -137,13 +143,14 @@ async def update(request: Request) -> Response:
         if not isinstance(data.settings, msgspec.UnsetType):
             await workspace_config.replace_settings(conn, workspace_id, data.settings)
         if not isinstance(data.webhooks, msgspec.UnsetType):
-            webhooks = await workspace_config.replace_webhooks(
-                conn, workspace_id, data.webhooks, allow_private=svc.settings.webhook_allow_private
-            )
+            async with api_workspace_config.webhooks_conn(svc, conn, workspace_id) as where:
+                webhooks = await workspace_config.replace_webhooks(
+                    where, workspace_id, data.webhooks, allow_private=svc.settings.webhook_allow_private
+                )
         if changed:
             await org_audit.record(conn, actor, "update", "workspace", str(workspace_id), _snapshot(before),
                                    {**_snapshot(row), "changed": changed}, workspace_id)  # fmt: skip
-        detail = await _detail(conn, row, webhooks)
+        detail = await _detail(svc, conn, row, webhooks)
     if "settings" in changed or "public_keys" in changed:
         await workspace_config.publish_change(svc.redis, svc.keys, workspace_id)
     return reply(detail)

@@ -1,12 +1,16 @@
 """A workspace's configuration over the api: settings, webhook destinations (with their delivery log) and
 identity-verification public keys. Members read (`workspace:read`); ADMIN and OWNER replace
 (`workspace:update`). Each replace is validated by eventplane/workspace_config.py, written under the
-workspace's row lock with an audit-log entry, then published to the edges."""
+workspace's row lock with an audit-log entry, then published to the edges. Webhook destinations live on
+the workspace's instance beside its events (eventplane/instance_config.py): read and written there, their
+audit entry in the hub."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import msgspec
@@ -18,7 +22,7 @@ from api import permissions as p
 from api.errors import forbidden, not_found
 from api.rest import _read, path_uuid, query_int, reply
 from api.routing import Endpoint
-from api.state import services
+from api.state import Services, services
 from api.wire import Input
 from eventplane import workspace_config as wc
 from eventplane.db import Conn
@@ -154,9 +158,23 @@ async def put_settings(request: Request) -> Response:
     return reply(after)
 
 
+@contextlib.asynccontextmanager
+async def webhooks_conn(svc: Services, hub: Conn, workspace_id: uuid.UUID) -> AsyncIterator[Conn]:
+    """A connection where the workspace's webhook destinations are: `hub` itself (in the caller's
+    transaction) for the default instance, else a transaction on its instance, committed before the
+    caller's hub transaction (whose row lock still orders concurrent replaces)."""
+    data = await svc.data.pool(workspace_id)
+    if data is svc.pool:
+        yield hub
+        return
+    async with data.acquire() as conn, conn.transaction():
+        yield conn
+
+
 async def get_webhooks(request: Request) -> Response:
     workspace = await access.workspace(request, path_uuid(request, "workspace_id"), p.WORKSPACE_READ)
-    async with services(request).pool.acquire() as conn:
+    data = await services(request).data.pool(workspace["id"])
+    async with data.acquire() as conn:
         return reply({"webhooks": await wc.get_webhooks(conn, workspace["id"])})
 
 
@@ -166,10 +184,11 @@ async def put_webhooks(request: Request) -> Response:
     svc = services(request)
     async with svc.pool.acquire() as conn, conn.transaction():
         await _locked(conn, who)
-        before = await wc.get_webhooks(conn, who.workspace["id"])
-        after = await wc.replace_webhooks(
-            conn, who.workspace["id"], items, allow_private=svc.settings.webhook_allow_private
-        )
+        async with webhooks_conn(svc, conn, who.workspace["id"]) as data:
+            before = await wc.get_webhooks(data, who.workspace["id"])
+            after = await wc.replace_webhooks(
+                data, who.workspace["id"], items, allow_private=svc.settings.webhook_allow_private
+            )
         await _audit(conn, who, "webhooks", before, _without_secrets(after))
     return reply({"webhooks": after})
 
@@ -178,7 +197,8 @@ async def get_deliveries(request: Request) -> Response:
     """The destination's delivery attempts, newest first (the last 1,000 are kept)."""
     workspace = await access.workspace(request, path_uuid(request, "workspace_id"), p.WORKSPACE_READ)
     limit = query_int(request, "limit", 50, 1, 200)
-    rows = await services(request).pool.fetch(
+    data = await services(request).data.pool(workspace["id"])
+    rows = await data.fetch(
         "SELECT l.id, l.attempted_at, l.events, l.ok, l.status_code, l.error, l.duration_ms "
         "FROM webhook_deliveries l JOIN webhook_destinations d ON d.id = l.destination_id "
         "WHERE d.workspace_id = $1 AND d.id = $2 ORDER BY l.id DESC LIMIT $3",
@@ -186,7 +206,7 @@ async def get_deliveries(request: Request) -> Response:
         path_uuid(request, "webhook_id"),
         limit,
     )
-    if not rows and not await services(request).pool.fetchval(
+    if not rows and not await data.fetchval(
         "SELECT true FROM webhook_destinations WHERE workspace_id = $1 AND id = $2",
         workspace["id"],
         path_uuid(request, "webhook_id"),

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventplane import apikeys, db, instances, mail, plans, scopes, servers, tenants
+from eventplane import apikeys, db, instance_config, instances, mail, plans, scopes, servers, tenants
 from eventplane.redis_client import connect_redis
 from eventplane.settings import Settings
 
@@ -49,7 +49,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _resolved(args)
     created = asyncio.run(db.migrate(settings.dsn))
-    print(f"schema up to date; {created} new event partitions")
+    upgraded = asyncio.run(instance_config.upgrade(settings))  # registered instances' databases too
+    print(f"schema up to date; {created} new event partitions; instances upgraded: {', '.join(upgraded) or 'none'}")
     return 0
 
 
@@ -261,6 +262,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     settings = resolved.settings
     try:
         asyncio.run(db.migrate(settings.dsn))
+        asyncio.run(instance_config.upgrade(settings))
         env = {**os.environ, "DATABASE_URL": settings.dsn, "REDIS_URL": settings.redis_dsn}
         env.setdefault("EVENTPLANE_LOG_FORMAT", "text")  # people read these; set json to get JSON
         commands = {name: process_argv(name) for name in PROCESSES}

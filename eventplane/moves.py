@@ -6,20 +6,23 @@ after the last one recorded; each is safe to run twice.
 
 1. holding: the target's workers hold (defer) jobs of the workspace (a set in the target's Redis,
    `RedisNames.held`), so nothing of it is stored there before its history is.
-2. routed: `workspaces.instance` is the target, and the workspace's keys are pushed to every edge (the
+2. routed: the source's webhook destinations of the workspace are handed off (its workers claim them no
+   more), `workspaces.instance` is the target, and the workspace's keys are pushed to every edge (the
    key-cache entry names the instance), which queue its events on the target from then on.
 3. drained: after the fence, wait until the source's queue holds no job of the workspace: everything
    queued there is committed to the source's Postgres. The fence: a request whose key was looked up
    before the push still goes to the source, once its body has arrived (at most EVENTPLANE_BODY_TIMEOUT,
    or it is refused) and its enqueue has been tried (at most the edge's enqueue timeout). So the move
    waits body timeout + enqueue timeout + 1 s, with the body timeout of its own settings: give the
-   command the edges' EVENTPLANE_BODY_TIMEOUT.
+   command the edges' EVENTPLANE_BODY_TIMEOUT. Then wait until no webhook batch of the workspace is in
+   flight on the source (at most a claim's lease, 2 x EVENTPLANE_WEBHOOK_TIMEOUT + 5 s).
 4. copied: in one transaction on the target, its rows of the workspace are replaced by the source's:
    `events`, the `event_ids` ledger, `usage_daily`, `dead_letters`, `deletions` (the target had none: step 1;
    deletion requests made on the target since routing are kept, and every request runs again over the
-   copied history), read from one snapshot of the source.
-   Triggers are off for that transaction (session_replication_role), so history is not sent to webhooks
-   again.
+   copied history), `experiment_assignments`, and the webhook destinations with their outbox (what the
+   source has not delivered) and log, read from one snapshot of the source; the target's `experiment_keys`
+   are written from the hub's experiments. Triggers are off for that transaction
+   (session_replication_role), so history is not sent to webhooks again.
 5. released: the hold ends; the target's workers store the held jobs, and the copied ledger drops any
    event the source had stored already (an SDK's retry that reached both).
 Then the source's rows of the workspace are deleted and the move's record with them.
@@ -37,7 +40,7 @@ import asyncpg
 from arq.constants import job_key_prefix
 from redis.asyncio import Redis
 
-from eventplane import apikeys, db, instances, queue
+from eventplane import apikeys, db, instance_config, instances, queue
 from eventplane.instances import Instance
 from eventplane.redis_client import connect_redis
 from eventplane.redis_names import RedisNames
@@ -46,8 +49,14 @@ from eventplane.settings import Settings
 STEPS = ("holding", "routed", "drained", "copied", "released")
 EDGE_ENQUEUE_TIMEOUT = 3.0  # ingest/batcher.py ENQUEUE_TIMEOUT (the core imports no process; a test ties them)
 POLL_SECONDS = 0.2
-# The tables of a workspace's event data, all keyed by workspace_id (dead_letters' is text).
-DATA_TABLES = ("events", "event_ids", "usage_daily", "dead_letters", "deletions")
+# The tables of a workspace's event data, all keyed by workspace_id (dead_letters' is text), then its
+# webhook destinations with their outbox and log (by destination; after the destinations, which they refer
+# to). experiment_keys is not copied: it is written from the hub's experiments (eventplane/instance_config.py).
+DATA_TABLES = ("events", "event_ids", "usage_daily", "dead_letters", "deletions", "experiment_assignments",
+               "webhook_destinations", "webhook_outbox", "webhook_deliveries")  # fmt: skip
+_OF_DESTINATIONS = "destination_id IN (SELECT id FROM webhook_destinations WHERE workspace_id = $1)"
+_WHERE = {"webhook_outbox": _OF_DESTINATIONS, "webhook_deliveries": _OF_DESTINATIONS}
+_ORDER = {"webhook_outbox": " ORDER BY id", "webhook_deliveries": " ORDER BY id"}  # the target numbers them anew
 COPY_BATCH = 5000
 
 
@@ -84,8 +93,8 @@ async def move(
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("holding", lambda: _hold(plan, names)),
             ("routed", lambda: _route(hub, hub_redis, settings, plan)),
-            ("drained", lambda: _drain(plan, names, fence, say)),
-            ("copied", lambda: copy(plan)),
+            ("drained", lambda: _drain(plan, names, fence, say, _lease(settings))),
+            ("copied", lambda: copy(plan, hub)),
             ("released", lambda: _release(plan, names)),
         ]
         for name, run in steps:
@@ -147,7 +156,20 @@ async def _hold(plan: Plan, names: RedisNames) -> None:
         await redis.aclose()
 
 
+def _lease(settings: Settings) -> float:
+    """How long a webhook claim may be in flight (workers/webhooks.py Deliverer's lease)."""
+    return 2 * settings.webhook_timeout + 5
+
+
 async def _route(hub: asyncpg.Pool, hub_redis: Redis, settings: Settings, plan: Plan) -> None:
+    # The source's workers stop claiming the workspace's webhook destinations first: the target delivers
+    # what the source has not, from the copied outbox (the api writes new ones on the target from now on).
+    source = await asyncpg.connect(plan.source.database_url)
+    try:
+        await source.execute("UPDATE webhook_destinations SET handed_off_at = coalesce(handed_off_at, now()) "
+                             "WHERE workspace_id = $1", plan.workspace_id)  # fmt: skip
+    finally:
+        await source.close()
     await hub.execute("UPDATE workspaces SET instance = $2, updated_at = now() WHERE id = $1", plan.workspace_id,
                       instances.column(plan.target.name))  # fmt: skip
     await _publish(hub, hub_redis, settings, plan)
@@ -157,7 +179,7 @@ async def _publish(hub: asyncpg.Pool, hub_redis: Redis, settings: Settings, plan
     await apikeys.invalidate_workspace(hub, hub_redis, apikeys.redis_keys(settings), plan.workspace_id)
 
 
-async def _drain(plan: Plan, names: RedisNames, fence_seconds: float, say: Callable[[str], None]) -> None:
+async def _drain(plan: Plan, names: RedisNames, fence_seconds: float, say: Callable[[str], None], lease: float) -> None:
     await asyncio.sleep(fence_seconds)  # the fence: see the module docstring
     redis = connect_redis(plan.source.redis_url)
     try:
@@ -169,6 +191,30 @@ async def _drain(plan: Plan, names: RedisNames, fence_seconds: float, say: Calla
             await asyncio.sleep(POLL_SECONDS)
     finally:
         await redis.aclose()
+    await _deliveries_settled(plan, lease, say)
+
+
+# A handed-off destination with a claim in flight: a claim pushes next_attempt_at a lease ahead, and its
+# outcome sets it back to now (or to a backoff, which this cannot tell from a claim: waited out to the lease).
+_IN_FLIGHT = """
+SELECT count(*) FROM webhook_destinations WHERE workspace_id = $1 AND next_attempt_at > now()
+  AND next_attempt_at > handed_off_at AND handed_off_at > now() - make_interval(secs => $2)
+"""
+
+
+async def _deliveries_settled(plan: Plan, lease: float, say: Callable[[str], None]) -> None:
+    """Wait until no batch of the workspace is being sent from the source: one in flight when it was
+    handed off would otherwise be sent again by the target from the copied outbox."""
+    conn = await asyncpg.connect(plan.source.database_url)
+    try:
+        said = False
+        while (left := await conn.fetchval(_IN_FLIGHT, plan.workspace_id, lease)) > 0:
+            if not said:
+                say(f"waiting for {left} webhook deliveries in flight on {plan.source.name}")
+                said = True
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        await conn.close()
 
 
 async def queued_jobs(redis: Redis, names: RedisNames, workspace_id: str) -> int:
@@ -193,7 +239,7 @@ def _workspace_of(raw: bytes) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-async def copy(plan: Plan) -> None:
+async def copy(plan: Plan, hub: asyncpg.Pool) -> None:
     """Replace the target's rows of the workspace by the source's, in one target transaction."""
     source = await asyncpg.connect(plan.source.database_url)
     target = await asyncpg.connect(plan.target.database_url)
@@ -210,14 +256,18 @@ async def copy(plan: Plan) -> None:
             await target.execute("SET LOCAL session_replication_role = replica")  # no triggers: no webhooks again
             for table in DATA_TABLES:
                 key = _key(table, plan.workspace_id)
-                if table == "deletions":  # requests made on the target since routing are kept
-                    ids = [r["id"] for r in await source.fetch("SELECT id FROM deletions WHERE workspace_id = $1", key)]
-                    await target.execute("DELETE FROM deletions WHERE workspace_id = $1 AND id = ANY($2)", key, ids)
-                else:
+                where = _WHERE.get(table, "workspace_id = $1")
+                if table in ("deletions", "webhook_destinations"):  # those made on the target since routing are kept
+                    ids = [r["id"] for r in await source.fetch(f"SELECT id FROM {table} WHERE workspace_id = $1", key)]
+                    if table == "webhook_destinations":  # no cascade with triggers off: a rerun's copies go
+                        for child in ("webhook_outbox", "webhook_deliveries"):
+                            await target.execute(f"DELETE FROM {child} WHERE destination_id = ANY($1)", ids)
+                    await target.execute(f"DELETE FROM {table} WHERE workspace_id = $1 AND id = ANY($2)", key, ids)
+                elif table not in _WHERE:  # the outbox and log of a destination go with it (deleted just above)
                     await target.execute(f"DELETE FROM {table} WHERE workspace_id = $1", key)
                 columns = await _copied_columns(target, table)
                 quoted = ", ".join(f'"{c}"' for c in columns)
-                select = f"SELECT {quoted} FROM {table} WHERE workspace_id = $1"
+                select = f"SELECT {quoted} FROM {table} WHERE {where}{_ORDER.get(table, '')}"
                 rows = _rows(source, select, key)
                 await target.copy_records_to_table(table, records=rows, columns=columns)
             # Every request runs again over the copied history: one made since routing may have finished on
@@ -227,6 +277,10 @@ async def copy(plan: Plan) -> None:
                 "AND status = 'done'",
                 plan.workspace_id,
             )
+            # The target's workers deliver the copied destinations from the copied outbox, at once.
+            await target.execute("UPDATE webhook_destinations SET handed_off_at = NULL, next_attempt_at = now() "
+                                 "WHERE workspace_id = $1", plan.workspace_id)  # fmt: skip
+            await instance_config.sync_experiment_keys(hub, target, plan.workspace_id)
     finally:
         await source.close()
         await target.close()
@@ -265,6 +319,9 @@ async def _clean(plan: Plan) -> None:
     try:
         async with conn.transaction():
             for table in DATA_TABLES:
-                await conn.execute(f"DELETE FROM {table} WHERE workspace_id = $1", _key(table, plan.workspace_id))
+                if table not in _WHERE:  # a destination's outbox and log go with it (foreign key)
+                    await conn.execute(f"DELETE FROM {table} WHERE workspace_id = $1", _key(table, plan.workspace_id))
+            if plan.source.name != instances.DEFAULT:  # the hub's keys follow its experiments
+                await conn.execute("DELETE FROM experiment_keys WHERE workspace_id = $1", plan.workspace_id)
     finally:
         await conn.close()

@@ -47,10 +47,11 @@ def worker_kwargs(settings: Settings, state: WorkerState | None = None, **overri
         cron(jobs.maintain, second={0, 30}, run_at_startup=False, unique=True),
         # deletion requests live beside the events they delete: every instance's workers run their own
         cron(deletions.run, second=deletions.EVERY_SECONDS, run_at_startup=False, unique=True),
+        # so do webhook destinations: their outbox is filled where the events are stored
+        cron(webhooks.deliver, second=set(range(60)), run_at_startup=True, unique=True),
     ]
     if not settings.instance:  # management work reads the hub: only the default instance's workers do it
         maintenance += [
-            cron(webhooks.deliver, second=set(range(60)), run_at_startup=True, unique=True),
             cron(retention.run, second=15, run_at_startup=False, unique=True),  # every instance, from the hub
             cron(mail.deliver_mail, second=mail.EVERY_SECONDS, run_at_startup=True, unique=True),
         ]

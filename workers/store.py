@@ -61,7 +61,8 @@ _RETURNING = (
     'RETURNING workspace_id, event_type, received_at, coalesce(user_id, anonymous_id) AS unit, "timestamp", '
     "CASE WHEN event_type = '$exposure' THEN properties END AS exposure"
 )
-# A stored `$exposure` event records the unit's assignment to the experiment at that bucket version; the
+# A stored `$exposure` event records the unit's assignment to the experiment at that bucket version (its id
+# from `experiment_keys`, on every instance: the hub's `experiments` are not here); the
 # first one wins (the earliest of a batch, and never over one already recorded). Rows are claimed in key
 # order, as the ledger's are, so concurrent transactions take their locks in one order.
 _ASSIGN = """
@@ -74,7 +75,7 @@ _ASSIGN = """
     INSERT INTO experiment_assignments (workspace_id, experiment_id, bucket_version, unit_id, variant, first_exposed_at)
     SELECT DISTINCT ON (x.id, e.bucket_version, e.unit) e.workspace_id, x.id, e.bucket_version, e.unit, e.variant,
            e."timestamp"
-    FROM exposures e JOIN experiments x ON x.workspace_id = e.workspace_id AND x.key = e.experiment
+    FROM exposures e JOIN experiment_keys x ON x.workspace_id = e.workspace_id AND x.key = e.experiment
     WHERE e.bucket_version IS NOT NULL AND e.variant IS NOT NULL
     ORDER BY x.id, e.bucket_version, e.unit, e."timestamp"
     ON CONFLICT DO NOTHING

@@ -18,6 +18,10 @@ after resolving the name, and the POST goes to the address checked (eventplane/w
 is a failed attempt like any other, in the delivery log with its reason. EVENTPLANE_WEBHOOK_ALLOW_PRIVATE
 turns this off.
 
+Destinations live on their workspace's instance, beside its events, and each instance's workers deliver
+their own (docs/scaling.md). A move sets `handed_off_at` on the source's destinations: no new claim there,
+and the move waits out claims in flight before copying the outbox (eventplane/moves.py).
+
 Signature (as Stripe's): header `EventPlane-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 "<t>.<body>" under the destination's signing secret>`.
 """
@@ -62,7 +66,7 @@ _CLAIM = """
 UPDATE webhook_destinations d SET next_attempt_at = now() + make_interval(secs => $1)
 WHERE d.id = (
     SELECT w.id FROM webhook_destinations w
-    WHERE w.enabled AND w.paused_at IS NULL AND w.next_attempt_at <= now()
+    WHERE w.enabled AND w.paused_at IS NULL AND w.handed_off_at IS NULL AND w.next_attempt_at <= now()
       AND EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.destination_id = w.id)
     ORDER BY w.next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING d.id, d.workspace_id::text, d.url, d.signing_secret, d.consecutive_failures

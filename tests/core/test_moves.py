@@ -3,20 +3,26 @@ the copy and resumed, it ends with every event once on the target, and the sourc
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 import uuid
+from dataclasses import replace
 
 import asyncpg
+import httpx
 import pytest
 
-from eventplane import db, instances, moves, queue, tenants
+from eventplane import db, instances, moves, queue, tenants, workspace_config
 from eventplane.redis_client import connect_redis
 from eventplane.redis_names import RedisNames
 from eventplane.settings import Settings
 from ingest import batcher
 from tests.conftest import Tenant, drain, registered_instance, running_edge
+from tests.workers.webhook_receiver import Receiver
 from workers import deletions
 from workers.main import build_worker
+from workers.webhooks import Deliverer
 
 BATCH = "/api/v1/tracking/batch"
 
@@ -131,3 +137,81 @@ async def test_the_copy_brings_every_ledger_day_and_keeps_requests_made_on_the_t
         finally:
             await db.close_pool(target)
         assert await moves.move(fresh, slug, "mc", fence_seconds=0.2) == "released"
+
+
+async def test_webhooks_and_assignments_survive_a_move_there_and_back(fresh: Settings, pool: asyncpg.Pool) -> None:
+    """Default -> named -> default: each event reaches the receiver once (what the source had not delivered
+    goes with the move; the source's workers deliver nothing after it), and exposures keep recording."""
+    quick = replace(fresh, webhook_timeout=1.0, webhook_batch_size=100, webhook_allow_private=True)
+    async with registered_instance(fresh, "mw") as mw, Receiver().serving() as receiver:
+        slug = f"mw-{uuid.uuid4().hex[:10]}"
+        workspace = await tenants.create_workspace(pool, name=slug, slug=slug, instance="default")
+        wid = uuid.UUID(workspace["id"])
+        _, key = await tenants.create_api_key(pool, workspace_id=workspace["id"], name="t", scope_names=["write"])
+        tenant = Tenant(workspace, key, "")
+        exp_id = await pool.fetchval(
+            "INSERT INTO experiments (workspace_id, key, name, salt, variants, conversion_event, status) VALUES "
+            "($1, 'price', 'price', 'abcdefabcdef', '[{\"key\": \"a\", \"weight\": 50}]', 'buy', 'running') "
+            "RETURNING id",
+            wid,
+        )
+        async with pool.acquire() as conn:
+            hooks = await workspace_config.replace_webhooks(conn, wid, [{"url": receiver.url}], allow_private=True)
+        receiver.secret = hooks[0]["signing_secret"]
+        on_mw = instances.settings_for(quick, mw)
+        target = await db.create_pool(mw.database_url, min_size=0, max_size=2)
+        sent: list[str] = []
+
+        async def track(edge: httpx.AsyncClient, tag: str, unit: str) -> None:
+            ids = [f"{tag}{i}" for i in range(3)]
+            events = [{"event_type": "m", "user_id": "u", "message_id": m} for m in ids] + [
+                {"event_type": "$exposure", "user_id": unit, "message_id": f"exp:{tag}",
+                 "properties": {"experiment": "price", "variant": "a", "bucket_version": 1}}]  # fmt: skip
+            r = await edge.post(BATCH, json={"events": events}, headers=tenant.headers)
+            assert r.status_code == 202, r.text
+            sent.extend([*ids, f"exp:{tag}"])
+
+        async def deliver(where: asyncpg.Pool) -> int:
+            async with httpx.AsyncClient(timeout=1.0) as client:
+                return await Deliverer(where, client, quick).run(budget=0.5)
+
+        async def delivered(where: asyncpg.Pool) -> None:
+            deadline = time.monotonic() + 10
+            while sorted(receiver.message_ids) != sorted(sent):
+                assert time.monotonic() < deadline, (receiver.message_ids, sent)
+                await deliver(where)
+                await asyncio.sleep(0.02)
+
+        async def units(where: asyncpg.Pool) -> list[str]:
+            rows = await where.fetch("SELECT unit_id FROM experiment_assignments WHERE experiment_id = $1", exp_id)
+            return sorted(r[0] for r in rows)
+
+        try:
+            async with running_edge(fresh) as edge:
+                await track(edge, "a", "u1")
+                await drain(quick)
+                await delivered(pool)
+                await track(edge, "b", "u2")  # stored on the hub, not delivered before the move
+                await drain(quick)
+                assert await moves.move(quick, slug, "mw", fence_seconds=0.2) == "released"
+                assert await deliver(pool) == 0  # the hub has nothing of it left to send
+                await track(edge, "c", "u3")
+                await drain(on_mw)
+                await delivered(target)
+                assert await units(target) == ["u1", "u2", "u3"] and await units(pool) == []
+
+                assert await moves.move(quick, slug, "default", fence_seconds=0.2) == "released"
+                assert await deliver(target) == 0
+                await track(edge, "d", "u4")
+                await drain(quick)
+                await delivered(pool)
+                assert await units(pool) == ["u1", "u2", "u3", "u4"]
+                assert await target.fetchval("SELECT count(*) FROM webhook_destinations") == 0
+            await deliver(pool)
+            await deliver(target)
+            assert sorted(receiver.message_ids) == sorted(sent)  # each once
+            assert receiver.bad_signatures == 0
+        finally:
+            await db.close_pool(target)
+            async with pool.acquire() as conn:
+                await workspace_config.replace_webhooks(conn, wid, [], allow_private=True)
