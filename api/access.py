@@ -141,19 +141,27 @@ async def _workspace_token(request: Request, token: str) -> Key:
     return Key(claims.token_id, claims.workspace_id, frozenset(workspace_tokens.SCOPES))
 
 
-# A member of the workspace, or an OWNER or ADMIN of its org (who acts as the workspace's OWNER or ADMIN);
-# with both, the higher role (the workspace's own membership on a tie).
-_MEMBERSHIP = """
-SELECT member_id, role, w.* FROM (
-    SELECT m.id AS member_id, m.role, m.workspace_id, 0 AS via_org FROM workspace_members m
-    WHERE m.workspace_id = $1 AND m.user_id = $2
+def role_query(workspace: str, user: str) -> str:
+    """The query of a user's one role in a workspace (`member_id`, `role`; no row: not a member), with
+    `workspace` and `user` SQL expressions: `$1` for one workspace, `w.id` in a list (api/workspaces.py), so
+    the role a page is shown and the role every check uses are one rule. A member of the workspace, or an
+    OWNER or ADMIN of its org (who acts as the workspace's OWNER or ADMIN); with both, the higher role (the
+    workspace's own membership on a tie)."""
+    return f"""
+SELECT member_id, role FROM (
+    SELECT m.id AS member_id, m.role, 0 AS via_org FROM workspace_members m
+    WHERE m.workspace_id = {workspace} AND m.user_id = {user}
     UNION ALL
-    SELECT o.id, CASE o.role WHEN 'OWNER' THEN 'OWNER' ELSE 'ADMIN' END, w.id, 1
-    FROM org_members o JOIN workspaces w ON w.org_id = o.org_id
-    WHERE w.id = $1 AND o.user_id = $2 AND o.role IN ('OWNER', 'ADMIN')
-) r JOIN workspaces w ON w.id = r.workspace_id
-ORDER BY array_position(ARRAY['OWNER', 'ADMIN', 'DEVELOPER', 'VIEWER'], r.role), via_org LIMIT 1
+    SELECT o.id, CASE o.role WHEN 'OWNER' THEN 'OWNER' ELSE 'ADMIN' END, 1
+    FROM org_members o JOIN workspaces ow ON ow.org_id = o.org_id
+    WHERE ow.id = {workspace} AND o.user_id = {user} AND o.role IN ('OWNER', 'ADMIN')
+) r ORDER BY array_position(ARRAY['OWNER', 'ADMIN', 'DEVELOPER', 'VIEWER'], r.role), via_org LIMIT 1
 """
+
+
+_MEMBERSHIP = (
+    f"SELECT r.member_id, r.role, w.* FROM workspaces w CROSS JOIN LATERAL ({role_query('$1', '$2')}) r WHERE w.id = $1"
+)
 
 # The role behind a membership's member_id, read again (api/members.py role_now).
 ROLE_NOW = """
@@ -178,16 +186,24 @@ async def membership(request: Request, workspace_id: uuid.UUID, permission: str,
 
 async def workspace(request: Request, workspace_id: uuid.UUID, permission: str) -> asyncpg.Record:
     """The workspace row, for a member with `permission` or an API key of this workspace whose scopes grant it."""
+    return (await workspace_and_role(request, workspace_id, permission))[0]
+
+
+async def workspace_and_role(
+    request: Request, workspace_id: uuid.UUID, permission: str
+) -> tuple[asyncpg.Record, Role | None]:
+    """As `workspace`, with the session user's role there (None for an API key or workspace token)."""
     who = await caller(request)
     if isinstance(who, User):
-        return (await membership(request, workspace_id, permission, who)).workspace
+        member = await membership(request, workspace_id, permission, who)
+        return member.workspace, member.role
     if who.workspace_id != workspace_id:
         raise not_found("workspace")
     require_key_permission(who, permission)
     row = await services(request).pool.fetchrow("SELECT * FROM workspaces WHERE id = $1", workspace_id)
     if row is None:
         raise not_found("workspace")
-    return row
+    return row, None
 
 
 def require_key_permission(key: Key, permission: str) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from api.permissions import ALL as ALL_PERMISSIONS
 from api.permissions import Role
 from eventplane.plans import Plan
 from eventplane.scopes import BUNDLES, SCOPES
@@ -30,6 +31,7 @@ PersonName = Annotated[str, Meta(max_length=100, pattern=NO_NUL)]
 Name = Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 Slug = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9-]+$")]
 Description = Annotated[str, Meta(max_length=1000, pattern=NO_NUL)]
+PermissionName = Annotated[str, Meta(extra_json_schema={"enum": sorted(ALL_PERMISSIONS)})]
 PlanName = Literal["free", "pro", "enterprise"]
 Token = Annotated[str, Meta(min_length=1, max_length=512)]
 # The enum documents the names; api/api_keys.py checks them (its 400 lists the valid ones).
@@ -146,6 +148,11 @@ class WorkspaceOut(Struct, kw_only=True):
     limits: Plan
     created_at: dt.datetime
     updated_at: dt.datetime
+    # Only in a session's reads (GET /workspaces, /workspaces/{id}, /workspaces/current): the caller's role
+    # here and the permissions it grants (api/permissions.py, the table every check uses), so a client shows
+    # only what the server would allow. Absent for API keys and workspace tokens, which have scopes, not roles.
+    role: Role | UnsetType = UNSET
+    permissions: list[PermissionName] | UnsetType = UNSET
 
 
 class Page(Struct, Generic[T], kw_only=True):

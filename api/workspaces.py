@@ -25,7 +25,8 @@ from eventplane.errors import ApiError, validation
 ID = "/api/v1/workspaces/{workspace_id:uuid}"
 
 
-def out(row: Any) -> WorkspaceOut:
+def out(row: Any, role: Role | None = None) -> WorkspaceOut:
+    """The workspace; with `role` (a session's reads), also that role and the permissions it grants."""
     plan = plans.get(row["plan"])
     return WorkspaceOut(
         id=uuid.UUID(str(row["id"])),
@@ -41,6 +42,8 @@ def out(row: Any) -> WorkspaceOut:
         limits=plan,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        role=msgspec.UNSET if role is None else role,
+        permissions=msgspec.UNSET if role is None else sorted(p.PERMISSIONS[role]),
     )
 
 
@@ -110,17 +113,20 @@ async def list_mine(request: Request) -> Response:
     who = await access.user(request)
     limit = page_limit(request)
     rows = await services(request).pool.fetch(
-        "SELECT w.* FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id "
+        f"SELECT w.*, r.role AS caller_role FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id "
+        f"CROSS JOIN LATERAL ({access.role_query('w.id', '$1')}) r "
         "WHERE m.user_id = $1 AND (w.created_at, w.id) > ($2, $3) ORDER BY w.created_at, w.id LIMIT $4",
         who.id,
         *after(cursor(request)),
         limit + 1,
     )
-    return reply_page(rows, limit, out)
+    return reply_page(rows, limit, lambda row: out(row, Role(row["caller_role"])))
 
 
 async def get(request: Request) -> Response:
-    return reply(out(await access.workspace(request, path_uuid(request, "workspace_id"), p.WORKSPACE_READ)))
+    """To a session, with its role here and the permissions that role grants (api/permissions.py)."""
+    row, role = await access.workspace_and_role(request, path_uuid(request, "workspace_id"), p.WORKSPACE_READ)
+    return reply(out(row, role))
 
 
 async def only_workspace(svc: Services, user_id: uuid.UUID, given: uuid.UUID | None) -> uuid.UUID:
@@ -143,7 +149,8 @@ async def current(request: Request) -> Response:
     who = await access.caller(request)
     if isinstance(who, access.User):
         workspace_id = await only_workspace(services(request), who.id, None)
-        return reply(out(await access.workspace(request, workspace_id, p.WORKSPACE_READ)))
+        member = await access.membership(request, workspace_id, p.WORKSPACE_READ, who)
+        return reply(out(member.workspace, member.role))
     row = await services(request).pool.fetchrow("SELECT * FROM workspaces WHERE id = $1", who.workspace_id)
     if row is None:
         raise not_found("workspace")

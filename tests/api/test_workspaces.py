@@ -10,6 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from api.app import create_app
+from api.permissions import PERMISSIONS, Role
 from eventplane.settings import Secret, Settings
 from tests.api.conftest import (
     client_for,
@@ -112,7 +113,10 @@ async def test_get_and_patch(api: httpx.AsyncClient) -> None:
     owner = await new_account(api)
     ws = await new_workspace(api, owner)
     url = f"{WS}/{ws['id']}"
-    assert (await api.get(url, headers=owner.headers)).json() == ws
+    # A session's read adds its role there and that role's permissions (tests/api/test_workspace_role.py).
+    read = (await api.get(url, headers=owner.headers)).json()
+    assert (read.pop("role"), read.pop("permissions")) == ("OWNER", sorted(PERMISSIONS[Role.OWNER]))
+    assert read == ws
     new_slug = unique_slug()
     r = await api.patch(url, json={"name": "Renamed", "slug": new_slug, "description": None}, headers=owner.headers)
     assert r.status_code == 200

@@ -50,6 +50,23 @@ async function loadWorkspaces() {
   return items;
 }
 
+/** The workspace read again on each of its pages: its `role` and `permissions` (what the page shows) are
+ * the server's now, not the list's from login. null when the person is no longer a member. */
+async function freshWorkspace(workspace) {
+  let fresh;
+  try {
+    fresh = await api("GET", `/workspaces/${workspace.id}`);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      state.workspaces = state.workspaces.filter((w) => w.id !== workspace.id);
+      return null;
+    }
+    return workspace; // offline or a server error: the list's answer, and the server still checks each write
+  }
+  state.workspaces = state.workspaces.map((w) => (w.id === fresh.id ? fresh : w));
+  return fresh;
+}
+
 function runCleanups() {
   const fns = state.cleanups;
   state.cleanups = [];
@@ -128,7 +145,9 @@ async function render() {
     const next = url.pathname + url.search;
     return navigate(`/login?next=${encodeURIComponent(next)}`, { replace: true });
   }
-  const workspace = workspaceOf(params);
+  let workspace = workspaceOf(params);
+  if (workspace) workspace = await freshWorkspace(workspace);
+  if (id !== state.renderId) return;
   if (params.ws && !workspace) return layout(app, page, null, notFound("No such workspace, or you are not a member of it"));
   if (workspace) localStorage.setItem(LAST_WORKSPACE, workspace.id);
   const main = layout(app, page, workspace, null);

@@ -4,6 +4,7 @@
 import { api } from "../lib/api.js";
 import { clear, h } from "../lib/dom.js";
 import { confirmAction, formatNumber, showError, toast } from "../lib/ui.js";
+import { can, roleNotice } from "../lib/roles.js";
 import { auditLog } from "../lib/audit.js";
 import { dataTable, intervalChart, niceMax, pct, signedPct } from "../lib/charts.js";
 import { rolloutSlider } from "./flag.js";
@@ -63,7 +64,8 @@ export default {
     const results = h("div", { class: "results-slot", "aria-live": "polite" });
     const audit = auditLog(ctx, "experiment", ctx.params.key);
     clear(ctx.root).append(h("p", {}, h("a", { href: `/w/${ctx.params.ws}/experiments` }, "← All experiments")),
-      h("h1", {}, `Experiment ${ctx.params.key}`), error, main, results, audit);
+      ...[h("h1", {}, `Experiment ${ctx.params.key}`), roleNotice(ctx.workspace, ["experiments:write", "experiments:allocation"]),
+        error, main, results, audit].filter(Boolean));
 
     async function loadResults() {
       try {
@@ -89,7 +91,7 @@ export default {
 
     function draw(exp) {
       const next = NEXT[exp.status];
-      const change = next ? h("button", { type: "button", class: "primary", "on:click": async () => {
+      const change = next && can(ctx.workspace, "experiments:write") ? h("button", { type: "button", class: "primary", "on:click": async () => {
         const ask = exp.status === "draft" ? `Start ${exp.key}? Its variants are then fixed (weights may still change).`
           : `Stop ${exp.key}? A stopped experiment never runs again.`;
         if (await confirmAction(ask)) write({ status: next[0] }, `Experiment ${next[0] === "running" ? "started" : "stopped"}`);
@@ -109,7 +111,7 @@ export default {
         h("p", {}, "Variants: ", exp.variants.map((v) => `${v.key} (${v.weight}%)`).join(", "),
           `; conversion: ${exp.conversion.event_type}.`),
         h("div", { class: "toolbar" }, change, " ", h("button", { type: "button", "on:click": loadResults }, "Refresh results")),
-        exp.status === "stopped" ? null : allocationForm,
+        exp.status === "stopped" || !can(ctx.workspace, "experiments:allocation") ? null : allocationForm,
       ].filter(Boolean)); // Element.append would write a null as the text "null"
     }
 

@@ -3,6 +3,7 @@
 import { api } from "../lib/api.js";
 import { clear, h } from "../lib/dom.js";
 import { showError, toast } from "../lib/ui.js";
+import { can, roleNotice } from "../lib/roles.js";
 import { KEY_PATTERN, allPages, labelled } from "./flags.js";
 
 function variantRow(key, weight, list) {
@@ -61,7 +62,8 @@ export default {
         showError(createError, err);
       }
     });
-    clear(ctx.root).append(h("h1", {}, "Experiments"), error, listing, form);
+    clear(ctx.root).append(...[h("h1", {}, "Experiments"), roleNotice(ctx.workspace, ["experiments:write"]), error, listing,
+      can(ctx.workspace, "experiments:write") ? form : null].filter(Boolean)); // Element.append would write a null as "null"
     try {
       const items = await allPages(`/workspaces/${ws}/experiments`);
       clear(listing).append(items.length

@@ -4,6 +4,7 @@
 import { api } from "../lib/api.js";
 import { clear, h, uid } from "../lib/dom.js";
 import { confirmAction, showError, toast } from "../lib/ui.js";
+import { can, roleNotice } from "../lib/roles.js";
 import { auditLog } from "../lib/audit.js";
 import { conditionsEditor } from "../lib/conditions.js";
 import { labelled } from "./flags.js";
@@ -49,7 +50,8 @@ export default {
     const main = h("div", { class: "flag-body" });
     const audit = auditLog(ctx, "feature_flag", ctx.params.key);
     clear(ctx.root).append(h("p", {}, h("a", { href: `/w/${ctx.params.ws}/flags` }, "← All flags")),
-      h("h1", {}, `Flag ${ctx.params.key}`), error, main, audit);
+      ...[h("h1", {}, `Flag ${ctx.params.key}`), roleNotice(ctx.workspace, ["flags:write", "flags:rollout"]), error, main, audit]
+        .filter(Boolean));
 
     async function write(body, what) {
       clear(error);
@@ -106,11 +108,15 @@ export default {
           showError(error, err);
         }
       } }, "Delete flag");
-      clear(main).append(state, h("div", { class: "toolbar" }, toggle), rolloutForm, edit,
+      // Switch and rollout need flags:rollout; details, rules and deleting need flags:write (api/permissions.py).
+      const rolls = can(ctx.workspace, "flags:rollout");
+      const writes = can(ctx.workspace, "flags:write");
+      clear(main).append(...[state, rolls ? h("div", { class: "toolbar" }, toggle) : null, rolls ? rolloutForm : null,
+        writes ? edit : null,
         h("dl", { class: "facts" }, h("dt", {}, "Type"), h("dd", {}, flag.value_type),
           h("dt", {}, "Default value"), h("dd", {}, h("code", {}, JSON.stringify(flag.default_value))),
           h("dt", {}, "Value when on"), h("dd", {}, h("code", {}, JSON.stringify(flag.on_value)))),
-        remove);
+        writes ? remove : null].filter(Boolean));
     }
 
     try {

@@ -3,6 +3,7 @@
 import { api } from "../lib/api.js";
 import { clear, h, uid } from "../lib/dom.js";
 import { showError, timeAgo, toast } from "../lib/ui.js";
+import { can, roleNotice } from "../lib/roles.js";
 
 export async function allPages(path) {
   const items = [];
@@ -58,7 +59,8 @@ export default {
         showError(createError, err);
       }
     });
-    clear(ctx.root).append(h("h1", {}, "Feature flags"), error, listing, form);
+    clear(ctx.root).append(...[h("h1", {}, "Feature flags"), roleNotice(ctx.workspace, ["flags:write"]), error, listing,
+      can(ctx.workspace, "flags:write") ? form : null].filter(Boolean)); // Element.append would write a null as "null"
     try {
       const flags = await allPages(`/workspaces/${ws}/feature-flags`);
       clear(listing).append(flags.length

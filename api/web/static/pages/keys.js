@@ -3,6 +3,7 @@
 import { api } from "../lib/api.js";
 import { h, clear } from "../lib/dom.js";
 import { actionButton, confirmAction, copyButton, field, form, timeEl, toast } from "../lib/ui.js";
+import { atLeast, can, roleNotice } from "../lib/roles.js";
 
 // The scopes of README's table, with what each grants.
 const SCOPES = [
@@ -45,9 +46,13 @@ function secretPanel(title, created, note, extra = null) {
   return panel;
 }
 
-function scopePicker() {
+// Keys with the `admin` scope are created and managed only by an ADMIN or OWNER (README's rules on top of
+// the table): a DEVELOPER is not offered them.
+const mayManage = (ws, scopes) => can(ws, "api_keys:write") && (atLeast(ws, "ADMIN") || !scopes.includes("admin"));
+
+function scopePicker(ws) {
   return h("fieldset", { class: "checks" }, h("legend", {}, "Scopes"),
-    SCOPES.map(([scope, what]) => h("label", {},
+    SCOPES.filter(([scope]) => mayManage(ws, [scope])).map(([scope, what]) => h("label", {},
       h("input", { type: "checkbox", name: "scopes", value: scope, checked: scope === "track:write" }), " ",
       h("code", {}, scope), " — ", what)));
 }
@@ -72,9 +77,9 @@ function keyRow(ctx, key, redraw, showSecret) {
     h("td", {}, timeEl(key.created_at)),
     h("td", { class: "last-used" }, timeEl(key.last_used_at)),
     h("td", {}, key.is_active ? "active" : h("span", { class: "badge" }, "revoked")),
-    actions);
+    can(ctx.workspace, "api_keys:write") ? actions : null); // a reader's table has no Actions column
   const editRow = h("tr", { class: "edit-row", hidden: true }, h("td", { colspan: 7 }));
-  if (key.is_active) {
+  if (key.is_active && mayManage(ctx.workspace, key.scopes)) {
     actions.append(
       h("button", { type: "button", class: "secondary", "aria-label": `Rotate ${key.name}`, "on:click": () => {
         clear(editRow.firstChild).append(rotateForm(ctx, key, async (rotated) => {
@@ -124,16 +129,17 @@ export default {
     const redraw = async () => {
       const keys = await loadKeys(ctx);
       clear(list);
-      if (!keys.length) return list.append(h("p", { class: "empty" }, "No keys yet: create one below."));
+      if (!keys.length) return list.append(h("p", { class: "empty" }, writer ? "No keys yet: create one below." : "No keys yet."));
       list.append(h("table", { class: "table" },
         h("caption", { class: "visually-hidden" }, "API keys of this workspace"),
-        h("thead", {}, h("tr", {}, ["Name", "Key", "Scopes", "Created", "Last used", "Status", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Name", "Key", "Scopes", "Created", "Last used", "Status", writer ? "Actions" : null].filter(Boolean).map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, keys.map((k) => keyRow(ctx, k, redraw, showSecret)))));
     };
-    const create = form({ class: "card", "aria-labelledby": "new-key-title" }, [
+    const writer = can(ctx.workspace, "api_keys:write");
+    const create = writer && form({ class: "card", "aria-labelledby": "new-key-title" }, [
       h("h2", { id: "new-key-title" }, "Create a key"),
       field("Key name", { name: "name", required: true, maxlength: 100, placeholder: "backend" }),
-      scopePicker(),
+      scopePicker(ctx.workspace),
       h("button", { type: "submit", class: "primary" }, "Create key"),
     ], async ({ name, scopes }, el) => {
       if (!scopes.length) throw Object.assign(new Error("Pick at least one scope"), { code: "VALIDATION_ERROR" });
@@ -144,9 +150,9 @@ export default {
       showSecret(secretPanel(`New key ${created.name}`, created, `Scopes: ${created.scopes.join(", ")}`,
         remember(ctx.workspace.id, created)));
     });
-    ctx.root.append(h("h1", {}, "API keys"),
+    ctx.root.append(...[h("h1", {}, "API keys"), roleNotice(ctx.workspace, ["api_keys:write"]),
       h("p", { class: "muted" }, `Keys let SDKs and scripts act for ${ctx.workspace.name}, each within its scopes.`),
-      secretSlot, list, create);
+      secretSlot, list, create].filter(Boolean)); // Element.append would write a null as the text "null"
     await redraw();
   },
 };

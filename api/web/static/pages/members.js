@@ -3,10 +3,13 @@
 import { api } from "../lib/api.js";
 import { h, clear } from "../lib/dom.js";
 import { actionButton, confirmAction, field, form, timeEl, toast } from "../lib/ui.js";
+import { atLeast, can, roleLabel, roleNotice } from "../lib/roles.js";
 
 export const ROLES = ["OWNER", "ADMIN", "DEVELOPER", "VIEWER"];
-const roleLabel = (r) => r[0] + r.slice(1).toLowerCase();
 const roleOptions = ROLES.map((r) => [r, roleLabel(r)]);
+// The server's rules on top of the table (README): nobody grants a role above their own, an ADMIN edits and
+// removes only members at or below ADMIN, nobody changes their own role; anyone may leave.
+const grantable = (ws) => roleOptions.filter(([r]) => atLeast(ws, r));
 
 async function all(path) {
   const items = [];
@@ -23,13 +26,18 @@ function memberRow(ctx, m, redraw) {
   const ws = ctx.workspace.id;
   const me = m.user_id === ctx.user.id;
   const label = m.name ? `${m.name} (${m.email})` : m.email;
-  const role = h("select", { "aria-label": `Role of ${label}`, disabled: me }, roleOptions.map(([v, t]) => h("option", { value: v, selected: v === m.role }, t)));
-  const save = actionButton("Change role", async () => {
+  const above = !atLeast(ctx.workspace, m.role);
+  const mayEdit = !me && !above && can(ctx.workspace, "members:update_roles");
+  const mayRemove = me || (!above && can(ctx.workspace, "members:remove"));
+  const role = mayEdit
+    ? h("select", { "aria-label": `Role of ${label}` }, grantable(ctx.workspace).map(([v, t]) => h("option", { value: v, selected: v === m.role }, t)))
+    : h("span", { class: "role" }, roleLabel(m.role));
+  const save = mayEdit && actionButton("Change role", async () => {
     const saved = await api("PATCH", `/workspaces/${ws}/members/${m.id}`, { role: role.value });
     toast(`${saved.email} is now ${roleLabel(saved.role)}`);
     await redraw();
-  }, { "aria-label": `Change role of ${label}`, disabled: me });
-  const remove = actionButton(me ? "Leave" : "Remove", async () => {
+  }, { "aria-label": `Change role of ${label}` });
+  const remove = mayRemove && actionButton(me ? "Leave" : "Remove", async () => {
     const text = me ? `Leave ${ctx.workspace.name}? You lose access to it.` : `Remove ${label} from ${ctx.workspace.name}?`;
     if (!(await confirmAction(text, { confirm: me ? "Leave" : "Remove" }))) return;
     await api("DELETE", `/workspaces/${ws}/members/${m.id}`);
@@ -54,7 +62,7 @@ function inviteRow(ctx, inv, redraw) {
     h("td", {}, roleLabel(inv.role)),
     h("td", {}, inv.invited_by ? inv.invited_by.email : "–"),
     h("td", {}, timeEl(inv.expires_at)),
-    h("td", { class: "actions" },
+    can(ctx.workspace, "members:invite") && h("td", { class: "actions" },
       actionButton("Resend", async () => {
         const sent = await api("POST", `/workspaces/${ctx.workspace.id}/invites/${inv.id}/resend`);
         toast(`Invitation mailed again to ${sent.email} (the previous link no longer works)`);
@@ -85,13 +93,14 @@ export default {
       const [ms, invs] = await Promise.all([all(`/workspaces/${ws}/members`), all(`/workspaces/${ws}/invites`)]);
       clear(members).append(table("Members", ["Name", "Email", "Role", "Joined", "Actions"], ms.map((m) => memberRow(ctx, m, redraw))));
       clear(invites).append(invs.length
-        ? table("Pending invitations", ["Email", "Role", "Invited by", "Expires", "Actions"], invs.map((i) => inviteRow(ctx, i, redraw)))
+        ? table("Pending invitations", ["Email", "Role", "Invited by", "Expires", inviter && "Actions"].filter(Boolean), invs.map((i) => inviteRow(ctx, i, redraw)))
         : h("p", { class: "empty" }, "No pending invitations."));
     };
-    const invite = form({ class: "card inline-form", "aria-labelledby": "invite-title" }, [
+    const inviter = can(ctx.workspace, "members:invite");
+    const invite = inviter && form({ class: "card inline-form", "aria-labelledby": "invite-title" }, [
       h("h2", { id: "invite-title", class: "full" }, "Invite someone"),
       field("Email address", { name: "email", type: "email", required: true, autocomplete: "off" }),
-      field("Role", { tag: "select", name: "role", options: roleOptions, value: "DEVELOPER" }),
+      field("Role", { tag: "select", name: "role", options: grantable(ctx.workspace), value: "DEVELOPER" }),
       h("button", { type: "submit", class: "primary" }, "Send invitation"),
     ], async ({ email, role }, el) => {
       const sent = await api("POST", `/workspaces/${ws}/invites`, { email, role });
@@ -99,7 +108,8 @@ export default {
       toast(`Invitation mailed to ${sent.email} as ${roleLabel(sent.role)}`);
       await redraw();
     });
-    ctx.root.append(h("h1", {}, "Members"), members, h("h2", {}, "Pending invitations"), invites, invite);
+    ctx.root.append(...[h("h1", {}, "Members"), roleNotice(ctx.workspace, ["members:invite", "members:update_roles", "members:remove"]),
+      members, h("h2", {}, "Pending invitations"), invites, invite].filter(Boolean));
     await redraw();
   },
 };

@@ -1,6 +1,7 @@
 import { api } from "../lib/api.js";
 import { h, clear } from "../lib/dom.js";
 import { actionButton, confirmAction, field, form, toast } from "../lib/ui.js";
+import { can } from "../lib/roles.js";
 
 function slugOf(name) {
   return name.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 50);
@@ -34,6 +35,11 @@ function table(ctx, list) {
       editRow.hidden = true;
       clear(editRow.firstChild);
     };
+    if (!can(w, "workspace:update")) {
+      // Renaming, archiving and restoring need workspace:update (ADMIN, OWNER): a plain note, not buttons.
+      actions.append(h("span", { class: "muted" }, `You are ${w.role ? `a ${w.role.toLowerCase()}` : "a member"} here`));
+      return [row, editRow];
+    }
     actions.append(
       h("button", { type: "button", class: "secondary", "aria-label": `Rename ${w.name}`, "on:click": () => {
         clear(editRow.firstChild).append(renameForm(ctx, w, async () => { closeEdit(); await draw(ctx, list); }));
