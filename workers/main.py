@@ -87,12 +87,33 @@ async def serve(settings: Settings) -> None:
     A batch interrupted that way rolls back and is run again (and deduplicated) later. With
     `settings.instance`, the worker serves that instance's Postgres and Redis, found in the hub's registry.
     """
-    settings = await serving_instance(settings)
-    state = await WorkerState.open(settings)
+    opened = await _open_when_reachable(settings)
+    if opened is None:
+        return
+    settings, state = opened
     try:
         await _run_workers(settings, state)
     finally:
         await state.close()
+
+
+async def _open_when_reachable(settings: Settings) -> tuple[Settings, WorkerState] | None:
+    """The instance's settings and the worker's pools, waiting (backing off to 10 s) while Postgres cannot
+    be reached: a worker started or restarted during an outage waits for it instead of exiting. None when
+    SIGINT/SIGTERM arrive first."""
+    delay = 1.0
+    while True:
+        try:
+            served = await serving_instance(settings)
+            return served, await WorkerState.open(served)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("cannot reach Postgres (%s); trying again in %.0f s", type(exc).__name__, delay)
+        stop = _stop_on_signal()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return None
+        delay = min(delay * 2, 10.0)
 
 
 async def serving_instance(settings: Settings) -> Settings:

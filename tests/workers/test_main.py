@@ -145,3 +145,74 @@ async def test_sigterm_stops_a_worker_waiting_to_reconnect(
             proc.kill()
             proc.wait()
         log.close()
+
+
+async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+def _postgres_upstream(dsn: str) -> tuple[str, int] | str:
+    """Where the suite's Postgres listens: (host, port), or the path of its Unix socket (embedded)."""
+    parts = urlsplit(dsn)
+    if parts.hostname:
+        return parts.hostname, parts.port or 5432
+    [directory] = [v.split("=", 1)[1] for v in parts.query.split("&") if v.startswith("host=")]
+    [path] = [p for p in Path(directory).glob(".s.PGSQL.*") if not p.name.endswith(".lock")]
+    return str(path)
+
+
+async def test_a_worker_started_while_postgres_is_unreachable_waits_for_it(
+    settings: Settings, tenant: Tenant, pool: asyncpg.Pool, worker_redis: tuple[str, Path], tmp_path: Path
+) -> None:
+    """Its Postgres is a port nobody listens on until a forwarder to the suite's server opens there: the
+    worker keeps trying (it used to exit at once) and stores what was queued once it can."""
+    redis_url, _ = worker_redis
+    port = _free_port()
+    dsn = f"postgresql://postgres@127.0.0.1:{port}/{urlsplit(settings.dsn).path.lstrip('/')}"
+    env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": redis_url, "EVENTPLANE_REDIS_PREFIX": "ep:",
+           "EVENTPLANE_WORKER_METRICS_PORT": "0", "EVENTPLANE_WORKER_POLL_DELAY": "0.02",
+           "EVENTPLANE_LOG_FORMAT": "text"}  # fmt: skip
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
+    proc = _spawn(["workers"], env, log)
+    upstream = _postgres_upstream(settings.dsn)
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if isinstance(upstream, str):
+            up_reader, up_writer = await asyncio.open_unix_connection(upstream)
+        else:
+            up_reader, up_writer = await asyncio.open_connection(*upstream)
+        await asyncio.gather(_forward(reader, up_writer), _forward(up_reader, writer))
+
+    forwarder: asyncio.Server | None = None
+    try:
+        redis: Redis = connect_redis(redis_url)
+        try:
+            await queue.enqueue(redis, RedisNames("ep:"), [([row(tenant, "queued-in-outage")], [])])
+        finally:
+            await redis.aclose()
+        deadline = time.monotonic() + 30
+        while b"cannot reach Postgres" not in log_path.read_bytes():
+            assert proc.poll() is None, log_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, "the worker never tried Postgres"
+            await asyncio.sleep(0.02)
+        forwarder = await asyncio.start_server(relay, "127.0.0.1", port)
+        await _wait_rows(pool, tenant, 1, proc)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                await asyncio.to_thread(proc.wait, 30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        log.close()
+        if forwarder is not None:
+            forwarder.close()
