@@ -23,6 +23,7 @@ from workers.state import WorkerState
 
 log = logging.getLogger("eventplane.workers")
 HEALTHY_AFTER = 30.0  # a worker that ran this long restarts after the shortest delay again
+MAX_RETRY_DELAY = 10.0  # seconds between tries to reach Redis or Postgres, at most
 
 
 def worker_kwargs(settings: Settings, state: WorkerState | None = None, **overrides: Any) -> dict[str, Any]:
@@ -98,7 +99,7 @@ async def serve(settings: Settings) -> None:
 
 
 async def _open_when_reachable(settings: Settings) -> tuple[Settings, WorkerState] | None:
-    """The instance's settings and the worker's pools, waiting (backing off to 10 s) while Postgres cannot
+    """The instance's settings and the worker's pools, waiting (backing off to MAX_RETRY_DELAY) while Postgres cannot
     be reached: a worker started or restarted during an outage waits for it instead of exiting. None when
     SIGINT/SIGTERM arrive first."""
     delay = 1.0
@@ -108,12 +109,9 @@ async def _open_when_reachable(settings: Settings) -> tuple[Settings, WorkerStat
             return served, await WorkerState.open(served)
         except TRANSIENT_ERRORS as exc:
             log.warning("cannot reach Postgres (%s); trying again in %.0f s", type(exc).__name__, delay)
-        stop = _stop_on_signal()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        if stop.is_set():
+        if await _stopped_during(_stop_on_signal(), delay):
             return None
-        delay = min(delay * 2, 10.0)
+        delay = min(delay * 2, MAX_RETRY_DELAY)
 
 
 async def serving_instance(settings: Settings) -> Settings:
@@ -151,11 +149,16 @@ async def _run_workers(settings: Settings, state: WorkerState) -> None:
                 await worker.pool.close(close_connection_pool=True)
         if time.monotonic() - started > HEALTHY_AFTER:
             delay = 1.0
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        if stop.is_set():
+        if await _stopped_during(stop, delay):
             return
-        delay = min(delay * 2, 10.0)
+        delay = min(delay * 2, MAX_RETRY_DELAY)
+
+
+async def _stopped_during(stop: asyncio.Event, delay: float) -> bool:
+    """Wait `delay` seconds before trying again; True when SIGINT/SIGTERM arrived meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)
+    return stop.is_set()
 
 
 def _stop_on_signal() -> asyncio.Event:

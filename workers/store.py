@@ -236,7 +236,7 @@ def person_of(row: Sequence[Any]) -> tuple[str | None, str | None, dt.datetime |
     if isinstance(received, int) and not isinstance(received, bool):
         with contextlib.suppress(OverflowError, OSError, ValueError):
             when = dt.datetime.fromtimestamp(received / 1_000_000, dt.UTC)
-    return text(3), text(4), when
+    return text(ROW_FIELDS.index("user_id")), text(ROW_FIELDS.index("anonymous_id")), when
 
 
 def dump_row(row: Sequence[Any]) -> bytes:
